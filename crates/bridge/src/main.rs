@@ -1,0 +1,2 @@
+//! `encoder-bridge`: the daemon and its operator commands.
+fn main() {}

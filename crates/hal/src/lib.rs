@@ -1,0 +1,1 @@
+//! encoder-hal: drives real card encoders.

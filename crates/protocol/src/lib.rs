@@ -1,0 +1,3 @@
+//! encoder-protocol: every byte that goes to a card and every byte that comes back.
+//!
+//! Sans-IO: no threads, no sockets, no files.

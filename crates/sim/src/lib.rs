@@ -1,0 +1,1 @@
+//! encoder-sim: virtual hardware for tests and the demo.

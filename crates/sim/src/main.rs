@@ -1,0 +1,2 @@
+//! `encoder-sim`: command-line entry point.
+fn main() {}
