@@ -1,1 +1,19 @@
 //! encoder-sim: virtual hardware for tests and the demo.
+//!
+//! - [`mifare`]: the MIFARE Classic card model (no reader specifics).
+//! - [`card`]: a card of any supported type behind a PC/SC Part 3 reader front end
+//!   (ACR122U-style status words).
+//! - [`vpcd`]: the TCP link to pcscd's virtual reader driver.
+//! - [`runner`]: the `encoder-sim card` process loop (vpcd, stdin commands, signals, images).
+#![forbid(unsafe_code)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod mifare;
