@@ -1,1 +1,280 @@
-//! Test support: the private pcscd + vpcd rig.
+//! Test support: the private pcscd + vpcd rig and virtual cards, for integration tests.
+//!
+//! Each test (nextest runs every test in its own process) starts its own [`Rig`]: a pcscd in
+//! a mount and network namespace of its own (`rig/pcsc-rig`), so tests run in parallel without
+//! sharing readers or ports, and nothing outlives them: every helper process is started with
+//! a parent-death signal.
+//!
+//! A missing rig (no root, pcscd or vpcd not installed) is a test failure, never a skip.
+
+#![allow(clippy::missing_panics_doc)]
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+/// How long to wait for helper processes to come up.
+pub const STARTUP: Duration = Duration::from_secs(15);
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A binary of the workspace (`encoder-sim`, `encoder-bridge`), built next to the test binary.
+///
+/// `make test` builds them first; `ENCODER_SIM` / `ENCODER_BRIDGE` override the path.
+pub fn binary(name: &str) -> PathBuf {
+    let var = name.to_uppercase().replace('-', "_");
+    if let Some(path) = std::env::var_os(&var) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --workspace --bins` first (or set {var})",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed with the test: `setpriv --pdeathsig KILL`.
+fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new("setpriv");
+    cmd.arg("--pdeathsig").arg("KILL").arg(program);
+    cmd
+}
+
+/// A private pcscd with `readers` virtual readers.
+pub struct Rig {
+    dir: tempfile::TempDir,
+    holder: Child,
+    pcscd: Option<Child>,
+    holder_pid: u32,
+}
+
+impl Rig {
+    /// Starts a rig with `readers` virtual readers (named by [`Rig::reader_name`]).
+    pub fn start(readers: usize) -> Self {
+        let script = workspace().join("rig/pcsc-rig");
+        let dir = tempfile::Builder::new().prefix("pcsc-rig.").tempdir().expect("tempdir");
+        let holder = guarded(&script)
+            .arg("holder")
+            .arg(dir.path())
+            .arg(readers.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot run rig/pcsc-rig (is util-linux installed?)");
+        let pid_file = dir.path().join("holder.pid");
+        wait_until(STARTUP, || pid_file.exists());
+        let holder_pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!("the rig's namespace did not come up (needs root, unshare and iproute2)")
+            });
+        let mut rig = Self { dir, holder, pcscd: None, holder_pid };
+        rig.start_pcscd();
+        rig
+    }
+
+    /// The rig's state directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// pcscd's socket, as reachable from outside the namespace.
+    pub fn socket(&self) -> PathBuf {
+        PathBuf::from(format!("/proc/{}/root/run/pcscd/pcscd.comm", self.holder_pid))
+    }
+
+    /// The environment a client process needs to use this rig.
+    pub fn env(&self) -> (&'static str, OsString) {
+        ("PCSCLITE_CSOCK_NAME", self.socket().into_os_string())
+    }
+
+    /// Points this process's pcsc-lite client at the rig. Call before any PC/SC call; one rig
+    /// per process (libpcsclite reads the variable once).
+    #[allow(unsafe_code)]
+    pub fn use_in_this_process(&self) {
+        let (key, value) = self.env();
+        // SAFETY: called at the start of a test, before this test starts threads that read the
+        // environment; nextest runs each test in a process of its own.
+        unsafe { std::env::set_var(key, value) };
+    }
+
+    /// The PC/SC name of reader `slot` (0-based): vpcd gives each configured reader two slots.
+    pub fn reader_name(slot: usize) -> String {
+        format!("Virtual PCD {} 00 {:02}", slot / 2, slot % 2)
+    }
+
+    /// Starts pcscd (again) in the rig's namespace and waits for its socket.
+    pub fn start_pcscd(&mut self) {
+        assert!(self.pcscd.is_none(), "pcscd already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir().join("pcscd.log"))
+            .expect("pcscd.log");
+        let child = guarded(workspace().join("rig/pcsc-rig"))
+            .arg("pcscd")
+            .arg(self.dir())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("cannot start pcscd");
+        self.pcscd = Some(child);
+        let socket = self.socket();
+        wait_until(STARTUP, || socket.exists());
+        assert!(socket.exists(), "pcscd did not start: {}", self.log());
+    }
+
+    /// Kills pcscd (SIGKILL, as a crash) and waits until its socket is gone.
+    pub fn kill_pcscd(&mut self) {
+        if let Some(mut child) = self.pcscd.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let socket = self.socket();
+        // pcscd's tmpfs keeps a stale socket file after a crash: remove it so a restart is
+        // observable, as a system restart of pcscd.socket would do.
+        let _ = std::fs::remove_file(&socket);
+    }
+
+    /// Rewrites the reader configuration to `readers` readers; takes effect at the next
+    /// [`Rig::start_pcscd`] (pcscd 1.9 reads reader.conf.d at start only).
+    pub fn set_readers(&self, readers: usize) {
+        let status = Command::new(workspace().join("rig/pcsc-rig"))
+            .arg("conf")
+            .arg(self.dir())
+            .arg(readers.to_string())
+            .status()
+            .expect("pcsc-rig conf");
+        assert!(status.success());
+    }
+
+    /// pcscd's log so far, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("pcscd.log")).unwrap_or_default()
+    }
+
+    /// Starts `encoder-sim card ARGS` on reader `slot` and waits until the card is present.
+    pub fn card(&self, slot: usize, args: &[&str]) -> SimCard {
+        let mut child = guarded("nsenter")
+            .arg("--target")
+            .arg(self.holder_pid.to_string())
+            .arg("--net")
+            .arg("--")
+            .arg(binary("encoder-sim"))
+            .arg("card")
+            .arg("--vpcd")
+            .arg(format!("127.0.0.1:{}", 35963 + slot))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("cannot start encoder-sim card");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut card = SimCard { child, stdin, lines };
+        card.expect_line("present");
+        card
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.kill_pcscd();
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// A running `encoder-sim card`.
+pub struct SimCard {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl SimCard {
+    /// Waits (up to [`STARTUP`]) for the card to print `line`; panics otherwise.
+    pub fn expect_line(&mut self, line: &str) {
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(got) if got.trim() == line => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("virtual card did not say {line:?}"),
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("virtual card exited before saying {line:?}")
+                }
+            }
+        }
+    }
+
+    /// Sends a control command (`remove`, `insert`, `quit`).
+    pub fn command(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{command}").expect("write to card");
+        stdin.flush().expect("flush");
+    }
+
+    /// Takes the card out of the field and waits until it is.
+    pub fn remove(&mut self) {
+        self.command("remove");
+        self.expect_line("removed");
+    }
+
+    /// Puts the card back and waits until it is present.
+    pub fn insert(&mut self) {
+        self.command("insert");
+        self.expect_line("present");
+    }
+
+    /// Ends the card process (SIGTERM path: saves its image) and returns its exit status.
+    pub fn quit(mut self) -> ExitStatus {
+        self.command("quit");
+        self.stdin = None;
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Drop for SimCard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `ready` holds or `limit` passes; test-harness only (helper processes give no
+/// event to wait on other than a file appearing).
+pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if ready() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ready()
+}

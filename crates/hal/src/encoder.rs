@@ -1,0 +1,96 @@
+//! The reader/session interface every encoder backend implements.
+//!
+//! The split follows openpgp-card: this trait has no hardware dependency, each transport
+//! (PC/SC, serial PN532) implements it, and the protocol crate's jobs run over
+//! [`Transmit`], so there is one code path for every encoder.
+//!
+//! All methods block. A backend is driven from one dedicated OS thread (PC/SC and serial calls
+//! block, and pcsc-lite wants one context per thread, reference/cards.md §6); other threads
+//! interrupt a blocked wait through the [`Canceller`] the encoder hands out.
+
+use std::fmt;
+use std::time::Duration;
+
+use encoder_protocol::transmit::Transmit;
+
+use crate::cancel::Canceller;
+use crate::error::HalError;
+
+/// The transport behind an encoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EncoderKind {
+    /// A PC/SC contactless reader through pcscd.
+    Pcsc,
+    /// A PN532 module on a serial line.
+    Pn532,
+}
+
+impl EncoderKind {
+    /// Stable name: `pcsc` or `pn532`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Pcsc => "pcsc",
+            Self::Pn532 => "pn532",
+        }
+    }
+}
+
+/// What the reader knows of the card in its field.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardInfo {
+    /// Answer to reset as the reader reports it (PC/SC Part 3 synthesises one for storage cards).
+    pub atr: Vec<u8>,
+    /// The card's UID, from `FF CA 00 00 00`.
+    pub uid: Vec<u8>,
+    /// The SAK (select acknowledge), where the reader gives it. PC/SC readers of the
+    /// ACR122U kind do not (the protocol crate reads it from the ATR where a reader encodes it
+    /// there); the PN532 backend does.
+    pub sak: Option<u8>,
+}
+
+impl fmt::Debug for CardInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CardInfo")
+            .field("atr", &hex(&self.atr))
+            .field("uid", &hex(&self.uid))
+            .field("sak", &self.sak)
+            .finish()
+    }
+}
+
+/// Upper-case hex with spaces between bytes, for logs and CLI output.
+pub fn hex(bytes: &[u8]) -> String {
+    let parts: Vec<String> = bytes.iter().map(|b| format!("{b:02X}")).collect();
+    parts.join(" ")
+}
+
+/// An open, exclusive session with the card on an encoder.
+///
+/// Dropping the session releases the card (and leaves it powered, so another session can
+/// resume without a new anticollision).
+pub trait CardSession: Transmit {
+    /// ATR, UID and SAK of the card this session talks to.
+    fn info(&self) -> &CardInfo;
+}
+
+/// One card encoder: a reader with at most one card in its field.
+pub trait Encoder: Send {
+    /// The reader's name as the system reports it (PC/SC reader name or serial device path).
+    fn name(&self) -> &str;
+
+    /// The transport behind it.
+    fn kind(&self) -> EncoderKind;
+
+    /// Blocks until a card is in the field; `Ok(false)` when `timeout` passes first.
+    ///
+    /// Event-driven: it sleeps in the transport's own wait (for PC/SC, `SCardGetStatusChange`),
+    /// never in a polling loop of ours. Returns [`crate::ErrorKind::Cancelled`] when the
+    /// encoder's [`Canceller`] fires.
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<bool, HalError>;
+
+    /// Opens an exclusive session with the card in the field and reads its UID.
+    fn open_session(&mut self) -> Result<Box<dyn CardSession + '_>, HalError>;
+
+    /// A handle other threads use to interrupt a blocked call on this encoder.
+    fn canceller(&self) -> Canceller;
+}

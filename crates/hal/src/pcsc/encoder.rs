@@ -1,0 +1,180 @@
+//! A PC/SC contactless reader as an [`Encoder`].
+
+use std::ffi::CString;
+use std::time::{Duration, Instant};
+
+use encoder_protocol::transmit::{Transmit, TransmitError};
+
+use crate::cancel::Canceller;
+use crate::encoder::{CardInfo, CardSession, Encoder, EncoderKind};
+use crate::error::{ErrorKind, HalError};
+
+use super::context::ContextSlot;
+use super::errors::hal_error;
+
+/// `FF CA 00 00 00`: get the UID of the card in the field (PC/SC Part 3, reference/cards.md §4).
+const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+
+/// A PC/SC reader, driven from one thread with a context of its own.
+pub struct PcscEncoder {
+    name: String,
+    reader: CString,
+    slot: ContextSlot,
+}
+
+impl std::fmt::Debug for PcscEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcscEncoder").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl PcscEncoder {
+    /// An encoder for the reader called `name` (as `SCardListReaders` reports it).
+    ///
+    /// Nothing is opened yet: the reader may appear later, and pcscd may be down.
+    pub fn new(name: &str) -> Result<Self, HalError> {
+        let reader = CString::new(name).map_err(|_| {
+            HalError::new(ErrorKind::Other, "reader name contains a NUL byte").on_reader(name)
+        })?;
+        Ok(Self { name: name.to_owned(), reader, slot: ContextSlot::new(Canceller::new()) })
+    }
+
+    fn error(&mut self, call: &str, e: pcsc::Error) -> HalError {
+        let error = hal_error(call, e).on_reader(&self.name);
+        self.slot.invalidate_on(&error);
+        error
+    }
+
+    /// Waits on one context until present, gone, timed out or failed.
+    fn wait_on(&mut self, ctx: &pcsc::Context, deadline: Instant) -> Result<bool, HalError> {
+        let mut states = [pcsc::ReaderState::new(self.reader.clone(), pcsc::State::UNAWARE)];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match ctx.get_status_change(left, &mut states) {
+                Ok(()) => {}
+                Err(pcsc::Error::Timeout) => return Ok(false),
+                Err(e) => return Err(self.error("SCardGetStatusChange", e)),
+            }
+            let [state] = &mut states;
+            let event = state.event_state();
+            if event.intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE) {
+                return Err(HalError::new(ErrorKind::ReaderUnavailable, "reader is not connected")
+                    .on_reader(&self.name));
+            }
+            if event.contains(pcsc::State::PRESENT) && !event.contains(pcsc::State::MUTE) {
+                return Ok(true);
+            }
+            if left.is_zero() {
+                return Ok(false);
+            }
+            state.sync_current_state();
+        }
+    }
+}
+
+impl Encoder for PcscEncoder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> EncoderKind {
+        EncoderKind::Pcsc
+    }
+
+    fn wait_for_card(&mut self, timeout: Duration) -> Result<bool, HalError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ctx = self.slot.get_until(deadline).map_err(|e| e.on_reader(&self.name))?;
+            match self.wait_on(&ctx, deadline) {
+                // pcscd restarted under us: wait on a new context for the time that is left.
+                Err(e) if e.kind() == ErrorKind::NoService && Instant::now() < deadline => {
+                    let delay = self.slot.next_delay();
+                    if !self.slot.canceller().sleep(delay) {
+                        return Err(HalError::new(ErrorKind::Cancelled, "encoder is shutting down"));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn open_session(&mut self) -> Result<Box<dyn CardSession + '_>, HalError> {
+        let ctx = self.slot.get().map_err(|e| e.on_reader(&self.name))?;
+        let card = ctx
+            .connect(&self.reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+            .map_err(|e| self.error("SCardConnect", e))?;
+        let atr = card
+            .status2_owned()
+            .map_err(|e| self.error("SCardStatus", e))?
+            .atr()
+            .to_vec();
+        let mut session = PcscSession {
+            card,
+            reader: self.name.clone(),
+            info: CardInfo { atr, uid: Vec::new(), sak: None },
+        };
+        let reply = session.exchange(&GET_UID)?;
+        match reply.split_last_chunk::<2>() {
+            Some((uid, [0x90, 0x00])) if !uid.is_empty() => session.info.uid = uid.to_vec(),
+            _ => {
+                return Err(HalError::new(
+                    ErrorKind::Protocol,
+                    format!("reader refused FF CA (get UID): {}", crate::encoder::hex(&reply)),
+                )
+                .on_reader(&self.name));
+            }
+        }
+        Ok(Box::new(session))
+    }
+
+    fn canceller(&self) -> Canceller {
+        self.slot.canceller().clone()
+    }
+}
+
+/// An exclusive connection to the card on a PC/SC reader.
+///
+/// Dropping it disconnects with `SCARD_RESET_CARD`, which also drops the card's authentication
+/// state, so no later session inherits an authenticated sector.
+pub struct PcscSession {
+    card: pcsc::Card,
+    reader: String,
+    info: CardInfo,
+}
+
+impl PcscSession {
+    fn exchange(&mut self, command: &[u8]) -> Result<Vec<u8>, HalError> {
+        let mut buffer = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
+        // The header only: the body may hold a key (FF 82) or card data with MACs.
+        tracing::trace!(
+            reader = %self.reader,
+            header = %crate::encoder::hex(command.get(..4).unwrap_or(command)),
+            len = command.len(),
+            "APDU >"
+        );
+        let reply = self
+            .card
+            .transmit(command, &mut buffer)
+            .map_err(|e| hal_error("SCardTransmit", e).on_reader(&self.reader))?;
+        // Replies may carry MACs of our payload: trace their length and status word only.
+        tracing::trace!(
+            reader = %self.reader,
+            len = reply.len(),
+            sw = %crate::encoder::hex(reply.get(reply.len().saturating_sub(2)..).unwrap_or_default()),
+            "APDU <"
+        );
+        Ok(reply.to_vec())
+    }
+}
+
+impl Transmit for PcscSession {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        self.exchange(command).map_err(TransmitError::from)
+    }
+}
+
+impl CardSession for PcscSession {
+    fn info(&self) -> &CardInfo {
+        &self.info
+    }
+}
