@@ -1,6 +1,7 @@
 //! encoder-sim: virtual hardware for tests and the demo.
 //!
 //! - [`mifare`]: the MIFARE Classic card model (no reader specifics).
+//! - [`ultralight`]: MIFARE Ultralight memory.
 //! - [`card`]: a card of any supported type behind a PC/SC Part 3 reader front end
 //!   (ACR122U-style status words).
 //! - [`vpcd`]: the TCP link to pcscd's virtual reader driver.
@@ -16,4 +17,10 @@
     )
 )]
 
+pub mod atr;
+pub mod card;
+pub mod error;
 pub mod mifare;
+pub mod ultralight;
+
+pub use error::SimError;

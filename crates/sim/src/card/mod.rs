@@ -1,0 +1,411 @@
+//! A virtual card of any supported type behind a PC/SC Part 3 reader front end that answers
+//! as an ACS reader (ACR122U / ACR1252U) does (reference/cards.md §4).
+//!
+//! [`VirtualCard::transmit`] takes a command APDU as a PC/SC client sends it to the reader
+//! and returns the full response (data + status word). The reader side holds the two
+//! volatile key slots and re-selects a halted card before an authentication, as the
+//! ACR122U firmware does; the card side is [`crate::mifare::MifareClassic`],
+//! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
+
+mod part3;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::atr;
+use crate::error::SimError;
+use crate::mifare::{self, Geometry, MifareClassic};
+use crate::ultralight::{self, Ultralight};
+
+pub use part3::sw;
+
+/// The kinds of card the simulator can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardType {
+    /// MIFARE Classic 1K (SAK 08, ATR name 0001).
+    Classic1k,
+    /// MIFARE Classic 4K (SAK 18, ATR name 0002).
+    Classic4k,
+    /// MIFARE Mini (SAK 09, ATR name 0026).
+    Mini,
+    /// MIFARE Ultralight (SAK 00, ATR name 0003, 7-byte UID, 16 pages).
+    Ultralight,
+    /// MIFARE DESFire: an ISO 14443-4 card (SAK 20), not MIFARE Classic.
+    Desfire,
+}
+
+/// ATS of the simulated DESFire (EV1-like): TL 06, T0 75, TA 77, TB 81, TC 02, historical
+/// byte 80.
+pub const DESFIRE_ATS: [u8; 6] = [0x06, 0x75, 0x77, 0x81, 0x02, 0x80];
+
+impl CardType {
+    /// Every type, in CLI order.
+    pub const ALL: [Self; 5] = [
+        Self::Classic1k,
+        Self::Classic4k,
+        Self::Mini,
+        Self::Ultralight,
+        Self::Desfire,
+    ];
+
+    /// The CLI name (`classic-1k`, `classic-4k`, `mini`, `ultralight`, `desfire`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Classic1k => "classic-1k",
+            Self::Classic4k => "classic-4k",
+            Self::Mini => "mini",
+            Self::Ultralight => "ultralight",
+            Self::Desfire => "desfire",
+        }
+    }
+
+    /// MIFARE Classic geometry, for the Classic types.
+    pub const fn geometry(self) -> Option<Geometry> {
+        match self {
+            Self::Classic1k => Some(Geometry::Classic1k),
+            Self::Classic4k => Some(Geometry::Classic4k),
+            Self::Mini => Some(Geometry::Mini),
+            Self::Ultralight | Self::Desfire => None,
+        }
+    }
+
+    /// Size of the memory image (`--load`/`--save`), if the type has one.
+    pub const fn image_len(self) -> Option<usize> {
+        match self.geometry() {
+            Some(g) => Some(g.byte_len()),
+            None if matches!(self, Self::Ultralight) => Some(ultralight::IMAGE_LEN),
+            None => None,
+        }
+    }
+
+    /// UID used when none is given.
+    pub const fn default_uid(self) -> &'static [u8] {
+        match self {
+            Self::Classic1k | Self::Classic4k | Self::Mini => &[0xDE, 0xAD, 0xBE, 0xEF],
+            Self::Ultralight => &[0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
+            Self::Desfire => &[0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77],
+        }
+    }
+
+    const fn allowed_uid_lengths(self) -> (&'static [usize], &'static str) {
+        match self {
+            Self::Ultralight => (&[7], "7"),
+            _ => (&[4, 7], "4 or 7"),
+        }
+    }
+
+    /// SAK (§1).
+    pub const fn sak(self) -> u8 {
+        match self.geometry() {
+            Some(g) => g.sak(),
+            None if matches!(self, Self::Desfire) => 0x20,
+            None => 0x00,
+        }
+    }
+
+    /// ATQA, most significant byte first.
+    pub const fn atqa(self, uid_len: usize) -> [u8; 2] {
+        match self.geometry() {
+            Some(g) => g.atqa(uid_len),
+            None if matches!(self, Self::Desfire) => [0x03, 0x44],
+            None => [0x00, 0x44],
+        }
+    }
+
+    /// The ATR a PC/SC reader reports for this card (§4): Part 3 storage-card ATR with
+    /// standard 03 (ISO 14443-A part 3) and the card name, or for DESFire the ISO 14443-4
+    /// form built from the ATS historical bytes (`3B 81 80 01 80 80`).
+    pub fn atr(self) -> Vec<u8> {
+        match self {
+            Self::Classic1k => atr::storage_card(0x03, 0x0001),
+            Self::Classic4k => atr::storage_card(0x03, 0x0002),
+            Self::Mini => atr::storage_card(0x03, 0x0026),
+            Self::Ultralight => atr::storage_card(0x03, 0x0003),
+            Self::Desfire => atr::iso14443_4(DESFIRE_ATS.get(5..).unwrap_or_default()),
+        }
+    }
+}
+
+impl fmt::Display for CardType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for CardType {
+    type Err = SimError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| SimError::UnknownCardType(s.to_owned()))
+    }
+}
+
+/// What reaches EEPROM when the card leaves the field during a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum TearMode {
+    /// Nothing of the write lands.
+    Lost,
+    /// The first half lands (8 of 16 bytes of a Classic block, 2 of 4 of a page).
+    #[default]
+    Half,
+    /// The whole write lands, but the card is gone before it can acknowledge.
+    Landed,
+}
+
+impl TearMode {
+    /// The CLI name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Lost => "lost",
+            Self::Half => "half",
+            Self::Landed => "landed",
+        }
+    }
+
+    /// How many of `len` bytes land.
+    pub const fn landed_bytes(self, len: usize) -> usize {
+        match self {
+            Self::Lost => 0,
+            Self::Half => len / 2,
+            Self::Landed => len,
+        }
+    }
+}
+
+impl fmt::Display for TearMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for TearMode {
+    type Err = SimError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Lost, Self::Half, Self::Landed]
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| SimError::UnknownTearMode(s.to_owned()))
+    }
+}
+
+/// The chip behind the reader.
+#[derive(Clone, Debug)]
+enum Chip {
+    Classic(MifareClassic),
+    Ultralight(Ultralight),
+    Desfire,
+}
+
+/// A card of any [`CardType`] in a PC/SC Part 3 reader.
+#[derive(Clone, Debug)]
+pub struct VirtualCard {
+    card_type: CardType,
+    uid: Vec<u8>,
+    chip: Chip,
+    /// Reader-side volatile key slots 00 and 01 (`FF 82`). They belong to the reader, so
+    /// they survive card removal and power cycles.
+    keys: [Option<[u8; 6]>; 2],
+    /// Tear at the write attempt made when `writes` reaches this count.
+    tear_at: Option<(u32, TearMode)>,
+    torn: bool,
+    writes: u32,
+}
+
+impl VirtualCard {
+    /// A fresh card (factory state) with the given UID or the type's default. Classic cards
+    /// get their block 0 built from the UID (§1).
+    pub fn new(card_type: CardType, uid: Option<&[u8]>) -> Result<Self, SimError> {
+        let uid = uid.unwrap_or(card_type.default_uid()).to_vec();
+        let (allowed, allowed_text) = card_type.allowed_uid_lengths();
+        if !allowed.contains(&uid.len()) {
+            return Err(SimError::InvalidUid {
+                card_type: card_type.name(),
+                len: uid.len(),
+                allowed: allowed_text,
+            });
+        }
+        let chip = match card_type.geometry() {
+            Some(g) => {
+                let block0 = mifare::manufacturer_block(g, &uid).ok_or(SimError::InvalidUid {
+                    card_type: card_type.name(),
+                    len: uid.len(),
+                    allowed: allowed_text,
+                })?;
+                Chip::Classic(MifareClassic::factory(g, block0))
+            }
+            None if card_type == CardType::Ultralight => {
+                Chip::Ultralight(Ultralight::new(&uid).ok_or(SimError::InvalidUid {
+                    card_type: card_type.name(),
+                    len: uid.len(),
+                    allowed: allowed_text,
+                })?)
+            }
+            None => Chip::Desfire,
+        };
+        Ok(Self::with_chip(card_type, uid, chip))
+    }
+
+    /// A card holding a raw memory image (`.mfd` layout for Classic: 320/1024/4096 bytes,
+    /// keys in the trailers; 64 bytes for Ultralight). The UID is taken from block 0 (see
+    /// [`uid_len_of_block0`]) or the Ultralight pages 0-1.
+    pub fn from_image(card_type: CardType, image: &[u8]) -> Result<Self, SimError> {
+        let expected = card_type
+            .image_len()
+            .ok_or(SimError::NoImage(card_type.name()))?;
+        if image.len() != expected {
+            return Err(SimError::ImageSize {
+                card_type: card_type.name(),
+                expected,
+                got: image.len(),
+            });
+        }
+        let size_error = || SimError::ImageSize {
+            card_type: card_type.name(),
+            expected,
+            got: image.len(),
+        };
+        let (uid, chip) = if let Some(g) = card_type.geometry() {
+            let classic = MifareClassic::from_image(g, image).map_err(|_| size_error())?;
+            let head = image.get(..8).ok_or_else(size_error)?;
+            let uid_len = uid_len_of_block0(head, g.sak());
+            (
+                head.get(..uid_len).unwrap_or_default().to_vec(),
+                Chip::Classic(classic),
+            )
+        } else {
+            let ul = Ultralight::from_image(image).ok_or_else(size_error)?;
+            (ul.uid().to_vec(), Chip::Ultralight(ul))
+        };
+        Ok(Self::with_chip(card_type, uid, chip))
+    }
+
+    fn with_chip(card_type: CardType, uid: Vec<u8>, chip: Chip) -> Self {
+        Self {
+            card_type,
+            uid,
+            chip,
+            keys: [None; 2],
+            tear_at: None,
+            torn: false,
+            writes: 0,
+        }
+    }
+
+    /// The memory image (empty for DESFire).
+    pub fn image(&self) -> Vec<u8> {
+        match &self.chip {
+            Chip::Classic(c) => c.image(),
+            Chip::Ultralight(u) => u.image(),
+            Chip::Desfire => Vec::new(),
+        }
+    }
+
+    /// The card type.
+    pub const fn card_type(&self) -> CardType {
+        self.card_type
+    }
+
+    /// The ATR the reader reports.
+    pub fn atr(&self) -> Vec<u8> {
+        self.card_type.atr()
+    }
+
+    /// The UID (4 or 7 bytes).
+    pub fn uid(&self) -> &[u8] {
+        &self.uid
+    }
+
+    /// The SAK.
+    pub const fn sak(&self) -> u8 {
+        self.card_type.sak()
+    }
+
+    /// The ATQA, most significant byte first.
+    pub fn atqa(&self) -> [u8; 2] {
+        self.card_type.atqa(self.uid.len())
+    }
+
+    /// The MIFARE Classic model, for Classic types (to inspect memory or sector health).
+    pub const fn classic(&self) -> Option<&MifareClassic> {
+        match &self.chip {
+            Chip::Classic(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn forget_session(&mut self) {
+        if let Chip::Classic(c) = &mut self.chip {
+            c.power_cycle();
+        }
+    }
+
+    /// Field off: the card forgets its authentication.
+    pub fn power_off(&mut self) {
+        self.forget_session();
+    }
+
+    /// Field on: the card comes up fresh (no authentication) and the reader selects it.
+    pub fn power_on(&mut self) {
+        self.forget_session();
+    }
+
+    /// Warm reset: as a power cycle.
+    pub fn reset(&mut self) {
+        self.forget_session();
+    }
+
+    /// The card is put (back) on the reader: fresh from power-up, and no longer torn.
+    pub fn insert(&mut self) {
+        self.torn = false;
+        self.forget_session();
+    }
+
+    /// Arms (or with `None` disarms) a tear: after `n` more accepted writes, the card
+    /// leaves the field during the next write, of which `mode` decides what lands. The tear
+    /// fires once.
+    pub fn set_tear_after_writes(&mut self, n: Option<u32>, mode: TearMode) {
+        self.tear_at = n.map(|n| (self.writes.saturating_add(n), mode));
+    }
+
+    /// Whether the tear happened: the card has left the field, and every transmit answers
+    /// `63 00` until [`Self::insert`].
+    pub const fn is_torn(&self) -> bool {
+        self.torn
+    }
+
+    /// Number of writes the card accepted.
+    pub const fn writes(&self) -> u32 {
+        self.writes
+    }
+
+    /// Sends a command APDU through the reader; returns the response data and status word.
+    /// Never panics, whatever the bytes.
+    pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
+        if self.torn {
+            return sw::FAILED.to_vec();
+        }
+        self.dispatch(apdu)
+    }
+}
+
+/// Guesses the UID length from the first bytes of a Classic block 0 (§1): 4 when byte 4 is
+/// the BCC of bytes 0-3 and byte 5 the SAK; else 7 when byte 7 is the SAK; else 4 when the
+/// BCC matches, else 7.
+pub fn uid_len_of_block0(block0: &[u8], sak: u8) -> usize {
+    let bcc = block0.iter().take(4).fold(0, |a, b| a ^ b);
+    let bcc_ok = block0.get(4) == Some(&bcc);
+    if bcc_ok && block0.get(5) == Some(&sak) {
+        4
+    } else if block0.get(7) == Some(&sak) || !bcc_ok {
+        7
+    } else {
+        4
+    }
+}
+
+#[cfg(test)]
+mod tests;
