@@ -22,5 +22,6 @@ pub mod card;
 pub mod error;
 pub mod mifare;
 pub mod ultralight;
+pub mod vpcd;
 
 pub use error::SimError;
