@@ -21,6 +21,7 @@ pub mod atr;
 pub mod card;
 pub mod error;
 pub mod mifare;
+pub mod runner;
 pub mod ultralight;
 pub mod vpcd;
 

@@ -1,2 +1,126 @@
 //! `encoder-sim`: command-line entry point.
-fn main() {}
+//!
+//! `encoder-sim card --type classic-1k` places a virtual card on pcscd's vpcd reader; see
+//! [`encoder_sim::runner`] for its behaviour. Room is left for `pn532` and `cloud`.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use encoder_sim::card::{CardType, TearMode};
+use encoder_sim::error::parse_hex;
+use encoder_sim::runner::{self, CardOptions};
+use encoder_sim::vpcd;
+
+/// Virtual hardware for encoder-bridge tests and demos.
+#[derive(Parser, Debug)]
+#[command(name = "encoder-sim", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A virtual contactless card on pcscd's vpcd reader, as behind an ACR122U.
+    ///
+    /// Prints `present` / `removed` as the card comes and goes. Reads commands on stdin, one
+    /// per line: `remove`, `insert`, `quit`. SIGTERM/SIGINT remove the card and exit.
+    Card(CardArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CardArgs {
+    /// Card type: classic-1k, classic-4k, mini, ultralight, desfire.
+    #[arg(long = "type", default_value = "classic-1k", value_parser = parse_card_type)]
+    card_type: CardType,
+    /// UID in hex (4 or 7 bytes; 7 for ultralight), e.g. DEADBEEF.
+    #[arg(long, value_parser = parse_uid)]
+    uid: Option<HexBytes>,
+    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight).
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Where to save the memory image when the card is removed and at exit.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Log every APDU and its response in hex, one exchange per line (unmasked).
+    #[arg(long)]
+    apdu_log: Option<PathBuf>,
+    /// Leave the field during the write after N accepted writes.
+    #[arg(long, value_name = "N")]
+    tear_after_writes: Option<u32>,
+    /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
+    #[arg(long, default_value = "half", value_parser = parse_tear_mode)]
+    tear_mode: TearMode,
+    /// vpcd address.
+    #[arg(long, default_value = vpcd::DEFAULT_ADDR, value_name = "HOST:PORT")]
+    vpcd: String,
+    /// Seconds to keep retrying the first connection to vpcd.
+    #[arg(long, default_value_t = 5.0, value_name = "SECONDS")]
+    connect_timeout: f64,
+}
+
+#[derive(Clone, Debug)]
+struct HexBytes(Vec<u8>);
+
+fn parse_card_type(s: &str) -> Result<CardType, String> {
+    s.parse().map_err(|e: encoder_sim::SimError| e.to_string())
+}
+
+fn parse_tear_mode(s: &str) -> Result<TearMode, String> {
+    s.parse().map_err(|e: encoder_sim::SimError| e.to_string())
+}
+
+fn parse_uid(s: &str) -> Result<HexBytes, String> {
+    parse_hex(s).map(HexBytes).map_err(|e| e.to_string())
+}
+
+fn run_card(args: CardArgs) -> Result<(), encoder_sim::SimError> {
+    let timeout = if args.connect_timeout.is_finite() && args.connect_timeout >= 0.0 {
+        Duration::from_secs_f64(args.connect_timeout.min(86_400.0))
+    } else {
+        return Err(encoder_sim::SimError::Usage(
+            "--connect-timeout must be a non-negative number of seconds".into(),
+        ));
+    };
+    let options = CardOptions {
+        card_type: args.card_type,
+        uid: args.uid.map(|h| h.0),
+        load: args.load,
+        save: args.save,
+        apdu_log: args.apdu_log,
+        tear_after_writes: args.tear_after_writes,
+        tear_mode: args.tear_mode,
+        vpcd: args.vpcd,
+        connect_timeout: timeout,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| {
+            encoder_sim::SimError::Io {
+                context: "installing signal handlers",
+                source,
+            }
+        })?;
+    }
+    let commands = runner::spawn_stdin_commands();
+    runner::run_card(&options, &commands, &stop, &mut std::io::stdout())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Card(args) => run_card(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("encoder-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
