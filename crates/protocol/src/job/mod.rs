@@ -1,0 +1,1 @@
+//! The scan and encode jobs as APDU sequences driven by responses.

@@ -1,0 +1,124 @@
+//! The one I/O seam of this crate: send a command APDU, get the response APDU back.
+//!
+//! The hal implements [`Transmit`] for its card sessions (PC/SC and PN532 backends, both
+//! speaking PC/SC Part 3 storage-card commands). Jobs in [`crate::job`] are generic over it,
+//! so they run unchanged against a real reader, the virtual card, or an in-test fake.
+
+use std::fmt;
+
+/// Why a transmission failed, kept as a kind because retry policy and the cloud's error type
+/// depend on it (see design.md, "Errors that reach the cloud").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TransmitErrorKind {
+    /// The card left the field (PC/SC `SCARD_W_REMOVED_CARD`, PN532 "target released").
+    CardRemoved,
+    /// The reader is gone or the service behind it is down (unplugged, pcscd dead).
+    ReaderUnavailable,
+    /// The reader stopped answering within its timeout.
+    Timeout,
+    /// Anything else.
+    Other,
+}
+
+impl TransmitErrorKind {
+    /// Stable lower-case name, for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::CardRemoved => "card_removed",
+            Self::ReaderUnavailable => "reader_unavailable",
+            Self::Timeout => "timeout",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// A failed transmission: a kind for policy plus a message for engineers.
+///
+/// The message must never contain key bytes; backends should log commands through
+/// [`crate::apdu::redact_apdu`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransmitError {
+    kind: TransmitErrorKind,
+    message: String,
+}
+
+impl TransmitError {
+    /// A new error of `kind` with a human-readable `message`.
+    pub fn new(kind: TransmitErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The kind of failure.
+    pub fn kind(&self) -> TransmitErrorKind {
+        self.kind
+    }
+
+    /// The message given by the backend.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for TransmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind.name(), self.message)
+    }
+}
+
+impl std::error::Error for TransmitError {}
+
+/// Exchanges one APDU with the card in the reader.
+///
+/// Contract: `command` is a complete command APDU; the `Ok` reply is the complete response
+/// APDU including the trailing status word `SW1 SW2`. A reply shorter than two bytes is a
+/// protocol violation that jobs report as an error; it must not make anything panic.
+pub trait Transmit {
+    /// Sends `command` and returns the response APDU (data followed by SW1 SW2).
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError>;
+}
+
+impl<T: Transmit + ?Sized> Transmit for &mut T {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        (**self).transmit(command)
+    }
+}
+
+/// A [`Transmit`] wrapper that counts the APDUs sent through it (including failed ones).
+#[derive(Debug)]
+pub struct Counting<T> {
+    inner: T,
+    count: usize,
+}
+
+impl<T: Transmit> Counting<T> {
+    /// Wraps `inner` with a zero count.
+    pub fn new(inner: T) -> Self {
+        Self { inner, count: 0 }
+    }
+
+    /// APDUs sent so far.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Unwraps the inner transmitter.
+    pub fn into_inner(self) -> T {
+        self.inner
+    }
+
+    /// The inner transmitter.
+    pub fn inner_mut(&mut self) -> &mut T {
+        &mut self.inner
+    }
+}
+
+impl<T: Transmit> Transmit for Counting<T> {
+    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        self.count += 1;
+        self.inner.transmit(command)
+    }
+}
