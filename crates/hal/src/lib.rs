@@ -6,6 +6,8 @@
 //!   path for every transport.
 //! - [`pcsc`]: PC/SC readers through pcscd, with hot-plug ([`pcsc::ReaderMonitor`]) and
 //!   recovery from pcscd restarts, card re-insertion and unplugged readers.
+//! - [`pn532`]: PN532 modules on a serial line (HSU), translating the same PC/SC Part 3
+//!   commands to PN532 frames as an ACR122U's firmware does.
 //! - [`HalError`]: typed errors that keep the transport's error kind and carry a hint a person
 //!   can act on.
 //!
@@ -18,8 +20,10 @@ mod cancel;
 mod encoder;
 mod error;
 pub mod pcsc;
+pub mod pn532;
 
 pub use backoff::Backoff;
 pub use cancel::{Canceller, WakeHook};
 pub use encoder::{CardInfo, CardSession, Encoder, EncoderKind, hex};
 pub use error::{ErrorKind, HalError};
+pub use pn532::{Pn532Config, Pn532Encoder};
