@@ -1,0 +1,453 @@
+//! The encode job: format a blank card, re-encode our own card, or add our application to a
+//! card with other applications; always read back before reporting success.
+//!
+//! Write order (docs/card-format.md §6): on a first encode, the trailers of the sectors we
+//! claim, then the MAD (data blocks, then - only on a blank sector 0 - its trailer), then the
+//! record; on a re-encode, only the record blocks that change in the slot that does not hold
+//! the newest record. Trailers are written once, when a sector is claimed.
+
+use super::probe::{self, Layout, Sector0, SectorKeys};
+use super::session::Session;
+use crate::card::{self, CardType};
+use crate::error::{Incompatibility, JobError, Uncategorized};
+use crate::format::{self, CardCredential, Credential, FormatError};
+use crate::keys::{CardKeys, Crypto1Key, SiteKeys};
+use crate::mifare::Block;
+use crate::mifare::access::{AccessConditions, KeyType};
+use crate::mifare::geometry::{self, Geometry};
+use crate::mifare::mad::{self, Aid, Mad1};
+use crate::mifare::trailer::{FACTORY_GPB, Trailer, TrailerRead};
+use crate::transmit::Transmit;
+
+/// The result of an encode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodeOutcome {
+    /// The card's UID.
+    pub uid: Vec<u8>,
+    /// The card type (from the ATR).
+    pub card_type: CardType,
+    /// The credential as written and read back.
+    pub written: CardCredential,
+    /// `true` when this encode formatted the card for us (claimed sectors, wrote trailers);
+    /// `false` for a re-encode.
+    pub first_encode: bool,
+    /// APDUs sent.
+    pub apdu_count: usize,
+}
+
+/// The trailer of our sectors: key A reads, key B writes everything (`78 77 88`).
+pub fn our_trailer(keys: &CardKeys) -> Trailer {
+    Trailer::new(
+        keys.key_a(),
+        AccessConditions::READ_A_WRITE_B,
+        FACTORY_GPB,
+        keys.key_b(),
+    )
+}
+
+/// The trailer of a MAD sector 0 we create: public MAD key A reads, our key B writes, GPB
+/// `C1` (MAD1, multi-application).
+pub fn directory_trailer(keys: &CardKeys) -> Trailer {
+    Trailer::new(
+        Crypto1Key::MAD_PUBLIC,
+        AccessConditions::READ_A_WRITE_B,
+        mad::GPB_MAD1,
+        keys.key_b(),
+    )
+}
+
+fn fresh_mad(geometry: Geometry) -> Mad1 {
+    let mut mad = Mad1::empty();
+    for sector in 1..=15u8 {
+        if !geometry.has_sector(sector) {
+            mad.set(sector, Aid::NOT_APPLICABLE);
+        }
+    }
+    mad
+}
+
+/// Encodes `credential` onto the card. See the module docs and docs/card-format.md.
+pub fn encode<T: Transmit + ?Sized>(
+    tx: &mut T,
+    atr: &[u8],
+    site: &SiteKeys,
+    credential: &Credential,
+) -> Result<EncodeOutcome, JobError> {
+    let from_atr = card::type_from_atr(atr);
+    let card_type = from_atr.unwrap_or(CardType::Unknown);
+    let mut s = Session::new(tx, card_type);
+    if from_atr.is_some() && !card_type.is_mifare_classic() {
+        return Err(s.incompatible(
+            Incompatibility::NotMifareClassic(card_type),
+            "identify",
+            None,
+        ));
+    }
+    let len = format::body_len(credential)
+        .map_err(|e| s.fail(Uncategorized::InvalidCredential, "validate", None, e.to_string()))?;
+    if len > format::body_capacity(2) {
+        return Err(s.fail(
+            Uncategorized::InvalidCredential,
+            "validate",
+            None,
+            FormatError::TooLarge {
+                len,
+                capacity: format::body_capacity(2),
+            }
+            .to_string(),
+        ));
+    }
+    let geometry = card_type.geometry().unwrap_or(Geometry::CLASSIC_1K);
+    let uid = s.uid()?;
+    let sector0 = probe::open_sector0(&mut s, site, &uid)?;
+    let read = probe::read_mad(&mut s, &sector0)?;
+    let (mut mad, fresh_directory) = match (&sector0, read) {
+        (_, Some(mad)) => (mad, false),
+        (Sector0::Factory(_), None) => (fresh_mad(geometry), true),
+        _ => {
+            return Err(s.incompatible(Incompatibility::DirectoryLocked, "open_directory", Some(3)));
+        }
+    };
+    let preferred = match &sector0 {
+        Sector0::Ours(keys) => keys.clone(),
+        _ => probe::keys_for(&s, site, site.current_version(), &uid)?,
+    };
+    let existing: Vec<u8> = mad
+        .sectors_of(format::APP_AID)
+        .into_iter()
+        .filter(|sector| geometry.has_sector(*sector))
+        .collect();
+
+    let mut plan = if existing.is_empty() {
+        let needed = if len <= format::body_capacity(1) { 1 } else { 2 };
+        claim(&mut s, ClaimInput {
+            site,
+            uid: &uid,
+            preferred: &preferred,
+            sector0: &sector0,
+            mad: &mut mad,
+            fresh_directory,
+            geometry,
+            needed,
+        })?
+    } else {
+        let Some(layout) = Layout::new(existing) else {
+            return Err(s.fail(Uncategorized::LayoutCorrupt, "read_directory", Some(1), "odd sector count"));
+        };
+        choose_slot(&mut s, layout, site, &uid, &preferred)?
+    };
+
+    let written = write_record(&mut s, &mut plan, site, &uid, credential)?;
+
+    if let Some((key_type, key, blocks)) = &plan.verify_directory {
+        let step = "verify_directory";
+        if !s.auth(0, *key_type, *key, step)? {
+            return Err(s.fail(Uncategorized::ReadBackMismatch, step, Some(3), "directory key not accepted"));
+        }
+        for (block, expected) in [(1u8, blocks[0]), (2u8, blocks[1])] {
+            if s.read(block, step)? != expected {
+                return Err(s.fail(Uncategorized::ReadBackMismatch, step, Some(block), "directory differs"));
+            }
+        }
+    }
+    Ok(EncodeOutcome {
+        uid,
+        card_type,
+        written,
+        first_encode: plan.first_encode,
+        apdu_count: s.apdus,
+    })
+}
+
+/// What the write phase needs to know.
+struct Plan {
+    layout: Layout,
+    target: usize,
+    sequence: u16,
+    /// Known state of target sectors: keys that open them, or `Factory` (needs a trailer).
+    sector_keys: Vec<(u8, SectorKeys)>,
+    /// The target's header block as read (for the diff), if any.
+    head_block: Option<Block>,
+    /// Sectors whose content is unknown and must be written whole (freshly claimed).
+    fresh: bool,
+    first_encode: bool,
+    verify_directory: Option<(KeyType, Crypto1Key, [Block; 2])>,
+    card_keys: CardKeys,
+}
+
+struct ClaimInput<'a> {
+    site: &'a SiteKeys,
+    uid: &'a [u8],
+    preferred: &'a CardKeys,
+    sector0: &'a Sector0,
+    mad: &'a mut Mad1,
+    fresh_directory: bool,
+    geometry: Geometry,
+    needed: usize,
+}
+
+/// Who may write the MAD's data blocks (and, for a fresh directory, its trailer).
+fn directory_writer<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    sector0: &Sector0,
+    fresh_directory: bool,
+) -> Result<(KeyType, Crypto1Key), JobError> {
+    let step = "open_directory";
+    let locked = |s: &Session<'_, T>| s.incompatible(Incompatibility::DirectoryLocked, step, Some(3));
+    let can_write = |t: &TrailerRead, key: KeyType| {
+        t.access.data(1).can_write(key) && t.access.data(2).can_write(key)
+    };
+    match sector0 {
+        Sector0::Ours(keys) => Ok((KeyType::B, keys.key_b())),
+        Sector0::Factory(trailer) => {
+            let trailer_ok = !fresh_directory
+                || trailer.access.trailer() == crate::mifare::access::TrailerAccess::Transport;
+            if can_write(trailer, KeyType::A) && trailer_ok {
+                Ok((KeyType::A, Crypto1Key::FACTORY))
+            } else {
+                Err(locked(s))
+            }
+        }
+        Sector0::PublicMad => {
+            if s.auth(0, KeyType::B, Crypto1Key::FACTORY, step)? {
+                let block = s.read(3, step)?;
+                if let Ok(t) = TrailerRead::parse(&block)
+                    && can_write(&t, KeyType::B)
+                    && !t.access.trailer().key_b_readable()
+                {
+                    return Ok((KeyType::B, Crypto1Key::FACTORY));
+                }
+            }
+            Err(locked(s))
+        }
+        Sector0::Locked => Err(locked(s)),
+    }
+}
+
+/// First encode: claim free sectors (writing their trailers), then register them in the MAD.
+fn claim<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    input: ClaimInput<'_>,
+) -> Result<Plan, JobError> {
+    let ClaimInput {
+        site,
+        uid,
+        preferred,
+        sector0,
+        mad,
+        fresh_directory,
+        geometry,
+        needed,
+    } = input;
+    let step = "claim_sectors";
+    let free: Vec<u8> = (1..=15u8)
+        .filter(|sector| geometry.has_sector(*sector) && mad.aid(*sector) == Some(Aid::FREE))
+        .collect();
+    if free.len() < 2 * needed {
+        return Err(s.incompatible(Incompatibility::NoRoom, step, None));
+    }
+    let writer = directory_writer(s, sector0, fresh_directory)?;
+    let mut claimed: Vec<(u8, SectorKeys)> = Vec::new();
+    let mut locked = 0usize;
+    for sector in free {
+        if claimed.len() == 4 {
+            break;
+        }
+        match probe::open_sector(s, sector, site, uid, preferred, true, step)? {
+            SectorKeys::Factory => {
+                s.write_trailer(sector, &our_trailer(preferred), step)?;
+                claimed.push((sector, SectorKeys::Ours(preferred.clone())));
+            }
+            keys @ SectorKeys::Ours(_) => claimed.push((sector, keys)),
+            SectorKeys::Locked => locked += 1,
+        }
+    }
+    let k = match claimed.len() {
+        4.. => 2,
+        2 | 3 => 1,
+        _ => 0,
+    };
+    if k < needed {
+        let reason = if locked > 0 {
+            Incompatibility::SectorsLocked
+        } else {
+            Incompatibility::NoRoom
+        };
+        return Err(s.incompatible(reason, step, None));
+    }
+    claimed.truncate(2 * k);
+    // Register in the MAD: only the blocks that change; the trailer only on a blank sector 0.
+    let before = mad.to_blocks();
+    for (sector, _) in &claimed {
+        mad.set(*sector, format::APP_AID);
+    }
+    let after = mad.to_blocks();
+    let step = "write_directory";
+    if !s.auth(0, writer.0, writer.1, step)? {
+        return Err(s.incompatible(Incompatibility::DirectoryLocked, step, Some(3)));
+    }
+    for (i, (old, new)) in before.iter().zip(after.iter()).enumerate() {
+        if fresh_directory || old != new {
+            let block = u8::try_from(i + 1).unwrap_or(1);
+            s.write(block, new, step)?;
+        }
+    }
+    let verify_key = if fresh_directory {
+        s.write_trailer(0, &directory_trailer(preferred), step)?;
+        (KeyType::B, preferred.key_b())
+    } else {
+        writer
+    };
+    let sectors: Vec<u8> = claimed.iter().map(|(sector, _)| *sector).collect();
+    let Some(layout) = Layout::new(sectors) else {
+        return Err(s.fail(Uncategorized::LayoutCorrupt, step, None, "claimed sectors"));
+    };
+    let card_keys = match claimed.first() {
+        Some((_, SectorKeys::Ours(keys))) => keys.clone(),
+        _ => preferred.clone(),
+    };
+    Ok(Plan {
+        layout,
+        target: 0,
+        sequence: 1,
+        sector_keys: claimed,
+        head_block: None,
+        fresh: true,
+        first_encode: true,
+        verify_directory: Some((verify_key.0, verify_key.1, after)),
+        card_keys,
+    })
+}
+
+/// Re-encode: read both slot headers and target the slot that does not hold the newest record.
+fn choose_slot<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    layout: Layout,
+    site: &SiteKeys,
+    uid: &[u8],
+    preferred: &CardKeys,
+) -> Result<Plan, JobError> {
+    let step = "read_slot_header";
+    let mut heads = Vec::with_capacity(2);
+    for slot in 0..2 {
+        heads.push(probe::read_slot_head(s, &layout, slot, site, uid, preferred)?);
+    }
+    if heads.iter().any(|h| matches!(h.keys, SectorKeys::Locked)) {
+        return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
+    }
+    if heads
+        .iter()
+        .any(|h| matches!(h.header, Err(FormatError::UnknownVersion(_))))
+    {
+        return Err(s.incompatible(Incompatibility::UnknownFormat, step, None));
+    }
+    let seq = |i: usize| heads.get(i).and_then(|h| h.header.as_ref().ok()).map(|h| h.sequence);
+    let (target, sequence) = match (seq(0), seq(1)) {
+        (Some(a), Some(b)) if format::is_newer(a, b) => (1, a.wrapping_add(1)),
+        (Some(_), Some(b)) => (0, b.wrapping_add(1)),
+        (Some(a), None) => (1, a.wrapping_add(1)),
+        (None, Some(b)) => (0, b.wrapping_add(1)),
+        (None, None) => (0, 1),
+    };
+    // The card's keys: those that opened a slot, else the preferred ones.
+    let card_keys = heads
+        .iter()
+        .find_map(|h| match &h.keys {
+            SectorKeys::Ours(keys) => Some(keys.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| preferred.clone());
+    let head = heads.get(target);
+    let head_sector = layout.slot_sectors(target).first().copied().unwrap_or(0);
+    let head_keys = head.map_or(SectorKeys::Locked, |h| h.keys.clone());
+    let fresh = matches!(head_keys, SectorKeys::Factory);
+    Ok(Plan {
+        target,
+        sequence,
+        sector_keys: vec![(head_sector, head_keys)],
+        head_block: head.and_then(|h| h.block),
+        fresh,
+        first_encode: false,
+        verify_directory: None,
+        card_keys,
+        layout,
+    })
+}
+
+/// Writes the record into the target slot, sector by sector: open, diff, write the changed
+/// blocks, read them back.
+fn write_record<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    plan: &mut Plan,
+    site: &SiteKeys,
+    uid: &[u8],
+    credential: &Credential,
+) -> Result<CardCredential, JobError> {
+    let step = "write_record";
+    let keys = plan.card_keys.clone();
+    let record = format::encode_record(credential, &keys, plan.sequence, uid, plan.layout.capacity())
+        .map_err(|e| match e {
+            FormatError::TooLarge { .. } => s.incompatible(Incompatibility::NoRoom, step, None),
+            other => s.fail(Uncategorized::InvalidCredential, step, None, other.to_string()),
+        })?;
+    let written = format::decode_record(&record.concat(), uid, &keys)
+        .map_err(|e| s.fail(Uncategorized::InvalidCredential, step, None, e.to_string()))?;
+    let blocks = plan.layout.slot_blocks(plan.target);
+    let Some(first) = blocks.first().copied() else {
+        return Err(s.fail(Uncategorized::LayoutCorrupt, step, None, "empty slot"));
+    };
+    let items: Vec<(u8, Block)> = blocks.into_iter().zip(record).collect();
+    let mut sectors: Vec<u8> = items.iter().map(|(b, _)| geometry::sector_of(*b)).collect();
+    sectors.dedup();
+    for sector in sectors {
+        let known = plan
+            .sector_keys
+            .iter()
+            .find(|(s2, _)| *s2 == sector)
+            .map(|(_, k)| k.clone());
+        let state = match known {
+            Some(k) => k,
+            None => probe::open_sector(s, sector, site, uid, &keys, false, step)?,
+        };
+        let mut fresh = plan.fresh;
+        match state {
+            SectorKeys::Ours(_) => {}
+            SectorKeys::Factory => {
+                // A sector left unformatted by an interrupted first encode.
+                if !s.auth(sector, KeyType::A, Crypto1Key::FACTORY, step)? {
+                    return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
+                }
+                s.write_trailer(sector, &our_trailer(&keys), step)?;
+                fresh = true;
+            }
+            SectorKeys::Locked => {
+                return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
+            }
+        }
+        if !s.auth(sector, KeyType::B, keys.key_b(), step)? {
+            return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
+        }
+        let mut changed: Vec<(u8, Block)> = Vec::new();
+        for (block, data) in items.iter().filter(|(b, _)| geometry::sector_of(*b) == sector) {
+            let old = if fresh {
+                None
+            } else if *block == first && plan.head_block.is_some() {
+                plan.head_block
+            } else {
+                Some(s.read(*block, "diff_record")?)
+            };
+            if old.as_ref() != Some(data) {
+                changed.push((*block, *data));
+            }
+        }
+        for (block, data) in &changed {
+            s.write(*block, data, step)?;
+        }
+        for (block, data) in &changed {
+            if s.read(*block, "read_back")? != *data {
+                return Err(s.fail(Uncategorized::ReadBackMismatch, "read_back", Some(*block), "block differs"));
+            }
+        }
+    }
+    Ok(written)
+}

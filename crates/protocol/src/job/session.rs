@@ -1,0 +1,268 @@
+//! The APDU layer of a job: one [`Session`] per job, which counts APDUs, keeps track of the two
+//! volatile key slots and the current authentication so that each key is loaded once and each
+//! sector authenticated once per pass, and maps every failure to a [`JobError`].
+
+use crate::apdu::{self, Command, KeySlot, Response};
+use crate::error::{Detail, Incompatibility, JobError, Uncategorized};
+use crate::card::CardType;
+use crate::keys::Crypto1Key;
+use crate::mifare::Block;
+use crate::mifare::access::KeyType;
+use crate::mifare::geometry;
+use crate::mifare::trailer::Trailer;
+use crate::status::StatusWord;
+use crate::transmit::{Transmit, TransmitError, TransmitErrorKind};
+
+pub(crate) struct Session<'t, T: Transmit + ?Sized> {
+    tx: &'t mut T,
+    pub(crate) apdus: usize,
+    /// A write has been sent (or attempted): from now on a lost card is `encoding_interrupted`.
+    pub(crate) wrote: bool,
+    slots: [Option<(Crypto1Key, u64)>; 2],
+    tick: u64,
+    authed: Option<(u8, KeyType, Crypto1Key)>,
+    pub(crate) last_status: Option<StatusWord>,
+    pub(crate) card_type: CardType,
+}
+
+impl<'t, T: Transmit + ?Sized> Session<'t, T> {
+    pub(crate) fn new(tx: &'t mut T, card_type: CardType) -> Self {
+        Self {
+            tx,
+            apdus: 0,
+            wrote: false,
+            slots: [None, None],
+            tick: 0,
+            authed: None,
+            last_status: None,
+            card_type,
+        }
+    }
+
+    pub(crate) fn detail(&self, step: &'static str, block: Option<u8>) -> Detail {
+        Detail {
+            step,
+            block,
+            status: self.last_status,
+            apdus: self.apdus,
+            note: String::new(),
+        }
+    }
+
+    pub(crate) fn fail(
+        &self,
+        code: Uncategorized,
+        step: &'static str,
+        block: Option<u8>,
+        note: impl Into<String>,
+    ) -> JobError {
+        let mut detail = self.detail(step, block);
+        detail.note = note.into();
+        JobError::Uncategorized { code, detail }
+    }
+
+    pub(crate) fn incompatible(
+        &self,
+        reason: Incompatibility,
+        step: &'static str,
+        block: Option<u8>,
+    ) -> JobError {
+        JobError::Incompatible {
+            reason,
+            detail: self.detail(step, block),
+        }
+    }
+
+    fn transmit_error(&self, e: &TransmitError, step: &'static str, block: Option<u8>) -> JobError {
+        let mut detail = self.detail(step, block);
+        detail.note = e.to_string();
+        match e.kind() {
+            TransmitErrorKind::CardRemoved if self.wrote => JobError::EncodingInterrupted(detail),
+            TransmitErrorKind::CardRemoved => JobError::NoCard(detail),
+            TransmitErrorKind::ReaderUnavailable => JobError::EncoderNotOnline(detail),
+            TransmitErrorKind::Timeout => JobError::CommunicationTimeout(detail),
+            _ => JobError::Uncategorized {
+                code: Uncategorized::TransmitFailed,
+                detail,
+            },
+        }
+    }
+
+    fn send(
+        &mut self,
+        cmd: &Command,
+        step: &'static str,
+        block: Option<u8>,
+    ) -> Result<Response, JobError> {
+        self.apdus += 1;
+        self.last_status = None;
+        let raw = self
+            .tx
+            .transmit(&cmd.to_bytes())
+            .map_err(|e| self.transmit_error(&e, step, block))?;
+        let response = Response::parse(&raw).map_err(|e| {
+            self.fail(Uncategorized::UnexpectedResponse, step, block, e.to_string())
+        })?;
+        self.last_status = Some(response.status());
+        Ok(response)
+    }
+
+    /// `FF CA`: the UID (4, 7 or 10 bytes).
+    pub(crate) fn uid(&mut self) -> Result<Vec<u8>, JobError> {
+        let step = "get_uid";
+        let response = self.send(&apdu::get_uid(), step, None)?;
+        if !response.status().is_success() {
+            return Err(self.fail(Uncategorized::UidUnavailable, step, None, "reader refused"));
+        }
+        let uid = response.data().to_vec();
+        if !crate::keys::UID_LENGTHS.contains(&uid.len()) {
+            return Err(self.fail(
+                Uncategorized::UidUnavailable,
+                step,
+                None,
+                format!("UID of {} bytes", uid.len()),
+            ));
+        }
+        Ok(uid)
+    }
+
+    fn slot_for(&mut self, key: Crypto1Key, step: &'static str) -> Result<KeySlot, JobError> {
+        self.tick += 1;
+        let tick = self.tick;
+        let index_of = |i: usize| if i == 0 { KeySlot::Slot0 } else { KeySlot::Slot1 };
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if let Some((k, used)) = slot
+                && *k == key
+            {
+                *used = tick;
+                return Ok(index_of(i));
+            }
+        }
+        // An empty slot, else the least recently used one.
+        let i = match self.slots {
+            [None, _] => 0,
+            [_, None] => 1,
+            [Some((_, a)), Some((_, b))] => usize::from(b < a),
+        };
+        let slot = index_of(i);
+        // Forget the slot before loading: a failed load leaves it unknown.
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = None;
+        }
+        let response = self.send(&apdu::load_key(slot, key), step, None)?;
+        if !response.status().is_success() {
+            return Err(self.fail(
+                Uncategorized::CommandRejected,
+                step,
+                None,
+                "load key refused",
+            ));
+        }
+        if let Some(s) = self.slots.get_mut(i) {
+            *s = Some((key, tick));
+        }
+        Ok(slot)
+    }
+
+    /// Authenticates `sector` with `key` as `key_type`, unless that is the current
+    /// authentication already. `Ok(false)` when the card refuses (wrong key or not a MIFARE
+    /// Classic card); the card is then halted and the reader re-selects it on the next
+    /// authentication.
+    pub(crate) fn auth(
+        &mut self,
+        sector: u8,
+        key_type: KeyType,
+        key: Crypto1Key,
+        step: &'static str,
+    ) -> Result<bool, JobError> {
+        if self.authed == Some((sector, key_type, key)) {
+            return Ok(true);
+        }
+        let Some(trailer) = geometry::trailer_block(sector) else {
+            return Ok(false);
+        };
+        let slot = self.slot_for(key, step)?;
+        self.authed = None;
+        let response = self.send(&apdu::authenticate(trailer, key_type, slot), step, Some(trailer))?;
+        if response.status().is_success() {
+            self.authed = Some((sector, key_type, key));
+            Ok(true)
+        } else if response.status().is_unsupported() {
+            Err(self.incompatible(
+                Incompatibility::NotMifareClassic(self.card_type),
+                step,
+                Some(trailer),
+            ))
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// Reads one block of the currently authenticated sector.
+    pub(crate) fn read(&mut self, block: u8, step: &'static str) -> Result<Block, JobError> {
+        let response = self.send(&apdu::read_block(block), step, Some(block))?;
+        if !response.status().is_success() {
+            self.authed = None;
+            return Err(self.fail(
+                Uncategorized::CommandRejected,
+                step,
+                Some(block),
+                "read refused",
+            ));
+        }
+        response.data().try_into().map_err(|_| {
+            self.fail(
+                Uncategorized::UnexpectedResponse,
+                step,
+                Some(block),
+                format!("{} bytes instead of 16", response.data().len()),
+            )
+        })
+    }
+
+    fn check_write(&mut self, response: &Response, step: &'static str, block: u8) -> Result<(), JobError> {
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            self.authed = None;
+            Err(self.fail(
+                Uncategorized::CommandRejected,
+                step,
+                Some(block),
+                "write refused",
+            ))
+        }
+    }
+
+    /// Writes a data block of the currently authenticated sector.
+    pub(crate) fn write(
+        &mut self,
+        block: u8,
+        data: &Block,
+        step: &'static str,
+    ) -> Result<(), JobError> {
+        let cmd = apdu::write_block(block, data)
+            .map_err(|e| self.fail(Uncategorized::CommandRejected, step, Some(block), e.to_string()))?;
+        self.wrote = true;
+        let response = self.send(&cmd, step, Some(block))?;
+        self.check_write(&response, step, block)
+    }
+
+    /// Writes the trailer of the currently authenticated `sector`.
+    pub(crate) fn write_trailer(
+        &mut self,
+        sector: u8,
+        trailer: &Trailer,
+        step: &'static str,
+    ) -> Result<(), JobError> {
+        let block = geometry::trailer_block(sector).unwrap_or(0);
+        let cmd = apdu::write_trailer(block, trailer)
+            .map_err(|e| self.fail(Uncategorized::CommandRejected, step, Some(block), e.to_string()))?;
+        self.wrote = true;
+        let response = self.send(&cmd, step, Some(block))?;
+        self.check_write(&response, step, block)?;
+        // The keys changed under the current authentication: authenticate afresh next time.
+        self.authed = None;
+        Ok(())
+    }
+}
