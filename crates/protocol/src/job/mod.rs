@@ -21,3 +21,6 @@ pub(crate) mod fake;
 
 pub use encode::{EncodeOutcome, directory_trailer, encode, our_trailer};
 pub use scan::{CardState, ScanOutcome, scan};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,432 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
+
+use super::fake::{FakeCard, TearMode};
+use super::*;
+use crate::error::JobError;
+use crate::format::{APP_AID, Credential};
+use crate::hex;
+use crate::keys::{MasterKey, SiteKeys};
+use crate::mifare::geometry::Geometry;
+use crate::mifare::mad::{Aid, Mad1};
+use crate::transmit::{Transmit, TransmitError, TransmitErrorKind};
+use proptest::prelude::*;
+
+const ATR_1K: &str = "3B8F8001804F0CA000000306030001000000006A";
+const ATR_DESFIRE: &str = "3B8180018080";
+const UID: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
+
+fn atr() -> Vec<u8> {
+    hex::decode(ATR_1K).unwrap()
+}
+
+fn site() -> SiteKeys {
+    SiteKeys::new(1, MasterKey::new(*b"site-master-key1"))
+}
+
+fn cred(n: u8) -> Credential {
+    Credential {
+        credential_id: format!("3f1c2a9e-5b7d-4e21-9a0c-1d2e3f4051{n:02x}"),
+        card_number: format!("10{n:02}"),
+        starts_at: Some(1_700_000_000 + i64::from(n)),
+        ends_at: Some(1_700_086_400),
+        issue_counter: u16::from(n),
+        access_data: vec![n, 2],
+    }
+}
+
+fn fresh_scan(card: &mut FakeCard, site: &SiteKeys) -> Result<ScanOutcome, JobError> {
+    card.reinsert();
+    scan(card, &atr(), site)
+}
+
+#[test]
+fn blank_encode_scan_reencode_within_budgets() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let site = site();
+    let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    eprintln!("encode blank 1K: {} APDUs", out.apdu_count);
+    assert!(out.first_encode);
+    assert!(out.apdu_count <= 30, "{}", out.apdu_count);
+    assert_eq!(out.apdu_count, card.count);
+    assert_eq!(out.written.credential, cred(1));
+
+    let scanned = fresh_scan(&mut card, &site).unwrap();
+    eprintln!("scan: {} APDUs", scanned.apdu_count);
+    assert!(scanned.apdu_count <= 12, "{}", scanned.apdu_count);
+    assert_eq!(scanned.state, CardState::Ours);
+    assert_eq!(scanned.credential.unwrap().credential, cred(1));
+    assert_eq!(scanned.uid, UID.to_vec());
+
+    for n in 2..6 {
+        card.reinsert();
+        let out = encode(&mut card, &atr(), &site, &cred(n)).unwrap();
+        eprintln!("re-encode #{n}: {} APDUs", out.apdu_count);
+        assert!(!out.first_encode);
+        assert!(out.apdu_count <= 20, "{}", out.apdu_count);
+        assert_eq!(out.written.sequence, u16::from(n));
+        let scanned = fresh_scan(&mut card, &site).unwrap();
+        eprintln!("scan after #{n}: {} APDUs", scanned.apdu_count);
+        assert!(scanned.apdu_count <= 12, "{}", scanned.apdu_count);
+        assert_eq!(scanned.credential.unwrap().credential, cred(n));
+    }
+    // Same credential again: only header and MAC blocks change.
+    card.reinsert();
+    let again = encode(&mut card, &atr(), &site, &cred(5)).unwrap();
+    eprintln!("re-encode same credential: {} APDUs", again.apdu_count);
+}
+
+#[test]
+fn card_layout_matches_the_documented_format() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let site = site();
+    encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+    assert_eq!(mad.sectors_of(APP_AID), vec![1, 2, 3, 4]);
+    let keys = site.card_keys(1, &UID).unwrap();
+    // Sector 0 trailer: public key A, 78 77 88 C1, our key B.
+    let t0 = card.blocks[3];
+    assert_eq!(&t0[0..6], &[0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5]);
+    assert_eq!(&t0[6..10], &[0x78, 0x77, 0x88, 0xC1]);
+    assert_eq!(&t0[10..16], &keys.key_b().to_bytes());
+    for sector in 1..=4u8 {
+        let t = card.blocks[usize::from(sector * 4 + 3)];
+        assert_eq!(&t[0..6], &keys.key_a().to_bytes());
+        assert_eq!(&t[6..10], &[0x78, 0x77, 0x88, 0x69]);
+        assert_eq!(&t[10..16], &keys.key_b().to_bytes());
+    }
+    // Sectors 5.. untouched.
+    assert_eq!(card.blocks[23], FakeCard::blank(Geometry::CLASSIC_1K, &UID).blocks[23]);
+}
+
+#[test]
+fn not_mifare_classic_is_not_touched() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let atr = hex::decode(ATR_DESFIRE).unwrap();
+    let err = encode(&mut card, &atr, &site(), &cred(1)).unwrap_err();
+    assert_eq!(err.name(), "incompatible_card_format");
+    assert_eq!(err.sub_code(), Some("not_mifare_classic"));
+    assert_eq!(card.count, 0);
+    let out = scan(&mut card, &atr, &site()).unwrap();
+    assert_eq!(out.state, CardState::Unsupported);
+    assert_eq!(out.card_type.name(), "iso14443-4");
+    assert_eq!(out.apdu_count, 1);
+}
+
+#[test]
+fn blank_card_scans_as_blank() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let out = scan(&mut card, &atr(), &site()).unwrap();
+    assert_eq!(out.state, CardState::Blank);
+    assert!(out.credential.is_none());
+    eprintln!("scan blank: {} APDUs", out.apdu_count);
+    assert_eq!(card.writes, 0);
+}
+
+/// A card with a MAD in a transport-keyed sector 0 and an NDEF application in sectors 1-2
+/// locked with keys we do not hold.
+fn card_with_other_application() -> FakeCard {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let mut mad = Mad1::empty();
+    mad.set(1, Aid::NDEF);
+    mad.set(2, Aid::NDEF);
+    let [b1, b2] = mad.to_blocks();
+    card.blocks[1] = b1;
+    card.blocks[2] = b2;
+    card.blocks[3][9] = 0xC1;
+    for sector in [1u8, 2] {
+        card.set_trailer(
+            sector,
+            hex::decode("D3F7D3F7D3F77F078840112233445566").unwrap().try_into().unwrap(),
+        );
+        card.blocks[usize::from(sector * 4)] = [0x55; 16];
+    }
+    card
+}
+
+#[test]
+fn other_applications_are_kept() {
+    let mut card = card_with_other_application();
+    let before = card.blocks.clone();
+    let site = site();
+    let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    eprintln!("encode card with other application: {} APDUs", out.apdu_count);
+    for block in 4..12 {
+        assert_eq!(card.blocks[block], before[block], "block {block}");
+    }
+    // Sector 0 trailer is not ours to change.
+    assert_eq!(card.blocks[3], before[3]);
+    let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+    assert_eq!(mad.sectors_of(Aid::NDEF), vec![1, 2]);
+    assert_eq!(mad.sectors_of(APP_AID), vec![3, 4, 5, 6]);
+    let scanned = fresh_scan(&mut card, &site).unwrap();
+    assert_eq!(scanned.credential.unwrap().credential, cred(1));
+    card.reinsert();
+    encode(&mut card, &atr(), &site, &cred(2)).unwrap();
+    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, cred(2));
+}
+
+#[test]
+fn foreign_card_scans_as_foreign() {
+    let mut card = card_with_other_application();
+    let out = scan(&mut card, &atr(), &site()).unwrap();
+    assert_eq!(out.state, CardState::Foreign);
+    assert!(out.credential.is_none());
+}
+
+#[test]
+fn no_room_and_locked_cards_are_incompatible() {
+    let mut card = card_with_other_application();
+    let mut mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+    for sector in 1..=14 {
+        mad.set(sector, Aid::NDEF);
+    }
+    let [b1, b2] = mad.to_blocks();
+    card.blocks[1] = b1;
+    card.blocks[2] = b2;
+    let before = card.blocks.clone();
+    let err = encode(&mut card, &atr(), &site(), &cred(1)).unwrap_err();
+    assert_eq!(err.name(), "incompatible_card_format");
+    assert_eq!(err.sub_code(), Some("no_free_sectors"));
+    assert_eq!(card.blocks, before);
+
+    // Every sector locked with an unknown key.
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    for sector in 0..16 {
+        card.set_trailer(
+            sector,
+            hex::decode("0102030405067F078869112233445566").unwrap().try_into().unwrap(),
+        );
+    }
+    let err = encode(&mut card, &atr(), &site(), &cred(1)).unwrap_err();
+    assert_eq!(err.name(), "incompatible_card_format");
+    assert_eq!(card.writes, 0);
+    assert_eq!(fresh_scan(&mut card, &site()).unwrap().state, CardState::Foreign);
+}
+
+#[test]
+fn another_sites_card_is_foreign_and_incompatible() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let other = SiteKeys::new(1, MasterKey::new([9; 16]));
+    encode(&mut card, &atr(), &other, &cred(1)).unwrap();
+    let out = fresh_scan(&mut card, &site()).unwrap();
+    assert_eq!(out.state, CardState::Foreign);
+    card.reinsert();
+    let before = card.blocks.clone();
+    let err = encode(&mut card, &atr(), &site(), &cred(2)).unwrap_err();
+    assert_eq!(err.name(), "incompatible_card_format");
+    assert_eq!(card.blocks, before);
+}
+
+#[test]
+fn key_rotation_keeps_old_cards_readable() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let old = SiteKeys::new(1, MasterKey::new([1; 16]));
+    encode(&mut card, &atr(), &old, &cred(1)).unwrap();
+    let rotated = SiteKeys::new(2, MasterKey::new([2; 16]))
+        .with_key(1, MasterKey::new([1; 16]))
+        .unwrap();
+    let out = fresh_scan(&mut card, &rotated).unwrap();
+    let got = out.credential.unwrap();
+    assert_eq!(got.key_version, 1);
+    assert_eq!(got.credential, cred(1));
+    card.reinsert();
+    let out = encode(&mut card, &atr(), &rotated, &cred(2)).unwrap();
+    assert_eq!(out.written.key_version, 1);
+    assert_eq!(fresh_scan(&mut card, &rotated).unwrap().credential.unwrap().credential, cred(2));
+    // New cards get the current version.
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &[1, 2, 3, 4, 5, 6, 7]);
+    let out = encode(&mut card, &atr(), &rotated, &cred(3)).unwrap();
+    assert_eq!(out.written.key_version, 2);
+}
+
+#[test]
+fn large_record_uses_two_sectors_per_slot() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let site = site();
+    let mut c = cred(1);
+    c.access_data = (0..40).collect();
+    let out = encode(&mut card, &atr(), &site, &c).unwrap();
+    eprintln!("encode large record: {} APDUs", out.apdu_count);
+    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, c);
+    card.reinsert();
+    c.access_data = (0..55).collect();
+    c.card_number = "1".into();
+    let out = encode(&mut card, &atr(), &site, &c).unwrap();
+    eprintln!("re-encode large record: {} APDUs", out.apdu_count);
+    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, c);
+    c.access_data = (0..56).collect();
+    card.reinsert();
+    let err = encode(&mut card, &atr(), &site, &c).unwrap_err();
+    assert_eq!(err.sub_code(), Some("invalid_credential"));
+    assert_eq!(card.count, 0);
+}
+
+#[test]
+fn mini_and_4k_cards() {
+    let site = site();
+    let atr_mini = hex::decode("3B8F8001804F0CA000000306030026000000004D").unwrap();
+    let mut card = FakeCard::blank(Geometry::MINI, &UID);
+    encode(&mut card, &atr_mini, &site, &cred(1)).unwrap();
+    card.reinsert();
+    assert_eq!(scan(&mut card, &atr_mini, &site).unwrap().credential.unwrap().credential, cred(1));
+    let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+    assert_eq!(mad.aid(5), Some(Aid::NOT_APPLICABLE));
+    let atr_4k = hex::decode("3B8F8001804F0CA0000003060300020000000069").unwrap();
+    let mut card = FakeCard::blank(Geometry::CLASSIC_4K, &[1, 2, 3, 4, 5, 6, 7]);
+    encode(&mut card, &atr_4k, &site, &cred(2)).unwrap();
+    card.reinsert();
+    let out = scan(&mut card, &atr_4k, &site).unwrap();
+    assert_eq!(out.card_type.name(), "classic-4k");
+    assert_eq!(out.credential.unwrap().credential, cred(2));
+}
+
+/// Tears at every APDU of a re-encode and of a first encode, in every tear mode; afterwards
+/// the card reads as the previous credential, the new one, or (first encode only) nothing or
+/// damaged - never anything else - and a new encode recovers it.
+#[test]
+fn tear_at_every_apdu() {
+    let site = site();
+    let mut base = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    encode(&mut base, &atr(), &site, &cred(1)).unwrap();
+    base.reinsert();
+    encode(&mut base, &atr(), &site, &cred(2)).unwrap();
+    for (start, old, new) in [
+        (FakeCard::blank(Geometry::CLASSIC_1K, &UID), None, cred(1)),
+        (base.clone(), Some(cred(2)), cred(3)),
+    ] {
+        let mut probe = start.clone();
+        probe.reinsert();
+        let total = encode(&mut probe, &atr(), &site, &new).unwrap().apdu_count;
+        for n in 1..=total {
+            for mode in [TearMode::NotApplied, TearMode::Applied, TearMode::Half] {
+                let mut card = start.clone();
+                card.reinsert();
+                card.tear_at = Some(n);
+                card.tear_mode = mode;
+                let err = encode(&mut card, &atr(), &site, &new).unwrap_err();
+                let wrote_before = card.log[..n - 1].iter().any(|c| c.get(1) == Some(&0xD6));
+                let torn_cmd = card.log[n - 1].clone();
+                let expected = if wrote_before || torn_cmd.get(1) == Some(&0xD6) {
+                    "encoding_interrupted"
+                } else {
+                    "no_card_on_encoder"
+                };
+                assert_eq!(err.name(), expected, "tear at {n} {mode:?}");
+                let torn_trailer = torn_cmd.get(1) == Some(&0xD6)
+                    && crate::mifare::geometry::is_trailer(torn_cmd[3]);
+                if torn_trailer && mode == TearMode::Half {
+                    // A half-written trailer can brick a sector on real cards too; nothing
+                    // software can do. Skip the read-back checks for this case.
+                    continue;
+                }
+                match fresh_scan(&mut card, &site) {
+                    Ok(out) => match out.credential {
+                        Some(c) => assert!(
+                            Some(&c.credential) == old.as_ref() || c.credential == new,
+                            "tear at {n} {mode:?}: unexpected credential"
+                        ),
+                        None => assert!(old.is_none(), "tear at {n} {mode:?}: lost {old:?}"),
+                    },
+                    Err(e) => {
+                        assert!(old.is_none(), "tear at {n} {mode:?}: {e}");
+                        assert_eq!(e.sub_code(), Some("card_payload_corrupt"));
+                    }
+                }
+                card.reinsert();
+                let redo = encode(&mut card, &atr(), &site, &new)
+                    .unwrap_or_else(|e| panic!("recovery after tear at {n} {mode:?}: {}", e.detail()));
+                assert_eq!(redo.written.credential, new);
+                assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, new);
+            }
+        }
+    }
+}
+
+struct Failing(TransmitErrorKind);
+
+impl Transmit for Failing {
+    fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        Err(TransmitError::new(self.0, "test"))
+    }
+}
+
+#[test]
+fn transport_failures_are_classified() {
+    for (kind, name) in [
+        (TransmitErrorKind::CardRemoved, "no_card_on_encoder"),
+        (TransmitErrorKind::ReaderUnavailable, "encoder_not_online"),
+        (TransmitErrorKind::Timeout, "encoder_communication_timeout"),
+        (TransmitErrorKind::Other, "uncategorized_error"),
+    ] {
+        assert_eq!(scan(&mut Failing(kind), &atr(), &site()).unwrap_err().name(), name);
+        assert_eq!(encode(&mut Failing(kind), &atr(), &site(), &cred(1)).unwrap_err().name(), name);
+    }
+}
+
+#[test]
+fn errors_and_debug_output_hold_no_keys() {
+    let site = site();
+    let keys = site.card_keys(1, &UID).unwrap();
+    let secrets = [
+        hex::encode(&keys.key_a().to_bytes()),
+        hex::encode(&keys.key_b().to_bytes()),
+        hex::encode(&keys.mac_key().to_bytes()),
+    ];
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    let mut texts = vec![format!("{site:?}"), format!("{keys:?}")];
+    for n in [3, 9, 15] {
+        let mut c = card.clone();
+        c.reinsert();
+        c.tear_at = Some(n);
+        let e = encode(&mut c, &atr(), &site, &cred(2)).unwrap_err();
+        texts.push(format!("{e:?} {e} {}", e.detail()));
+    }
+    card.reinsert();
+    let out = scan(&mut card, &atr(), &site).unwrap();
+    texts.push(format!("{out:?}"));
+    for log in &card.log {
+        texts.push(crate::apdu::redact_apdu(log));
+    }
+    for text in &texts {
+        let flat = text.replace([' ', ','], "").to_uppercase();
+        for secret in &secrets {
+            assert!(!flat.contains(&secret[..8]), "secret in {text}");
+        }
+    }
+}
+
+/// A reader that answers with arbitrary bytes.
+struct Random(Vec<Vec<u8>>);
+
+impl Transmit for Random {
+    fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, TransmitError> {
+        self.0
+            .pop()
+            .ok_or_else(|| TransmitError::new(TransmitErrorKind::CardRemoved, "end"))
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+    #[test]
+    fn jobs_never_panic_on_arbitrary_responses(
+        responses in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..20),
+                Just(vec![0x90, 0x00]),
+                Just(vec![0x63, 0x00]),
+                proptest::collection::vec(any::<u8>(), 18..19).prop_map(|mut v| { v[16] = 0x90; v[17] = 0; v }),
+                Just(vec![0xDE, 0xAD, 0xBE, 0xEF, 0x90, 0x00]),
+            ],
+            0..40),
+        atr in proptest::collection::vec(any::<u8>(), 0..24),
+    ) {
+        let mut r = Random(responses.clone());
+        let _ = scan(&mut r, &atr, &site());
+        let mut r = Random(responses.clone());
+        let _ = encode(&mut r, &atr, &site(), &cred(1));
+        let mut r = Random(responses);
+        let _ = encode(&mut r, &hex::decode(ATR_1K).unwrap(), &site(), &cred(1));
+    }
+}
