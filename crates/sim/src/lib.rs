@@ -5,6 +5,7 @@
 //! - [`card`]: a card of any supported type behind a PC/SC Part 3 reader front end
 //!   (ACR122U-style status words).
 //! - [`vpcd`]: the TCP link to pcscd's virtual reader driver.
+//! - [`pn532`]: a PN532 emulator behind a pseudo-terminal (`encoder-sim pn532`).
 //! - [`runner`]: the `encoder-sim card` process loop (vpcd, stdin commands, signals, images).
 #![forbid(unsafe_code)]
 #![cfg_attr(
@@ -21,6 +22,7 @@ pub mod atr;
 pub mod card;
 pub mod error;
 pub mod mifare;
+pub mod pn532;
 pub mod runner;
 pub mod ultralight;
 pub mod vpcd;

@@ -1,7 +1,9 @@
 //! `encoder-sim`: command-line entry point.
 //!
 //! `encoder-sim card --type classic-1k` places a virtual card on pcscd's vpcd reader; see
-//! [`encoder_sim::runner`] for its behaviour. Room is left for `pn532` and `cloud`.
+//! [`encoder_sim::runner`] for its behaviour. `encoder-sim pn532 --link /tmp/pn532` emulates a
+//! PN532 module with a card in its field behind a pseudo-terminal; see [`encoder_sim::pn532`].
+//! Room is left for `cloud`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use encoder_sim::card::{CardType, TearMode};
 use encoder_sim::error::parse_hex;
+use encoder_sim::pn532;
 use encoder_sim::runner::{self, CardOptions};
 use encoder_sim::vpcd;
 
@@ -31,6 +34,44 @@ enum Command {
     /// Prints `present` / `removed` as the card comes and goes. Reads commands on stdin, one
     /// per line: `remove`, `insert`, `quit`. SIGTERM/SIGINT remove the card and exit.
     Card(CardArgs),
+    /// A PN532 module (HSU, firmware 1.6) with a MIFARE Classic card in its field, behind a
+    /// pseudo-terminal linked at `--link`.
+    ///
+    /// Prints `ready` once the link exists, then `present` / `removed` as the card comes and
+    /// goes. Reads commands on stdin, one per line: `remove`, `insert`, `unplug` (the link
+    /// disappears, as a USB unplug), `plug` (it comes back), `quit`.
+    Pn532(Pn532Args),
+}
+
+#[derive(clap::Args, Debug)]
+struct Pn532Args {
+    /// Path to link to the emulated serial device, e.g. /tmp/pn532.
+    #[arg(long, value_name = "PATH")]
+    link: PathBuf,
+    /// Pace the line like a real one at this baud rate (a pty alone ignores baud).
+    #[arg(long, value_name = "BAUD")]
+    baud: Option<u32>,
+    /// Card type: classic-1k, classic-4k, mini.
+    #[arg(long = "type", default_value = "classic-1k", value_parser = parse_card_type)]
+    card_type: CardType,
+    /// UID in hex (4 or 7 bytes), e.g. DEADBEEF.
+    #[arg(long, value_parser = parse_uid)]
+    uid: Option<HexBytes>,
+    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes).
+    #[arg(long)]
+    load: Option<PathBuf>,
+    /// Where to save the memory image when the card is removed and at exit.
+    #[arg(long)]
+    save: Option<PathBuf>,
+    /// Log every PN532 command and its reply in hex, one exchange per line (unmasked).
+    #[arg(long)]
+    apdu_log: Option<PathBuf>,
+    /// Leave the field during the write after N accepted writes.
+    #[arg(long, value_name = "N")]
+    tear_after_writes: Option<u32>,
+    /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
+    #[arg(long, default_value = "half", value_parser = parse_tear_mode)]
+    tear_mode: TearMode,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,10 +152,42 @@ fn run_card(args: CardArgs) -> Result<(), encoder_sim::SimError> {
     runner::run_card(&options, &commands, &stop, &mut std::io::stdout())
 }
 
+fn stop_on_signals() -> Result<Arc<AtomicBool>, encoder_sim::SimError> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| {
+            encoder_sim::SimError::Io {
+                context: "installing signal handlers",
+                source,
+            }
+        })?;
+    }
+    Ok(stop)
+}
+
+fn run_pn532(args: Pn532Args) -> Result<(), encoder_sim::SimError> {
+    let mut card = CardOptions::new(args.card_type);
+    card.uid = args.uid.map(|h| h.0);
+    card.load = args.load;
+    card.save = args.save;
+    card.apdu_log = args.apdu_log;
+    card.tear_after_writes = args.tear_after_writes;
+    card.tear_mode = args.tear_mode;
+    let options = pn532::Pn532Options {
+        card,
+        link: args.link,
+        baud: args.baud,
+    };
+    let stop = stop_on_signals()?;
+    let commands = pn532::spawn_stdin_commands();
+    pn532::run_pn532(&options, &commands, &stop, &mut std::io::stdout())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Card(args) => run_card(args),
+        Command::Pn532(args) => run_pn532(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
