@@ -81,6 +81,7 @@ impl Command {
     }
 
     /// Sets Le.
+    #[must_use]
     pub fn with_le(mut self, le: u8) -> Self {
         self.le = Some(le);
         self
@@ -297,7 +298,7 @@ pub fn redact_response(command: &[u8], response: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::hex;

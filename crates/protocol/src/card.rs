@@ -26,7 +26,7 @@ pub enum CardType {
     UltralightC,
     /// MIFARE Ultralight EV1.
     UltralightEv1,
-    /// DESFire, MIFARE Plus SL2/SL3, JCOP and other ISO 14443-4 cards.
+    /// `DESFire`, MIFARE Plus SL2/SL3, JCOP and other ISO 14443-4 cards.
     Iso14443_4,
     /// Anything else.
     Unknown,
@@ -54,7 +54,10 @@ impl CardType {
 
     /// `true` for the Ultralight family.
     pub fn is_ultralight(self) -> bool {
-        matches!(self, Self::Ultralight | Self::UltralightC | Self::UltralightEv1)
+        matches!(
+            self,
+            Self::Ultralight | Self::UltralightC | Self::UltralightEv1
+        )
     }
 
     /// Memory layout of a MIFARE Classic card.
@@ -255,17 +258,33 @@ mod tests {
     #[test]
     fn reference_examples() {
         let one_k = atr("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 01 00 00 00 00 6A");
-        assert!(matches!(parse_atr(&one_k), AtrInfo::StorageCard { tck_ok: true, name: 1, .. }));
+        assert!(matches!(
+            parse_atr(&one_k),
+            AtrInfo::StorageCard {
+                tck_ok: true,
+                name: 1,
+                ..
+            }
+        ));
         assert_eq!(identify(&one_k, None), CardType::Classic1k);
         assert_eq!(identify(&one_k, Some(0x08)), CardType::Classic1k);
         assert_eq!(
-            identify(&atr("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 02 00 00 00 00 69"), None),
+            identify(
+                &atr("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 00 02 00 00 00 00 69"),
+                None
+            ),
             CardType::Classic4k
         );
-        assert_eq!(identify(&atr("3B 81 80 01 80 80"), None), CardType::Iso14443_4);
+        assert_eq!(
+            identify(&atr("3B 81 80 01 80 80"), None),
+            CardType::Iso14443_4
+        );
         // Infineon SLE 66R35: FF <SAK 88> in the name bytes.
         assert_eq!(
-            identify(&atr("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 FF 88 00 00 00 00 1C"), None),
+            identify(
+                &atr("3B 8F 80 01 80 4F 0C A0 00 00 03 06 03 FF 88 00 00 00 00 1C"),
+                None
+            ),
             CardType::Classic1k
         );
         // Vendor number F0 xx: nothing known without the SAK.
@@ -295,7 +314,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for t in [CardType::Classic1k, CardType::Iso14443_4, CardType::UltralightEv1] {
+        for t in [
+            CardType::Classic1k,
+            CardType::Iso14443_4,
+            CardType::UltralightEv1,
+        ] {
             assert_eq!(CardType::from_name(t.name()), Some(t));
         }
     }

@@ -255,9 +255,15 @@ mod tests {
             e.detail(),
             "uncategorized_error/read_back_mismatch: step=write_record block=5 sw=63 00 apdus=12"
         );
-        assert_eq!(JobError::EncodingInterrupted(d.clone()).name(), "encoding_interrupted");
+        assert_eq!(
+            JobError::EncodingInterrupted(d.clone()).name(),
+            "encoding_interrupted"
+        );
         assert_eq!(JobError::NoCard(d.clone()).name(), "no_card_on_encoder");
-        assert_eq!(JobError::EncoderNotOnline(d.clone()).name(), "encoder_not_online");
+        assert_eq!(
+            JobError::EncoderNotOnline(d.clone()).name(),
+            "encoder_not_online"
+        );
         assert_eq!(
             JobError::CommunicationTimeout(d.clone()).name(),
             "encoder_communication_timeout"

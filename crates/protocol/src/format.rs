@@ -39,7 +39,7 @@ pub const APP_AID: Aid = Aid::new(0xF0, 0xEB);
 pub const HEADER_LEN: usize = 16;
 /// Truncated MAC length.
 pub const MAC_LEN: usize = 8;
-/// Fixed part of the body: id, starts_at, ends_at.
+/// Fixed part of the body: id, `starts_at`, `ends_at`.
 pub const FIXED_BODY_LEN: usize = 24;
 /// Longest card number, in bytes.
 pub const MAX_CARD_NUMBER_LEN: usize = 32;
@@ -219,7 +219,7 @@ pub fn is_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
 
-fn mac(keys: &CardKeys, uid: &[u8], prefix: &[u8; 8], body: &[u8]) -> [u8; MAC_LEN] {
+fn mac(keys: &CardKeys, uid: &[u8], prefix: [u8; 8], body: &[u8]) -> [u8; MAC_LEN] {
     let mut out = [0u8; MAC_LEN];
     let Ok(mut cmac) = <Cmac<aes::Aes128> as Mac>::new_from_slice(&keys.mac_key().to_bytes())
     else {
@@ -228,7 +228,7 @@ fn mac(keys: &CardKeys, uid: &[u8], prefix: &[u8; 8], body: &[u8]) -> [u8; MAC_L
     cmac.update(MAC_DOMAIN);
     cmac.update(&[u8::try_from(uid.len()).unwrap_or(u8::MAX)]);
     cmac.update(uid);
-    cmac.update(prefix);
+    cmac.update(&prefix);
     cmac.update(body);
     let full = cmac.finalize().into_bytes();
     for (dst, src) in out.iter_mut().zip(full.iter()) {
@@ -322,7 +322,7 @@ pub fn encode_record(
         mac: [0; MAC_LEN],
     };
     let prefix = header.prefix();
-    let tag = mac(keys, uid, &prefix, &body);
+    let tag = mac(keys, uid, prefix, &body);
     let mut bytes = Vec::with_capacity(HEADER_LEN + len + 15);
     bytes.extend_from_slice(&prefix);
     bytes.extend_from_slice(&tag);
@@ -353,7 +353,7 @@ pub fn decode_record(
     let body = bytes
         .get(HEADER_LEN..HEADER_LEN + len)
         .ok_or(FormatError::BadLength)?;
-    let expected = mac(keys, uid, &header.prefix(), body);
+    let expected = mac(keys, uid, header.prefix(), body);
     if !ct_eq(&expected, &header.mac) {
         return Err(FormatError::MacMismatch);
     }

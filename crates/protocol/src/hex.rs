@@ -22,11 +22,16 @@ pub fn decode(text: &str) -> Option<Vec<u8>> {
             _ => None,
         })
         .collect::<Option<Vec<u8>>>()?;
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return None;
     }
-    Some(digits.chunks_exact(2).map(|p| match p {
-        [h, l] => (h << 4) | l,
-        _ => 0,
-    }).collect())
+    Some(
+        digits
+            .chunks_exact(2)
+            .map(|p| match p {
+                [h, l] => (h << 4) | l,
+                _ => 0,
+            })
+            .collect(),
+    )
 }

@@ -179,7 +179,10 @@ impl SiteKeys {
 
     /// The master key of `version`.
     pub fn get(&self, version: u8) -> Option<&MasterKey> {
-        self.keys.iter().find(|(v, _)| *v == version).map(|(_, k)| k)
+        self.keys
+            .iter()
+            .find(|(v, _)| *v == version)
+            .map(|(_, k)| k)
     }
 
     /// Versions in the order jobs try them: current first, then the others newest first.
@@ -273,8 +276,11 @@ impl fmt::Debug for CardKeys {
 
 /// Reduction of a diversified AES key to a Crypto1 key: its first six bytes.
 fn crypto1_from(key: &AesKey) -> Crypto1Key {
-    let [a, b, c, d, e, f, ..] = key.0;
-    Crypto1Key([a, b, c, d, e, f])
+    let mut out = [0u8; 6];
+    for (dst, src) in out.iter_mut().zip(key.0.iter()) {
+        *dst = *src;
+    }
+    Crypto1Key(out)
 }
 
 fn aes_block(key: &[u8; 16], block: [u8; 16]) -> [u8; 16] {
@@ -317,14 +323,13 @@ pub fn an10922(key: &[u8; 16], m: &[u8]) -> Result<[u8; 16], KeyError> {
     let sub = if padded { k2 } else { k1 };
     let (first, last) = d.split_at(16);
     let mut b1 = [0u8; 16];
-    let mut b2 = [0u8; 16];
-    for i in 0..16 {
-        b1[i] = first.get(i).copied().unwrap_or(0);
-        b2[i] = last.get(i).copied().unwrap_or(0) ^ sub[i];
+    for (dst, src) in b1.iter_mut().zip(first) {
+        *dst = *src;
     }
     let c1 = aes_block(key, b1);
-    for i in 0..16 {
-        b2[i] ^= c1[i];
+    let mut b2 = [0u8; 16];
+    for (((dst, m), k), c) in b2.iter_mut().zip(last).zip(sub.iter()).zip(c1.iter()) {
+        *dst = m ^ k ^ c;
     }
     Ok(aes_block(key, b2))
 }

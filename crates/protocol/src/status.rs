@@ -131,9 +131,18 @@ mod tests {
 
     #[test]
     fn vendor_variants() {
-        assert_eq!(StatusWord::from_bytes(0x63, 0x00), StatusWord::OperationFailed);
-        assert_eq!(StatusWord::from_bytes(0x69, 0x85), StatusWord::KeyProblem(0x85));
-        assert_eq!(StatusWord::from_bytes(0x6C, 0x10), StatusWord::WrongLe(0x10));
+        assert_eq!(
+            StatusWord::from_bytes(0x63, 0x00),
+            StatusWord::OperationFailed
+        );
+        assert_eq!(
+            StatusWord::from_bytes(0x69, 0x85),
+            StatusWord::KeyProblem(0x85)
+        );
+        assert_eq!(
+            StatusWord::from_bytes(0x6C, 0x10),
+            StatusWord::WrongLe(0x10)
+        );
         assert!(StatusWord::from_u16(0x6982).is_security_failure());
         assert!(StatusWord::from_u16(0x6A81).is_unsupported());
         assert_eq!(StatusWord::Success.to_string(), "90 00");

@@ -67,6 +67,7 @@ fn fresh_mad(geometry: Geometry) -> Mad1 {
 }
 
 /// Encodes `credential` onto the card. See the module docs and docs/card-format.md.
+#[allow(clippy::too_many_lines)] // one linear sequence of steps reads best in one place
 pub fn encode<T: Transmit + ?Sized>(
     tx: &mut T,
     atr: &[u8],
@@ -83,8 +84,14 @@ pub fn encode<T: Transmit + ?Sized>(
             None,
         ));
     }
-    let len = format::body_len(credential)
-        .map_err(|e| s.fail(Uncategorized::InvalidCredential, "validate", None, e.to_string()))?;
+    let len = format::body_len(credential).map_err(|e| {
+        s.fail(
+            Uncategorized::InvalidCredential,
+            "validate",
+            None,
+            e.to_string(),
+        )
+    })?;
     if len > format::body_capacity(2) {
         return Err(s.fail(
             Uncategorized::InvalidCredential,
@@ -105,7 +112,11 @@ pub fn encode<T: Transmit + ?Sized>(
         (_, Some(mad)) => (mad, false),
         (Sector0::Factory(_), None) => (fresh_mad(geometry), true),
         _ => {
-            return Err(s.incompatible(Incompatibility::DirectoryLocked, "open_directory", Some(3)));
+            return Err(s.incompatible(
+                Incompatibility::DirectoryLocked,
+                "open_directory",
+                Some(3),
+            ));
         }
     };
     let preferred = match &sector0 {
@@ -119,20 +130,32 @@ pub fn encode<T: Transmit + ?Sized>(
         .collect();
 
     let mut plan = if existing.is_empty() {
-        let needed = if len <= format::body_capacity(1) { 1 } else { 2 };
-        claim(&mut s, ClaimInput {
-            site,
-            uid: &uid,
-            preferred: &preferred,
-            sector0: &sector0,
-            mad: &mut mad,
-            fresh_directory,
-            geometry,
-            needed,
-        })?
+        let needed = if len <= format::body_capacity(1) {
+            1
+        } else {
+            2
+        };
+        claim(
+            &mut s,
+            ClaimInput {
+                site,
+                uid: &uid,
+                preferred: &preferred,
+                sector0: &sector0,
+                mad: &mut mad,
+                fresh_directory,
+                geometry,
+                needed,
+            },
+        )?
     } else {
         let Some(layout) = Layout::new(existing) else {
-            return Err(s.fail(Uncategorized::LayoutCorrupt, "read_directory", Some(1), "odd sector count"));
+            return Err(s.fail(
+                Uncategorized::LayoutCorrupt,
+                "read_directory",
+                Some(1),
+                "odd sector count",
+            ));
         };
         choose_slot(&mut s, layout, site, &uid, &preferred)?
     };
@@ -142,11 +165,21 @@ pub fn encode<T: Transmit + ?Sized>(
     if let Some((key_type, key, blocks)) = &plan.verify_directory {
         let step = "verify_directory";
         if !s.auth(0, *key_type, *key, step)? {
-            return Err(s.fail(Uncategorized::ReadBackMismatch, step, Some(3), "directory key not accepted"));
+            return Err(s.fail(
+                Uncategorized::ReadBackMismatch,
+                step,
+                Some(3),
+                "directory key not accepted",
+            ));
         }
         for (block, expected) in [(1u8, blocks[0]), (2u8, blocks[1])] {
             if s.read(block, step)? != expected {
-                return Err(s.fail(Uncategorized::ReadBackMismatch, step, Some(block), "directory differs"));
+                return Err(s.fail(
+                    Uncategorized::ReadBackMismatch,
+                    step,
+                    Some(block),
+                    "directory differs",
+                ));
             }
         }
     }
@@ -193,7 +226,8 @@ fn directory_writer<T: Transmit + ?Sized>(
     fresh_directory: bool,
 ) -> Result<(KeyType, Crypto1Key), JobError> {
     let step = "open_directory";
-    let locked = |s: &Session<'_, T>| s.incompatible(Incompatibility::DirectoryLocked, step, Some(3));
+    let locked =
+        |s: &Session<'_, T>| s.incompatible(Incompatibility::DirectoryLocked, step, Some(3));
     let can_write = |t: &TrailerRead, key: KeyType| {
         t.access.data(1).can_write(key) && t.access.data(2).can_write(key)
     };
@@ -330,7 +364,9 @@ fn choose_slot<T: Transmit + ?Sized>(
     let step = "read_slot_header";
     let mut heads = Vec::with_capacity(2);
     for slot in 0..2 {
-        heads.push(probe::read_slot_head(s, &layout, slot, site, uid, preferred)?);
+        heads.push(probe::read_slot_head(
+            s, &layout, slot, site, uid, preferred,
+        )?);
     }
     if heads.iter().any(|h| matches!(h.keys, SectorKeys::Locked)) {
         return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
@@ -341,12 +377,16 @@ fn choose_slot<T: Transmit + ?Sized>(
     {
         return Err(s.incompatible(Incompatibility::UnknownFormat, step, None));
     }
-    let seq = |i: usize| heads.get(i).and_then(|h| h.header.as_ref().ok()).map(|h| h.sequence);
+    let seq = |i: usize| {
+        heads
+            .get(i)
+            .and_then(|h| h.header.as_ref().ok())
+            .map(|h| h.sequence)
+    };
     let (target, sequence) = match (seq(0), seq(1)) {
         (Some(a), Some(b)) if format::is_newer(a, b) => (1, a.wrapping_add(1)),
-        (Some(_), Some(b)) => (0, b.wrapping_add(1)),
         (Some(a), None) => (1, a.wrapping_add(1)),
-        (None, Some(b)) => (0, b.wrapping_add(1)),
+        (_, Some(b)) => (0, b.wrapping_add(1)),
         (None, None) => (0, 1),
     };
     // The card's keys: those that opened a slot, else the preferred ones.
@@ -385,11 +425,22 @@ fn write_record<T: Transmit + ?Sized>(
 ) -> Result<CardCredential, JobError> {
     let step = "write_record";
     let keys = plan.card_keys.clone();
-    let record = format::encode_record(credential, &keys, plan.sequence, uid, plan.layout.capacity())
-        .map_err(|e| match e {
-            FormatError::TooLarge { .. } => s.incompatible(Incompatibility::NoRoom, step, None),
-            other => s.fail(Uncategorized::InvalidCredential, step, None, other.to_string()),
-        })?;
+    let record = format::encode_record(
+        credential,
+        &keys,
+        plan.sequence,
+        uid,
+        plan.layout.capacity(),
+    )
+    .map_err(|e| match e {
+        FormatError::TooLarge { .. } => s.incompatible(Incompatibility::NoRoom, step, None),
+        other => s.fail(
+            Uncategorized::InvalidCredential,
+            step,
+            None,
+            other.to_string(),
+        ),
+    })?;
     let written = format::decode_record(&record.concat(), uid, &keys)
         .map_err(|e| s.fail(Uncategorized::InvalidCredential, step, None, e.to_string()))?;
     let blocks = plan.layout.slot_blocks(plan.target);
@@ -428,7 +479,10 @@ fn write_record<T: Transmit + ?Sized>(
             return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
         }
         let mut changed: Vec<(u8, Block)> = Vec::new();
-        for (block, data) in items.iter().filter(|(b, _)| geometry::sector_of(*b) == sector) {
+        for (block, data) in items
+            .iter()
+            .filter(|(b, _)| geometry::sector_of(*b) == sector)
+        {
             let old = if fresh {
                 None
             } else if *block == first && plan.head_block.is_some() {
@@ -445,7 +499,12 @@ fn write_record<T: Transmit + ?Sized>(
         }
         for (block, data) in &changed {
             if s.read(*block, "read_back")? != *data {
-                return Err(s.fail(Uncategorized::ReadBackMismatch, "read_back", Some(*block), "block differs"));
+                return Err(s.fail(
+                    Uncategorized::ReadBackMismatch,
+                    "read_back",
+                    Some(*block),
+                    "block differs",
+                ));
             }
         }
     }

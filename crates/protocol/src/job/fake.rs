@@ -41,8 +41,8 @@ impl FakeCard {
         for sector in geometry.sectors() {
             let t = geometry::trailer_block(sector).unwrap();
             blocks[usize::from(t)] = [
-                0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0x80, 0x69, 0xFF, 0xFF, 0xFF,
-                0xFF, 0xFF, 0xFF,
+                0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, 0x80, 0x69, 0xFF, 0xFF, 0xFF, 0xFF,
+                0xFF, 0xFF,
             ];
         }
         let mut b0 = [0u8; 16];
@@ -146,7 +146,9 @@ impl FakeCard {
         let Some((sector, kt)) = self.auth else {
             return FAIL;
         };
-        if block == 0 || usize::from(block) >= self.blocks.len() || geometry::sector_of(block) != sector
+        if block == 0
+            || usize::from(block) >= self.blocks.len()
+            || geometry::sector_of(block) != sector
         {
             return FAIL;
         }
@@ -214,14 +216,20 @@ impl FakeCard {
 impl Transmit for FakeCard {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
         if self.removed {
-            return Err(TransmitError::new(TransmitErrorKind::CardRemoved, "card removed"));
+            return Err(TransmitError::new(
+                TransmitErrorKind::CardRemoved,
+                "card removed",
+            ));
         }
         self.count += 1;
         self.log.push(command.to_vec());
         if self.tear_at == Some(self.count) {
             self.removed = true;
             let _ = self.handle(command, Some(self.tear_mode));
-            return Err(TransmitError::new(TransmitErrorKind::CardRemoved, "card removed"));
+            return Err(TransmitError::new(
+                TransmitErrorKind::CardRemoved,
+                "card removed",
+            ));
         }
         Ok(self.handle(command, None))
     }

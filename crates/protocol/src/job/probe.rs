@@ -51,8 +51,14 @@ pub(crate) fn open_sector0<T: Transmit + ?Sized>(
     }
     if s.auth(0, KeyType::A, Crypto1Key::FACTORY, step)? {
         let block = s.read(3, "read_directory_trailer")?;
-        let trailer = TrailerRead::parse(&block)
-            .map_err(|e| s.fail(Uncategorized::DirectoryCorrupt, step, Some(3), e.to_string()))?;
+        let trailer = TrailerRead::parse(&block).map_err(|e| {
+            s.fail(
+                Uncategorized::DirectoryCorrupt,
+                step,
+                Some(3),
+                e.to_string(),
+            )
+        })?;
         return Ok(Sector0::Factory(trailer));
     }
     if s.auth(0, KeyType::A, Crypto1Key::MAD_PUBLIC, step)? {
@@ -79,9 +85,14 @@ pub(crate) fn read_mad<T: Transmit + ?Sized>(
     let b1 = s.read(1, step)?;
     let b2 = s.read(2, step)?;
     let bytes = [b1, b2].concat();
-    Mad1::parse(&bytes)
-        .map(Some)
-        .map_err(|e| s.fail(Uncategorized::DirectoryCorrupt, step, Some(1), e.to_string()))
+    Mad1::parse(&bytes).map(Some).map_err(|e| {
+        s.fail(
+            Uncategorized::DirectoryCorrupt,
+            step,
+            Some(1),
+            e.to_string(),
+        )
+    })
 }
 
 /// Our sectors and how they form two slots.
@@ -93,7 +104,10 @@ pub(crate) struct Layout {
 impl Layout {
     /// From our sectors (ascending); `None` unless an even, non-zero number of 4-block sectors.
     pub(crate) fn new(sectors: Vec<u8>) -> Option<Self> {
-        if sectors.is_empty() || sectors.len() % 2 != 0 || sectors.iter().any(|s| *s == 0 || *s >= 32) {
+        if sectors.is_empty()
+            || !sectors.len().is_multiple_of(2)
+            || sectors.iter().any(|s| *s == 0 || *s >= 32)
+        {
             return None;
         }
         Some(Self { sectors })

@@ -6,8 +6,8 @@ use crate::card::{self, CardType};
 use crate::error::{Incompatibility, JobError, Uncategorized};
 use crate::format::{self, CardCredential, FormatError};
 use crate::keys::SiteKeys;
-use crate::mifare::mad::Aid;
 use crate::mifare::geometry::Geometry;
+use crate::mifare::mad::Aid;
 use crate::transmit::Transmit;
 
 /// What a scan found on the card.
@@ -59,6 +59,7 @@ pub struct ScanOutcome {
 /// "No credential of ours" (blank, foreign, other site's, or not MIFARE Classic) is a
 /// successful scan with `credential: None`. A card that holds our application but whose
 /// records all fail verification (torn, tampered) is `uncategorized_error/card_payload_corrupt`.
+#[allow(clippy::too_many_lines)] // one linear sequence of steps reads best in one place
 pub fn scan<T: Transmit + ?Sized>(
     tx: &mut T,
     atr: &[u8],
@@ -100,11 +101,20 @@ pub fn scan<T: Transmit + ?Sized>(
             .aids
             .iter()
             .any(|a| *a != Aid::FREE && *a != Aid::NOT_APPLICABLE);
-        let state = if used { CardState::Foreign } else { CardState::Blank };
+        let state = if used {
+            CardState::Foreign
+        } else {
+            CardState::Blank
+        };
         return Ok(done(&s, state, None));
     }
     let Some(layout) = Layout::new(ours) else {
-        return Err(s.fail(Uncategorized::LayoutCorrupt, "read_directory", Some(1), "odd sector count"));
+        return Err(s.fail(
+            Uncategorized::LayoutCorrupt,
+            "read_directory",
+            Some(1),
+            "odd sector count",
+        ));
     };
     let preferred = match &sector0 {
         Sector0::Ours(keys) => keys.clone(),
@@ -138,8 +148,11 @@ pub fn scan<T: Transmit + ?Sized>(
     });
     let mut damaged = false;
     for slot in candidates {
-        let Some(head) = heads.get(slot) else { continue };
-        let (SectorKeys::Ours(keys), Some(block), Ok(header)) = (&head.keys, &head.block, &head.header)
+        let Some(head) = heads.get(slot) else {
+            continue;
+        };
+        let (SectorKeys::Ours(keys), Some(block), Ok(header)) =
+            (&head.keys, &head.block, &head.header)
         else {
             continue;
         };

@@ -3,8 +3,8 @@
 //! sector authenticated once per pass, and maps every failure to a [`JobError`].
 
 use crate::apdu::{self, Command, KeySlot, Response};
-use crate::error::{Detail, Incompatibility, JobError, Uncategorized};
 use crate::card::CardType;
+use crate::error::{Detail, Incompatibility, JobError, Uncategorized};
 use crate::keys::Crypto1Key;
 use crate::mifare::Block;
 use crate::mifare::access::KeyType;
@@ -101,7 +101,12 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
             .transmit(&cmd.to_bytes())
             .map_err(|e| self.transmit_error(&e, step, block))?;
         let response = Response::parse(&raw).map_err(|e| {
-            self.fail(Uncategorized::UnexpectedResponse, step, block, e.to_string())
+            self.fail(
+                Uncategorized::UnexpectedResponse,
+                step,
+                block,
+                e.to_string(),
+            )
         })?;
         self.last_status = Some(response.status());
         Ok(response)
@@ -129,7 +134,13 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     fn slot_for(&mut self, key: Crypto1Key, step: &'static str) -> Result<KeySlot, JobError> {
         self.tick += 1;
         let tick = self.tick;
-        let index_of = |i: usize| if i == 0 { KeySlot::Slot0 } else { KeySlot::Slot1 };
+        let index_of = |i: usize| {
+            if i == 0 {
+                KeySlot::Slot0
+            } else {
+                KeySlot::Slot1
+            }
+        };
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some((k, used)) = slot
                 && *k == key
@@ -183,7 +194,11 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         };
         let slot = self.slot_for(key, step)?;
         self.authed = None;
-        let response = self.send(&apdu::authenticate(trailer, key_type, slot), step, Some(trailer))?;
+        let response = self.send(
+            &apdu::authenticate(trailer, key_type, slot),
+            step,
+            Some(trailer),
+        )?;
         if response.status().is_success() {
             self.authed = Some((sector, key_type, key));
             Ok(true)
@@ -220,7 +235,12 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         })
     }
 
-    fn check_write(&mut self, response: &Response, step: &'static str, block: u8) -> Result<(), JobError> {
+    fn check_write(
+        &mut self,
+        response: &Response,
+        step: &'static str,
+        block: u8,
+    ) -> Result<(), JobError> {
         if response.status().is_success() {
             Ok(())
         } else {
@@ -241,8 +261,14 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         data: &Block,
         step: &'static str,
     ) -> Result<(), JobError> {
-        let cmd = apdu::write_block(block, data)
-            .map_err(|e| self.fail(Uncategorized::CommandRejected, step, Some(block), e.to_string()))?;
+        let cmd = apdu::write_block(block, data).map_err(|e| {
+            self.fail(
+                Uncategorized::CommandRejected,
+                step,
+                Some(block),
+                e.to_string(),
+            )
+        })?;
         self.wrote = true;
         let response = self.send(&cmd, step, Some(block))?;
         self.check_write(&response, step, block)
@@ -256,8 +282,14 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         step: &'static str,
     ) -> Result<(), JobError> {
         let block = geometry::trailer_block(sector).unwrap_or(0);
-        let cmd = apdu::write_trailer(block, trailer)
-            .map_err(|e| self.fail(Uncategorized::CommandRejected, step, Some(block), e.to_string()))?;
+        let cmd = apdu::write_trailer(block, trailer).map_err(|e| {
+            self.fail(
+                Uncategorized::CommandRejected,
+                step,
+                Some(block),
+                e.to_string(),
+            )
+        })?;
         self.wrote = true;
         let response = self.send(&cmd, step, Some(block))?;
         self.check_write(&response, step, block)?;

@@ -1,4 +1,10 @@
-#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::expect_used,
+    clippy::needless_range_loop
+)]
 
 use super::fake::{FakeCard, TearMode};
 use super::*;
@@ -95,7 +101,10 @@ fn card_layout_matches_the_documented_format() {
         assert_eq!(&t[10..16], &keys.key_b().to_bytes());
     }
     // Sectors 5.. untouched.
-    assert_eq!(card.blocks[23], FakeCard::blank(Geometry::CLASSIC_1K, &UID).blocks[23]);
+    assert_eq!(
+        card.blocks[23],
+        FakeCard::blank(Geometry::CLASSIC_1K, &UID).blocks[23]
+    );
 }
 
 #[test]
@@ -136,7 +145,10 @@ fn card_with_other_application() -> FakeCard {
     for sector in [1u8, 2] {
         card.set_trailer(
             sector,
-            hex::decode("D3F7D3F7D3F77F078840112233445566").unwrap().try_into().unwrap(),
+            hex::decode("D3F7D3F7D3F77F078840112233445566")
+                .unwrap()
+                .try_into()
+                .unwrap(),
         );
         card.blocks[usize::from(sector * 4)] = [0x55; 16];
     }
@@ -149,7 +161,10 @@ fn other_applications_are_kept() {
     let before = card.blocks.clone();
     let site = site();
     let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap();
-    eprintln!("encode card with other application: {} APDUs", out.apdu_count);
+    eprintln!(
+        "encode card with other application: {} APDUs",
+        out.apdu_count
+    );
     for block in 4..12 {
         assert_eq!(card.blocks[block], before[block], "block {block}");
     }
@@ -162,7 +177,14 @@ fn other_applications_are_kept() {
     assert_eq!(scanned.credential.unwrap().credential, cred(1));
     card.reinsert();
     encode(&mut card, &atr(), &site, &cred(2)).unwrap();
-    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, cred(2));
+    assert_eq!(
+        fresh_scan(&mut card, &site)
+            .unwrap()
+            .credential
+            .unwrap()
+            .credential,
+        cred(2)
+    );
 }
 
 #[test]
@@ -194,13 +216,19 @@ fn no_room_and_locked_cards_are_incompatible() {
     for sector in 0..16 {
         card.set_trailer(
             sector,
-            hex::decode("0102030405067F078869112233445566").unwrap().try_into().unwrap(),
+            hex::decode("0102030405067F078869112233445566")
+                .unwrap()
+                .try_into()
+                .unwrap(),
         );
     }
     let err = encode(&mut card, &atr(), &site(), &cred(1)).unwrap_err();
     assert_eq!(err.name(), "incompatible_card_format");
     assert_eq!(card.writes, 0);
-    assert_eq!(fresh_scan(&mut card, &site()).unwrap().state, CardState::Foreign);
+    assert_eq!(
+        fresh_scan(&mut card, &site()).unwrap().state,
+        CardState::Foreign
+    );
 }
 
 #[test]
@@ -232,7 +260,14 @@ fn key_rotation_keeps_old_cards_readable() {
     card.reinsert();
     let out = encode(&mut card, &atr(), &rotated, &cred(2)).unwrap();
     assert_eq!(out.written.key_version, 1);
-    assert_eq!(fresh_scan(&mut card, &rotated).unwrap().credential.unwrap().credential, cred(2));
+    assert_eq!(
+        fresh_scan(&mut card, &rotated)
+            .unwrap()
+            .credential
+            .unwrap()
+            .credential,
+        cred(2)
+    );
     // New cards get the current version.
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &[1, 2, 3, 4, 5, 6, 7]);
     let out = encode(&mut card, &atr(), &rotated, &cred(3)).unwrap();
@@ -247,13 +282,27 @@ fn large_record_uses_two_sectors_per_slot() {
     c.access_data = (0..40).collect();
     let out = encode(&mut card, &atr(), &site, &c).unwrap();
     eprintln!("encode large record: {} APDUs", out.apdu_count);
-    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, c);
+    assert_eq!(
+        fresh_scan(&mut card, &site)
+            .unwrap()
+            .credential
+            .unwrap()
+            .credential,
+        c
+    );
     card.reinsert();
     c.access_data = (0..55).collect();
     c.card_number = "1".into();
     let out = encode(&mut card, &atr(), &site, &c).unwrap();
     eprintln!("re-encode large record: {} APDUs", out.apdu_count);
-    assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, c);
+    assert_eq!(
+        fresh_scan(&mut card, &site)
+            .unwrap()
+            .credential
+            .unwrap()
+            .credential,
+        c
+    );
     c.access_data = (0..56).collect();
     card.reinsert();
     let err = encode(&mut card, &atr(), &site, &c).unwrap_err();
@@ -268,7 +317,14 @@ fn mini_and_4k_cards() {
     let mut card = FakeCard::blank(Geometry::MINI, &UID);
     encode(&mut card, &atr_mini, &site, &cred(1)).unwrap();
     card.reinsert();
-    assert_eq!(scan(&mut card, &atr_mini, &site).unwrap().credential.unwrap().credential, cred(1));
+    assert_eq!(
+        scan(&mut card, &atr_mini, &site)
+            .unwrap()
+            .credential
+            .unwrap()
+            .credential,
+        cred(1)
+    );
     let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
     assert_eq!(mad.aid(5), Some(Aid::NOT_APPLICABLE));
     let atr_4k = hex::decode("3B8F8001804F0CA0000003060300020000000069").unwrap();
@@ -333,10 +389,18 @@ fn tear_at_every_apdu() {
                     }
                 }
                 card.reinsert();
-                let redo = encode(&mut card, &atr(), &site, &new)
-                    .unwrap_or_else(|e| panic!("recovery after tear at {n} {mode:?}: {}", e.detail()));
+                let redo = encode(&mut card, &atr(), &site, &new).unwrap_or_else(|e| {
+                    panic!("recovery after tear at {n} {mode:?}: {}", e.detail())
+                });
                 assert_eq!(redo.written.credential, new);
-                assert_eq!(fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential, new);
+                assert_eq!(
+                    fresh_scan(&mut card, &site)
+                        .unwrap()
+                        .credential
+                        .unwrap()
+                        .credential,
+                    new
+                );
             }
         }
     }
@@ -358,8 +422,18 @@ fn transport_failures_are_classified() {
         (TransmitErrorKind::Timeout, "encoder_communication_timeout"),
         (TransmitErrorKind::Other, "uncategorized_error"),
     ] {
-        assert_eq!(scan(&mut Failing(kind), &atr(), &site()).unwrap_err().name(), name);
-        assert_eq!(encode(&mut Failing(kind), &atr(), &site(), &cred(1)).unwrap_err().name(), name);
+        assert_eq!(
+            scan(&mut Failing(kind), &atr(), &site())
+                .unwrap_err()
+                .name(),
+            name
+        );
+        assert_eq!(
+            encode(&mut Failing(kind), &atr(), &site(), &cred(1))
+                .unwrap_err()
+                .name(),
+            name
+        );
     }
 }
 

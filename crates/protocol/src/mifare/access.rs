@@ -268,6 +268,7 @@ impl AccessBits {
         let mut c3 = 0u8;
         let mut i = 0;
         while i < 4 {
+            #[allow(clippy::indexing_slicing)] // i < 4 = codes.len()
             let code = self.codes[i];
             c1 |= ((code >> 2) & 1) << i;
             c2 |= ((code >> 1) & 1) << i;
@@ -303,8 +304,11 @@ impl AccessBits {
 
 impl fmt::Debug for AccessBits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, t] = self.codes;
-        write!(f, "AccessBits({a:03b} {b:03b} {c:03b} / trailer {t:03b})")
+        let [g0, g1, g2, trailer] = self.codes;
+        write!(
+            f,
+            "AccessBits({g0:03b} {g1:03b} {g2:03b} / trailer {trailer:03b})"
+        )
     }
 }
 
@@ -367,17 +371,17 @@ mod tests {
 
     #[test]
     fn known_values() {
-        assert_eq!(AccessConditions::TRANSPORT.bits().encode(), [0xFF, 0x07, 0x80]);
+        assert_eq!(
+            AccessConditions::TRANSPORT.bits().encode(),
+            [0xFF, 0x07, 0x80]
+        );
         assert_eq!(
             AccessConditions::READ_A_WRITE_B.bits().encode(),
             [0x78, 0x77, 0x88]
         );
         let b = AccessBits::new([DataAccess::ReadWriteAB; 3], TrailerAccess::ManagedByB);
         assert_eq!(b.encode(), [0x7F, 0x07, 0x88]);
-        let v = AccessBits::new(
-            [DataAccess::ValueWriteB; 3],
-            TrailerAccess::ManagedByB,
-        );
+        let v = AccessBits::new([DataAccess::ValueWriteB; 3], TrailerAccess::ManagedByB);
         assert_eq!(v.encode(), [0x08, 0x77, 0x8F]);
     }
 
@@ -406,8 +410,14 @@ mod tests {
             .into_iter()
             .filter(|t| AccessConditions::new([DataAccess::ReadAB; 3], *t).is_ok())
             .collect();
-        assert_eq!(ok, vec![TrailerAccess::Transport, TrailerAccess::ManagedByB]);
-        assert_eq!(AccessConditions::READ_A_WRITE_B.trailer_writer(), KeyType::B);
+        assert_eq!(
+            ok,
+            vec![TrailerAccess::Transport, TrailerAccess::ManagedByB]
+        );
+        assert_eq!(
+            AccessConditions::READ_A_WRITE_B.trailer_writer(),
+            KeyType::B
+        );
         assert!(!TrailerAccess::ManagedByB.key_b_readable());
         assert!(TrailerAccess::Transport.key_b_readable());
     }

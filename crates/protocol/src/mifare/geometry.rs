@@ -25,7 +25,9 @@ impl Geometry {
 
     /// Number of blocks.
     pub fn block_count(self) -> u16 {
-        (0..self.sectors).map(|s| u16::from(blocks_in_sector(s))).sum()
+        (0..self.sectors)
+            .map(|s| u16::from(blocks_in_sector(s)))
+            .sum()
     }
 
     /// `true` when `sector` exists on this card.
@@ -66,11 +68,10 @@ pub fn trailer_block(sector: u8) -> Option<u8> {
 
 /// The data blocks of `sector` (all blocks but the trailer; block 0 included for sector 0).
 pub fn data_blocks(sector: u8) -> impl Iterator<Item = u8> {
-    let range = match (first_block(sector), trailer_block(sector)) {
+    match (first_block(sector), trailer_block(sector)) {
         (Some(first), Some(trailer)) => first..trailer,
         _ => 0..0,
-    };
-    range
+    }
 }
 
 /// The sector holding `block`.

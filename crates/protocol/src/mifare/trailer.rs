@@ -127,7 +127,7 @@ impl TrailerRead {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use crate::hex;
@@ -150,7 +150,10 @@ mod tests {
             Crypto1Key::new([1, 2, 3, 4, 5, 6]),
         );
         let block = t.to_block();
-        assert_eq!(hex::encode(&block), "A0A1A2A3A4A57877 88C1010203040506".replace(' ', ""));
+        assert_eq!(
+            hex::encode(&block),
+            "A0A1A2A3A4A57877 88C1010203040506".replace(' ', "")
+        );
         let read = TrailerRead::parse(&block).unwrap();
         assert_eq!(read.access, AccessConditions::READ_A_WRITE_B.bits());
         assert_eq!(read.gpb, 0xC1);

@@ -70,7 +70,11 @@ mod tests {
 
     #[test]
     fn known_vector() {
-        let b = ValueBlock { value: 100, address: 5 }.to_block();
+        let b = ValueBlock {
+            value: 100,
+            address: 5,
+        }
+        .to_block();
         assert_eq!(hex::encode(&b), "640000009BFFFFFF6400000005FA05FA");
     }
 
