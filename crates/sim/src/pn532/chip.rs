@@ -107,9 +107,9 @@ impl Pn532 {
     }
 
     /// The card is taken out of the field.
+    /// The chip keeps the target in its table: the next exchange with it times out.
     pub fn remove_card(&mut self) {
         self.field.present = false;
-        self.selected = None;
         self.field.card.power_cycle();
     }
 
