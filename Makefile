@@ -11,7 +11,7 @@ NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 # Debian packages the suite needs: the PC/SC rig (pcscd + vpcd), pcsc-lite headers for the
 # pcsc crate, the ATR list (pcsc-tools), namespaces (util-linux, iproute2).
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux
+	iproute2 util-linux libnfc-bin
 
 .PHONY: all deps build lint test demo bench clean
 
