@@ -9,15 +9,22 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// How long to wait for helper processes to come up.
 pub const STARTUP: Duration = Duration::from_secs(15);
+
+/// How long a reader stays without a card before the harness places another one: longer than
+/// pcscd's 400 ms poll of vpcd readers, or pcscd may miss the change (see encoder-sim's
+/// `MIN_ABSENCE`, which applies the same rule to a card taken out and put back).
+pub const MIN_ABSENCE: Duration = Duration::from_millis(600);
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -56,13 +63,18 @@ pub struct Rig {
     holder: Child,
     pcscd: Option<Child>,
     holder_pid: u32,
+    /// When the last card left each reader slot.
+    vacated: Arc<Mutex<HashMap<usize, Instant>>>,
 }
 
 impl Rig {
     /// Starts a rig with `readers` virtual readers (named by [`Rig::reader_name`]).
     pub fn start(readers: usize) -> Self {
         let script = workspace().join("rig/pcsc-rig");
-        let dir = tempfile::Builder::new().prefix("pcsc-rig.").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("pcsc-rig.")
+            .tempdir()
+            .expect("tempdir");
         let holder = guarded(&script)
             .arg("holder")
             .arg(dir.path())
@@ -80,7 +92,14 @@ impl Rig {
             .unwrap_or_else(|| {
                 panic!("the rig's namespace did not come up (needs root, unshare and iproute2)")
             });
-        let mut rig = Self { dir, holder, pcscd: None, holder_pid };
+        let mut rig = Self {
+            dir,
+            holder,
+            pcscd: None,
+            holder_pid,
+            vacated: Arc::default(),
+        };
+        rig.use_in_this_process();
         rig.start_pcscd();
         rig
     }
@@ -92,7 +111,10 @@ impl Rig {
 
     /// pcscd's socket, as reachable from outside the namespace.
     pub fn socket(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/root/run/pcscd/pcscd.comm", self.holder_pid))
+        PathBuf::from(format!(
+            "/proc/{}/root/run/pcscd/pcscd.comm",
+            self.holder_pid
+        ))
     }
 
     /// The environment a client process needs to use this rig.
@@ -100,8 +122,8 @@ impl Rig {
         ("PCSCLITE_CSOCK_NAME", self.socket().into_os_string())
     }
 
-    /// Points this process's pcsc-lite client at the rig. Call before any PC/SC call; one rig
-    /// per process (libpcsclite reads the variable once).
+    /// Points this process's pcsc-lite client at the rig ([`Rig::start`] does it; one rig per
+    /// process, since libpcsclite reads the variable once).
     #[allow(unsafe_code)]
     pub fn use_in_this_process(&self) {
         let (key, value) = self.env();
@@ -168,6 +190,15 @@ impl Rig {
 
     /// Starts `encoder-sim card ARGS` on reader `slot` and waits until the card is present.
     pub fn card(&self, slot: usize, args: &[&str]) -> SimCard {
+        let vacated = self
+            .vacated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&slot)
+            .copied();
+        if let Some(at) = vacated {
+            std::thread::sleep(MIN_ABSENCE.saturating_sub(at.elapsed()));
+        }
         let mut child = guarded("nsenter")
             .arg("--target")
             .arg(self.holder_pid.to_string())
@@ -194,9 +225,50 @@ impl Rig {
                 }
             }
         });
-        let mut card = SimCard { child, stdin, lines };
+        let mut card = SimCard {
+            child,
+            stdin,
+            lines,
+            slot,
+            vacated: Arc::clone(&self.vacated),
+        };
         card.expect_line("present");
+        assert!(
+            self.wait_reader(slot, true),
+            "pcscd did not see the card on reader {slot}: {}",
+            self.log()
+        );
         card
+    }
+
+    /// Waits (event-driven, up to [`STARTUP`]) until pcscd reports reader `slot` with a card
+    /// (`present`) or without one; `false` on timeout.
+    pub fn wait_reader(&self, slot: usize, present: bool) -> bool {
+        let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
+            return false;
+        };
+        let Ok(name) = std::ffi::CString::new(Self::reader_name(slot)) else {
+            return false;
+        };
+        let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];
+        let deadline = Instant::now() + STARTUP;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if ctx.get_status_change(left, &mut states).is_err() {
+                return false;
+            }
+            let [state] = &mut states;
+            let event = state.event_state();
+            if event.contains(pcsc::State::PRESENT) == present
+                && !event.intersects(pcsc::State::UNKNOWN | pcsc::State::MUTE)
+            {
+                return true;
+            }
+            if left.is_zero() {
+                return false;
+            }
+            state.sync_current_state();
+        }
     }
 }
 
@@ -213,6 +285,8 @@ pub struct SimCard {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
+    slot: usize,
+    vacated: Arc<Mutex<HashMap<usize, Instant>>>,
 }
 
 impl SimCard {
@@ -263,6 +337,10 @@ impl Drop for SimCard {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        self.vacated
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.slot, Instant::now());
     }
 }
 

@@ -14,7 +14,11 @@ fn readers_json_shows_the_virtual_card_with_uid_and_type() {
         .env(key, value)
         .output()
         .expect("run encoder-bridge");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let readers = json["readers"].as_array().expect("readers");
     assert_eq!(readers.len(), 2);
@@ -36,5 +40,10 @@ fn readers_without_pcscd_says_what_to_do() {
     assert_eq!(out.status.code(), Some(1));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(json["error"]["kind"], "no_service");
-    assert!(json["error"]["hint"].as_str().unwrap_or_default().contains("pcscd"));
+    assert!(
+        json["error"]["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pcscd")
+    );
 }

@@ -7,7 +7,7 @@ mod pn532_support;
 use std::time::{Duration, Instant};
 
 use encoder_hal::{CardSession, Encoder, EncoderKind, ErrorKind, Pn532Encoder};
-use encoder_protocol::transmit::{Transmit, TransmitErrorKind};
+use encoder_protocol::transmit::TransmitErrorKind;
 use pn532_support::Emulator;
 
 const LOAD_FACTORY_KEY: [u8; 11] = [

@@ -1,6 +1,6 @@
 //! Syntax and content of udev/99-encoder-bridge.rules (Debian 12's udevadm has no `verify`):
 //! every rule line is a list of `KEY[{attr}] OP "value"` pairs udev knows, and each supported
-//! adapter gets the group, the ModemManager opt-out and a stable link.
+//! adapter gets the group, the `ModemManager` opt-out and a stable link.
 
 use encoder_tests::workspace;
 
@@ -21,8 +21,11 @@ const KEYS: [&str; 14] = [
     "KERNEL",
 ];
 
-/// Splits one rule line into (key, attribute, operator, value).
-fn parse(line: &str) -> Result<Vec<(String, Option<String>, String, String)>, String> {
+/// One `KEY{attribute}OP"value"` term of a rule: (key, attribute, operator, value).
+type Term = (String, Option<String>, String, String);
+
+/// Splits one rule line into its terms.
+fn parse(line: &str) -> Result<Vec<Term>, String> {
     let mut out = vec![];
     let mut rest = line.trim();
     while !rest.is_empty() {

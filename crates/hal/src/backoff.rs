@@ -22,7 +22,12 @@ impl Backoff {
             ^ std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| u64::from(d.subsec_nanos()));
-        Self { initial, max, next: initial, seed: seed | 1 }
+        Self {
+            initial,
+            max,
+            next: initial,
+            seed: seed | 1,
+        }
     }
 
     /// The delay to wait before the next attempt; each call doubles the following one.

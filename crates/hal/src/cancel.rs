@@ -24,7 +24,9 @@ pub struct Canceller {
 
 impl std::fmt::Debug for Canceller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Canceller").field("cancelled", &self.is_cancelled()).finish()
+        f.debug_struct("Canceller")
+            .field("cancelled", &self.is_cancelled())
+            .finish()
     }
 }
 
@@ -36,16 +38,30 @@ impl Canceller {
 
     /// Cancels: wakes every registered hook and every sleeper, now and for good.
     pub fn cancel(&self) {
-        *self.shared.cancelled.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        *self
+            .shared
+            .cancelled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = true;
         self.shared.changed.notify_all();
-        for hook in self.shared.hooks.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        for hook in self
+            .shared
+            .hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
             hook();
         }
     }
 
     /// Whether [`Canceller::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        *self.shared.cancelled.lock().unwrap_or_else(PoisonError::into_inner)
+        *self
+            .shared
+            .cancelled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Registers a hook run on cancellation (immediately, if already cancelled).
@@ -53,12 +69,20 @@ impl Canceller {
         if self.is_cancelled() {
             hook();
         }
-        self.shared.hooks.lock().unwrap_or_else(PoisonError::into_inner).push(hook);
+        self.shared
+            .hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(hook);
     }
 
     /// Sleeps for `duration` unless cancelled first; returns `false` when cancelled.
     pub fn sleep(&self, duration: Duration) -> bool {
-        let guard = self.shared.cancelled.lock().unwrap_or_else(PoisonError::into_inner);
+        let guard = self
+            .shared
+            .cancelled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let (guard, _) = self
             .shared
             .changed

@@ -78,7 +78,9 @@ impl ErrorKind {
                 "access denied: install the polkit rule for pcscd or add the service user to the device's group (see README, Troubleshooting)"
             }
             Self::Cancelled => "the operation was cancelled because the bridge is stopping",
-            Self::Protocol => "the reader sent an unexpected answer; check the cable and the baud rate",
+            Self::Protocol => {
+                "the reader sent an unexpected answer; check the cable and the baud rate"
+            }
             Self::Other => "see the log for details",
         }
     }
@@ -113,7 +115,11 @@ pub struct HalError {
 impl HalError {
     /// A new error of `kind`, with a detail for engineers (never key material).
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Self {
-        Self { kind, reader: None, detail: detail.into() }
+        Self {
+            kind,
+            reader: None,
+            detail: detail.into(),
+        }
     }
 
     /// The same error, naming the reader it concerns.
@@ -186,7 +192,11 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len());
-        assert!(names.iter().all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(
+            names
+                .iter()
+                .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+        );
     }
 
     #[test]
@@ -202,12 +212,21 @@ mod tests {
 
     #[test]
     fn transport_kinds_map_to_the_cloud_classes() {
-        assert_eq!(ErrorKind::CardRemoved.transmit_kind(), TransmitErrorKind::CardRemoved);
-        assert_eq!(ErrorKind::NoService.transmit_kind(), TransmitErrorKind::ReaderUnavailable);
+        assert_eq!(
+            ErrorKind::CardRemoved.transmit_kind(),
+            TransmitErrorKind::CardRemoved
+        );
+        assert_eq!(
+            ErrorKind::NoService.transmit_kind(),
+            TransmitErrorKind::ReaderUnavailable
+        );
         assert_eq!(
             ErrorKind::ReaderUnavailable.transmit_kind(),
             TransmitErrorKind::ReaderUnavailable
         );
-        assert_eq!(ErrorKind::Timeout.transmit_kind(), TransmitErrorKind::Timeout);
+        assert_eq!(
+            ErrorKind::Timeout.transmit_kind(),
+            TransmitErrorKind::Timeout
+        );
     }
 }

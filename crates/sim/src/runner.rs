@@ -27,6 +27,16 @@ use crate::vpcd::{self, Link, ServeEnd};
 /// How often blocked waits look at commands and the stop flag.
 const POLL: Duration = Duration::from_millis(50);
 
+/// How long a removed card stays out of the field before it may come back.
+///
+/// pcscd learns of vpcd cards by polling every 400 ms (reference/cards.md §6). When a client
+/// transmits to a card that just left, vpcd drops the connection inside the transmit; if the
+/// card is back before the next presence poll, pcscd never sees an absent reader, keeps its
+/// cached "present" status, and from then on reports the reader empty to clients while the card
+/// sits in it. A real card cannot be pulled and put back within a fraction of a second either,
+/// so the card stays out for longer than one poll period.
+const MIN_ABSENCE: Duration = Duration::from_millis(600);
+
 /// A control command read from stdin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -234,6 +244,7 @@ pub fn run_card(
     };
     let mut want_present = true;
     let mut first_connect = true;
+    let mut removed_at: Option<std::time::Instant> = None;
     let mut quit = false;
 
     while !quit && !stop.load(Ordering::SeqCst) {
@@ -244,6 +255,9 @@ pub fn run_card(
                 Some(Command::Remove) | None => {}
             }
             continue;
+        }
+        if let Some(at) = removed_at.take() {
+            thread::sleep(MIN_ABSENCE.saturating_sub(at.elapsed()));
         }
         let mut link = if first_connect {
             Link::connect_with_retry(&options.vpcd, options.connect_timeout, || {
@@ -287,6 +301,7 @@ pub fn run_card(
             |command, response| log.record(command, response),
         );
         link.shutdown();
+        removed_at = Some(std::time::Instant::now());
         announce(out, "removed");
         save(&card)?;
         match end {

@@ -38,9 +38,9 @@ impl Emulator {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
+            for read in BufReader::new(stdout).lines() {
+                let Ok(text) = read else { break };
+                if tx.send(text).is_err() {
                     break;
                 }
             }

@@ -27,7 +27,11 @@ impl ContextSlot {
         let current: Arc<Mutex<Option<pcsc::Context>>> = Arc::default();
         let hooked = Arc::clone(&current);
         canceller.on_cancel(Box::new(move || {
-            if let Some(ctx) = hooked.lock().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            if let Some(ctx) = hooked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+            {
                 // Nothing useful to do if pcscd is gone: the blocked call fails on its own.
                 let _ = ctx.cancel();
             }
@@ -42,7 +46,10 @@ impl ContextSlot {
     /// The current context, establishing one if there is none.
     pub(crate) fn get(&mut self) -> Result<pcsc::Context, HalError> {
         if self.canceller.is_cancelled() {
-            return Err(HalError::new(ErrorKind::Cancelled, "encoder is shutting down"));
+            return Err(HalError::new(
+                ErrorKind::Cancelled,
+                "encoder is shutting down",
+            ));
         }
         let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(ctx) = current.as_ref() {
@@ -68,7 +75,10 @@ impl ContextSlot {
                     }
                     tracing::debug!(error = %e, "pcscd unreachable, retrying");
                     if !self.canceller.sleep(self.backoff.next_delay().min(left)) {
-                        return Err(HalError::new(ErrorKind::Cancelled, "encoder is shutting down"));
+                        return Err(HalError::new(
+                            ErrorKind::Cancelled,
+                            "encoder is shutting down",
+                        ));
                     }
                 }
                 other => return other,

@@ -24,7 +24,9 @@ pub struct PcscEncoder {
 
 impl std::fmt::Debug for PcscEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PcscEncoder").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("PcscEncoder")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -36,7 +38,11 @@ impl PcscEncoder {
         let reader = CString::new(name).map_err(|_| {
             HalError::new(ErrorKind::Other, "reader name contains a NUL byte").on_reader(name)
         })?;
-        Ok(Self { name: name.to_owned(), reader, slot: ContextSlot::new(Canceller::new()) })
+        Ok(Self {
+            name: name.to_owned(),
+            reader,
+            slot: ContextSlot::new(Canceller::new()),
+        })
     }
 
     fn error(&mut self, call: &str, e: pcsc::Error) -> HalError {
@@ -47,7 +53,10 @@ impl PcscEncoder {
 
     /// Waits on one context until present, gone, timed out or failed.
     fn wait_on(&mut self, ctx: &pcsc::Context, deadline: Instant) -> Result<bool, HalError> {
-        let mut states = [pcsc::ReaderState::new(self.reader.clone(), pcsc::State::UNAWARE)];
+        let mut states = [pcsc::ReaderState::new(
+            self.reader.clone(),
+            pcsc::State::UNAWARE,
+        )];
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match ctx.get_status_change(left, &mut states) {
@@ -58,8 +67,10 @@ impl PcscEncoder {
             let [state] = &mut states;
             let event = state.event_state();
             if event.intersects(pcsc::State::UNKNOWN | pcsc::State::IGNORE) {
-                return Err(HalError::new(ErrorKind::ReaderUnavailable, "reader is not connected")
-                    .on_reader(&self.name));
+                return Err(
+                    HalError::new(ErrorKind::ReaderUnavailable, "reader is not connected")
+                        .on_reader(&self.name),
+                );
             }
             if event.contains(pcsc::State::PRESENT) && !event.contains(pcsc::State::MUTE) {
                 return Ok(true);
@@ -84,13 +95,19 @@ impl Encoder for PcscEncoder {
     fn wait_for_card(&mut self, timeout: Duration) -> Result<bool, HalError> {
         let deadline = Instant::now() + timeout;
         loop {
-            let ctx = self.slot.get_until(deadline).map_err(|e| e.on_reader(&self.name))?;
+            let ctx = self
+                .slot
+                .get_until(deadline)
+                .map_err(|e| e.on_reader(&self.name))?;
             match self.wait_on(&ctx, deadline) {
                 // pcscd restarted under us: wait on a new context for the time that is left.
                 Err(e) if e.kind() == ErrorKind::NoService && Instant::now() < deadline => {
                     let delay = self.slot.next_delay();
                     if !self.slot.canceller().sleep(delay) {
-                        return Err(HalError::new(ErrorKind::Cancelled, "encoder is shutting down"));
+                        return Err(HalError::new(
+                            ErrorKind::Cancelled,
+                            "encoder is shutting down",
+                        ));
                     }
                 }
                 other => return other,
@@ -101,7 +118,11 @@ impl Encoder for PcscEncoder {
     fn open_session(&mut self) -> Result<Box<dyn CardSession + '_>, HalError> {
         let ctx = self.slot.get().map_err(|e| e.on_reader(&self.name))?;
         let card = ctx
-            .connect(&self.reader, pcsc::ShareMode::Exclusive, pcsc::Protocols::ANY)
+            .connect(
+                &self.reader,
+                pcsc::ShareMode::Exclusive,
+                pcsc::Protocols::ANY,
+            )
             .map_err(|e| self.error("SCardConnect", e))?;
         let atr = card
             .status2_owned()
@@ -111,7 +132,11 @@ impl Encoder for PcscEncoder {
         let mut session = PcscSession {
             card,
             reader: self.name.clone(),
-            info: CardInfo { atr, uid: Vec::new(), sak: None },
+            info: CardInfo {
+                atr,
+                uid: Vec::new(),
+                sak: None,
+            },
         };
         let reply = session.exchange(&GET_UID)?;
         match reply.split_last_chunk::<2>() {
@@ -119,7 +144,10 @@ impl Encoder for PcscEncoder {
             _ => {
                 return Err(HalError::new(
                     ErrorKind::Protocol,
-                    format!("reader refused FF CA (get UID): {}", crate::encoder::hex(&reply)),
+                    format!(
+                        "reader refused FF CA (get UID): {}",
+                        crate::encoder::hex(&reply)
+                    ),
                 )
                 .on_reader(&self.name));
             }

@@ -7,9 +7,13 @@ use crate::error::{ErrorKind, HalError};
 pub(crate) fn kind_of(error: pcsc::Error) -> ErrorKind {
     use pcsc::Error as E;
     match error {
-        E::RemovedCard | E::UnresponsiveCard | E::UnpoweredCard | E::CommDataLost => {
-            ErrorKind::CardRemoved
-        }
+        // A card that leaves the field mid-APDU makes the reader driver fail the exchange,
+        // which pcsc-lite reports as NOT_TRANSACTED.
+        E::RemovedCard
+        | E::UnresponsiveCard
+        | E::UnpoweredCard
+        | E::CommDataLost
+        | E::NotTransacted => ErrorKind::CardRemoved,
         E::ResetCard => ErrorKind::CardReset,
         E::NoSmartcard => ErrorKind::NoCard,
         E::SharingViolation => ErrorKind::Busy,
@@ -33,7 +37,10 @@ pub(crate) fn kind_of(error: pcsc::Error) -> ErrorKind {
 
 /// A [`HalError`] for `error` raised by pcsc call `call`, e.g. `SCardTransmit`.
 pub(crate) fn hal_error(call: &str, error: pcsc::Error) -> HalError {
-    HalError::new(kind_of(error), format!("{call}: {error} ({:#010X})", error as u32))
+    HalError::new(
+        kind_of(error),
+        format!("{call}: {error} ({:#010X})", error as u32),
+    )
 }
 
 #[cfg(test)]
@@ -48,8 +55,14 @@ mod tests {
         assert_eq!(kind_of(pcsc::Error::Timeout), ErrorKind::Timeout);
         assert_eq!(kind_of(pcsc::Error::NoService), ErrorKind::NoService);
         assert_eq!(kind_of(pcsc::Error::CommError), ErrorKind::NoService);
-        assert_eq!(kind_of(pcsc::Error::ReaderUnavailable), ErrorKind::ReaderUnavailable);
-        assert_eq!(kind_of(pcsc::Error::UnknownReader), ErrorKind::ReaderUnavailable);
+        assert_eq!(
+            kind_of(pcsc::Error::ReaderUnavailable),
+            ErrorKind::ReaderUnavailable
+        );
+        assert_eq!(
+            kind_of(pcsc::Error::UnknownReader),
+            ErrorKind::ReaderUnavailable
+        );
         assert_eq!(kind_of(pcsc::Error::NoAccess), ErrorKind::Permission);
         assert_eq!(kind_of(pcsc::Error::Cancelled), ErrorKind::Cancelled);
     }

@@ -62,7 +62,10 @@ impl ReaderMonitor {
             .name("pcsc-monitor".into())
             .spawn(move || watcher.run())
             .map_err(|e| HalError::new(ErrorKind::Other, format!("cannot start thread: {e}")))?;
-        Ok(Self { canceller, thread: Some(thread) })
+        Ok(Self {
+            canceller,
+            thread: Some(thread),
+        })
     }
 
     /// Stops the monitor and waits for its thread.
@@ -103,7 +106,13 @@ struct Watcher {
 impl Watcher {
     fn new(events: Sender<ReaderEvent>, canceller: Canceller) -> Self {
         let slot = super::context::ContextSlot::new(canceller.clone());
-        Self { events, canceller, slot, known: BTreeMap::new(), service_up: false }
+        Self {
+            events,
+            canceller,
+            slot,
+            known: BTreeMap::new(),
+            service_up: false,
+        }
     }
 
     /// Sends an event; `false` when nobody listens any more.
@@ -157,8 +166,10 @@ impl Watcher {
         // states[0] is the PnP pseudo-reader; the others are the readers we know. The same
         // `ReaderState` values live across calls, so `sync_current_state` hands pcsc-lite back
         // the event counters it gave us.
-        let mut states =
-            vec![pcsc::ReaderState::new(pcsc::PNP_NOTIFICATION(), pcsc::State::UNAWARE)];
+        let mut states = vec![pcsc::ReaderState::new(
+            pcsc::PNP_NOTIFICATION(),
+            pcsc::State::UNAWARE,
+        )];
         let mut relist = true;
         loop {
             if relist && !self.relist(&ctx, &mut states)? {
@@ -176,7 +187,9 @@ impl Watcher {
             if self.canceller.is_cancelled() {
                 return Ok(());
             }
-            relist = states.first().is_some_and(|pnp| pnp.event_state().contains(pcsc::State::CHANGED));
+            relist = states
+                .first()
+                .is_some_and(|pnp| pnp.event_state().contains(pcsc::State::CHANGED));
             let mut gone = Vec::new();
             for state in states.iter_mut().skip(1) {
                 let event = state.event_state();
@@ -208,20 +221,26 @@ impl Watcher {
         let event = state.event_state();
         let present = event.contains(pcsc::State::PRESENT) && !event.contains(pcsc::State::MUTE);
         let count = state.event_count();
-        let Some(known) = self.known.get_mut(&name) else { return true };
+        let Some(known) = self.known.get_mut(&name) else {
+            return true;
+        };
         let was_present = known.present;
         // Each insertion or removal moves the counter by one: a jump of two or more while the
         // card is present again means it was removed and put back between two waits.
         let bounced = known.count.is_some_and(|old| count >= old + 2) && was_present && present;
         known.present = present;
         known.count = Some(count);
-        if was_present && (!present || bounced) && !self.send(ReaderEvent::CardRemoved(name.clone()))
+        if was_present
+            && (!present || bounced)
+            && !self.send(ReaderEvent::CardRemoved(name.clone()))
         {
             return false;
         }
         if present && (!was_present || bounced) {
-            return self
-                .send(ReaderEvent::CardInserted { reader: name, atr: state.atr().to_vec() });
+            return self.send(ReaderEvent::CardInserted {
+                reader: name,
+                atr: state.atr().to_vec(),
+            });
         }
         true
     }
@@ -238,8 +257,16 @@ impl Watcher {
             Err(pcsc::Error::NoReadersAvailable) => Vec::new(),
             Err(e) => return Err(hal_error("SCardListReaders", e)),
         };
-        let now: Vec<String> = names.iter().map(|n| n.to_string_lossy().into_owned()).collect();
-        let gone: Vec<String> = self.known.keys().filter(|k| !now.contains(k)).cloned().collect();
+        let now: Vec<String> = names
+            .iter()
+            .map(|n| n.to_string_lossy().into_owned())
+            .collect();
+        let gone: Vec<String> = self
+            .known
+            .keys()
+            .filter(|k| !now.contains(k))
+            .cloned()
+            .collect();
         for name in gone {
             self.known.remove(&name);
             if let Ok(c) = CString::new(name.as_str()) {

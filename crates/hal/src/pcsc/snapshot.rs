@@ -74,8 +74,7 @@ pub fn snapshot() -> Result<Vec<ReaderSnapshot>, HalError> {
             card: None,
             error: None,
         };
-        if event.intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE | pcsc::State::IGNORE)
-        {
+        if event.intersects(pcsc::State::UNKNOWN | pcsc::State::UNAVAILABLE | pcsc::State::IGNORE) {
             snap.state = ReaderState::Unavailable;
         } else if event.contains(pcsc::State::PRESENT) {
             let atr = state.atr().to_vec();
@@ -86,7 +85,11 @@ pub fn snapshot() -> Result<Vec<ReaderSnapshot>, HalError> {
             } else {
                 ReaderState::CardPresent
             };
-            let mut info = CardInfo { atr, uid: Vec::new(), sak: None };
+            let mut info = CardInfo {
+                atr,
+                uid: Vec::new(),
+                sak: None,
+            };
             if snap.state == ReaderState::CardPresent {
                 match read_uid(&ctx, state.name()) {
                     Ok(uid) => info.uid = uid,
@@ -117,7 +120,10 @@ fn read_uid(ctx: &pcsc::Context, reader: &std::ffi::CStr) -> Result<Vec<u8>, Hal
         Some((uid, [0x90, 0x00])) if !uid.is_empty() => Ok(uid.to_vec()),
         _ => Err(HalError::new(
             ErrorKind::Protocol,
-            format!("reader refused FF CA (get UID): {}", crate::encoder::hex(reply)),
+            format!(
+                "reader refused FF CA (get UID): {}",
+                crate::encoder::hex(reply)
+            ),
         )),
     }
 }
