@@ -9,6 +9,8 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod jobs;
+
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Write};
