@@ -7,6 +7,7 @@
 //! - [`vpcd`]: the TCP link to pcscd's virtual reader driver.
 //! - [`pn532`]: a PN532 emulator behind a pseudo-terminal (`encoder-sim pn532`).
 //! - [`runner`]: the `encoder-sim card` process loop (vpcd, stdin commands, signals, images).
+//! - [`cloud`]: the cloud access-control API and bridge websocket (`encoder-sim cloud`).
 #![forbid(unsafe_code)]
 #![cfg_attr(
     test,
@@ -20,6 +21,7 @@
 
 pub mod atr;
 pub mod card;
+pub mod cloud;
 pub mod error;
 pub mod mifare;
 pub mod pn532;

@@ -3,7 +3,8 @@
 //! `encoder-sim card --type classic-1k` places a virtual card on pcscd's vpcd reader; see
 //! [`encoder_sim::runner`] for its behaviour. `encoder-sim pn532 --link /tmp/pn532` emulates a
 //! PN532 module with a card in its field behind a pseudo-terminal; see [`encoder_sim::pn532`].
-//! Room is left for `cloud`.
+//! `encoder-sim cloud --listen 127.0.0.1:8080` serves the cloud access-control API and the
+//! bridge websocket; see [`encoder_sim::cloud`].
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -41,6 +42,35 @@ enum Command {
     /// goes. Reads commands on stdin, one per line: `remove`, `insert`, `unplug` (the link
     /// disappears, as a USB unplug), `plug` (it comes back), `quit`.
     Pn532(Pn532Args),
+    /// The cloud access-control API (Seam-shaped HTTP endpoints) and the bridge websocket at
+    /// /bridge/v1.
+    ///
+    /// Prints `listening on http://ADDR` (the real port when ADDR has port 0) once it accepts
+    /// connections. SIGTERM/SIGINT stop it.
+    Cloud(CloudArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct CloudArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080 (port 0 picks a free port).
+    #[arg(long, value_name = "ADDR")]
+    listen: String,
+    /// Bearer token accepted on the API and the websocket.
+    #[arg(long, value_name = "T", default_value = encoder_sim::cloud::DEFAULT_TOKEN)]
+    token: String,
+    /// Keep everything in this JSON file across restarts (written atomically on each change).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// POST each event as JSON to this http:// URL.
+    #[arg(long, value_name = "URL")]
+    webhook_url: Option<String>,
+    /// Seconds before a pending action attempt ends as `action_attempt_expired`.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    attempt_timeout: f64,
+    /// Seconds a pending attempt waits while no bridge for its encoder is connected before
+    /// it ends as `action_attempt_expired`.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    no_bridge_grace: f64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -183,11 +213,70 @@ fn run_pn532(args: Pn532Args) -> Result<(), encoder_sim::SimError> {
     pn532::run_pn532(&options, &commands, &stop, &mut std::io::stdout())
 }
 
+fn seconds(value: f64, flag: &str) -> Result<Duration, encoder_sim::SimError> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(Duration::from_secs_f64(value.min(86_400.0 * 365.0)))
+    } else {
+        Err(encoder_sim::SimError::Usage(format!(
+            "{flag} must be a non-negative number of seconds"
+        )))
+    }
+}
+
+async fn stop_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    if let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    } else {
+        eprintln!("encoder-sim: cannot install signal handlers; stop with SIGKILL");
+        std::future::pending::<()>().await;
+    }
+}
+
+fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
+    use encoder_sim::cloud;
+    let options = cloud::CloudOptions {
+        token: args.token,
+        state_file: args.state,
+        webhook_url: args.webhook_url,
+        attempt_timeout: seconds(args.attempt_timeout, "--attempt-timeout")?,
+        no_bridge_grace: seconds(args.no_bridge_grace, "--no-bridge-grace")?,
+    };
+    let io = |context| move |source| encoder_sim::SimError::Io { context, source };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(io("starting the async runtime"))?;
+    runtime.block_on(async move {
+        let failed = |e: cloud::CloudError| encoder_sim::SimError::Usage(e.to_string());
+        let listener = cloud::bind(&args.listen).await.map_err(failed)?;
+        let addr = listener
+            .local_addr()
+            .map_err(io("reading the listen address"))?;
+        if options.token == cloud::DEFAULT_TOKEN {
+            println!("token: {}", cloud::DEFAULT_TOKEN);
+        }
+        println!("listening on http://{addr}");
+        std::io::Write::flush(&mut std::io::stdout()).map_err(io("writing stdout"))?;
+        cloud::run(listener, options, stop_signal())
+            .await
+            .map_err(failed)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Card(args) => run_card(args),
         Command::Pn532(args) => run_pn532(args),
+        Command::Cloud(args) => run_cloud(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,205 @@
+//! `encoder-sim cloud`: a simulator of the cloud access-control API (shaped as Seam's, see the
+//! seed documents) with the bridge websocket of docs/cloud-protocol.md.
+//!
+//! - [`model`]: objects, the whole state, JSON views, persistence (`--state`).
+//! - [`attempts`]: the attempt lifecycle and the cloud side of the bridge protocol, as plain
+//!   functions of the current time (no sockets): claims, leases, results, expiry.
+//! - `api`: the HTTP handlers (thin: token, body, call the model).
+//! - `bridge_ws`: one websocket session per bridge.
+//! - [`events`]: webhook delivery.
+//!
+//! [`run`] serves on a bound listener until `shutdown` resolves (mini-redis's shape), so a test
+//! binds port 0, reads the address, and runs the server in-process.
+
+mod api;
+pub mod attempts;
+mod bridge_ws;
+pub mod events;
+pub mod model;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+
+pub use bridge_ws::{MAX_MESSAGE, SUBPROTOCOL};
+
+use attempts::{Core, Timing, log};
+use events::WebhookUrl;
+use model::{Millis, State, now_millis};
+
+/// The token accepted when none is given.
+pub const DEFAULT_TOKEN: &str = "demo-token";
+
+/// How the simulator runs.
+#[derive(Debug, Clone)]
+pub struct CloudOptions {
+    /// Bearer token for the HTTP API and the bridge websocket.
+    pub token: String,
+    /// Where to keep the state across restarts.
+    pub state_file: Option<PathBuf>,
+    /// Where to POST events.
+    pub webhook_url: Option<String>,
+    /// Pending attempts end as `action_attempt_expired` after this.
+    pub attempt_timeout: Duration,
+    /// ... or after this, while no bridge for their encoder is connected.
+    pub no_bridge_grace: Duration,
+}
+
+impl Default for CloudOptions {
+    fn default() -> Self {
+        Self {
+            token: DEFAULT_TOKEN.to_owned(),
+            state_file: None,
+            webhook_url: None,
+            attempt_timeout: Duration::from_secs(120),
+            no_bridge_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Errors that stop the simulator.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// Bad options or state file.
+    #[error("{0}")]
+    Setup(String),
+    /// Socket trouble.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: &'static str,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// What the handlers, sessions and timer share.
+pub(crate) struct Shared {
+    core: Mutex<Core>,
+    token: String,
+    state_file: Option<PathBuf>,
+    webhook: Option<mpsc::UnboundedSender<Value>>,
+    wake: Notify,
+    next_connection: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// Runs `f` on the core at the current time, then saves the state if it changed, queues
+    /// new events for the webhook and wakes the expiry timer.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
+        let result = self.with_quiet(f);
+        self.wake.notify_one();
+        result
+    }
+
+    fn with_quiet<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
+        let mut core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f(&mut core, now_millis());
+        if core.take_dirty()
+            && let Some(path) = &self.state_file
+            && let Err(e) = core.state.save(path)
+        {
+            log(&format!("saving state to {}: {e}", path.display()));
+        }
+        for event in core.take_events() {
+            if let Some(tx) = &self.webhook {
+                let _ = tx.send(event);
+            }
+        }
+        result
+    }
+
+    pub(crate) fn next_connection_id(&self) -> u64 {
+        self.next_connection.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Binds `addr` (e.g. `127.0.0.1:0`).
+pub async fn bind(addr: &str) -> Result<TcpListener, CloudError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| CloudError::Io {
+            context: "binding the listen address",
+            source,
+        })
+}
+
+/// Serves the API and the bridge websocket on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    options: CloudOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CloudError> {
+    let now = now_millis();
+    let state = match &options.state_file {
+        Some(path) => State::load_or_seed(path, now).map_err(CloudError::Setup)?,
+        None => State::seeded(now),
+    };
+    let webhook = match &options.webhook_url {
+        Some(url) => {
+            let url = WebhookUrl::parse(url).map_err(CloudError::Setup)?;
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(events::deliver(url, rx));
+            Some(tx)
+        }
+        None => None,
+    };
+    let timing = Timing {
+        attempt_timeout_ms: millis(options.attempt_timeout),
+        no_bridge_grace_ms: millis(options.no_bridge_grace),
+        ..Timing::default()
+    };
+    let mut core = Core::new(state, timing, now);
+    core.touch();
+    let (stop, _) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        core: Mutex::new(core),
+        token: options.token,
+        state_file: options.state_file,
+        webhook,
+        wake: Notify::new(),
+        next_connection: AtomicU64::new(1),
+        shutdown: stop,
+    });
+    let timer = tokio::spawn(expiry_timer(Arc::clone(&shared)));
+    let app = api::router(Arc::clone(&shared));
+    let stopping = Arc::clone(&shared);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Close the bridge sessions too: upgraded connections outlive the HTTP server.
+            stopping.shutdown.send_replace(true);
+        })
+        .await;
+    timer.abort();
+    // Save once more (a no-op unless something changed).
+    shared.with_quiet(|core, _| core.touch());
+    served.map_err(|source| CloudError::Io {
+        context: "serving HTTP",
+        source,
+    })
+}
+
+/// Expires attempts and lets leases lapse when due; woken early by every change.
+async fn expiry_timer(shared: Arc<Shared>) {
+    loop {
+        let (next, now) = shared.with_quiet(|core, now| (core.tick(now), now));
+        let wait = next.map_or(60_000, |t| t.saturating_sub(now).clamp(1, 60_000));
+        let wait = Duration::from_millis(u64::try_from(wait).unwrap_or(1));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.wake.notified() => {}
+        }
+    }
+}

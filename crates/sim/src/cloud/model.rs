@@ -1,0 +1,878 @@
+//! The objects of the simulated access-control API (systems, entrances, users, credentials,
+//! encoders, action attempts, events), the whole state, its JSON views and its persistence.
+//!
+//! Objects are stored with everything the simulator needs (e.g. the UID of the card a
+//! credential was written to); the `*_json` functions give the public view, shaped as Seam's
+//! objects are in the seed documents.
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// The workspace every object belongs to.
+pub const WORKSPACE_ID: &str = "00000000-0000-0000-0000-000000000000";
+/// The connected account behind the access system.
+pub const CONNECTED_ACCOUNT_ID: &str = "11111111-1111-1111-1111-222222222222";
+/// The one access system the simulator starts with (the seeds' building).
+pub const SYSTEM_ID: &str = "11111111-1111-1111-1111-111111111111";
+
+/// Milliseconds since the Unix epoch, UTC.
+pub type Millis = i64;
+
+/// The current wall-clock time in milliseconds.
+pub fn now_millis() -> Millis {
+    let nanos = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
+    Millis::try_from(nanos).unwrap_or(Millis::MAX)
+}
+
+/// Formats a time as RFC 3339 UTC with milliseconds, e.g. `2024-12-01T15:00:00.000Z`.
+pub fn format_time(ms: Millis) -> String {
+    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        dt.year(),
+        u8::from(dt.month()),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second(),
+        dt.millisecond()
+    )
+}
+
+/// Parses an RFC 3339 time (any offset, any fraction) to milliseconds.
+pub fn parse_time(s: &str) -> Option<Millis> {
+    let dt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
+    Millis::try_from(dt.unix_timestamp_nanos().div_euclid(1_000_000)).ok()
+}
+
+fn opt_time(ms: Option<Millis>) -> Value {
+    ms.map_or(Value::Null, |ms| Value::String(format_time(ms)))
+}
+
+/// A new random id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An error answered by the HTTP API: `{"error": {"type", "message"}, "ok": false}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Machine name (`invalid_input`, `unauthorized`, `acs_credential_not_found`, ...).
+    pub kind: String,
+    /// For a person.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400 `invalid_input`.
+    pub fn invalid_input(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_input", message)
+    }
+
+    /// 404 `<object>_not_found`.
+    pub fn not_found(object: &str, id: &str) -> Self {
+        Self::new(
+            404,
+            &format!("{object}_not_found"),
+            format!("{object} {id} not found"),
+        )
+    }
+
+    /// 401 `unauthorized`.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(401, "unauthorized", message)
+    }
+
+    /// Any status and type.
+    pub fn new(status: u16, kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            kind: kind.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The response body.
+    pub fn body(&self) -> Value {
+        json!({"error": {"type": self.kind, "message": self.message}, "ok": false})
+    }
+}
+
+/// An access-control system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AcsSystem {
+    /// Id.
+    pub acs_system_id: String,
+    /// Name.
+    pub name: String,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// An entrance (a door) of a system.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entrance {
+    /// Id.
+    pub acs_entrance_id: String,
+    /// System.
+    pub acs_system_id: String,
+    /// Name.
+    pub display_name: String,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// An access-system user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct User {
+    /// Id.
+    pub acs_user_id: String,
+    /// System.
+    pub acs_system_id: String,
+    /// Name.
+    pub full_name: Option<String>,
+    /// E-mail.
+    pub email_address: Option<String>,
+    /// Phone.
+    pub phone_number: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+}
+
+/// A card credential.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Credential {
+    /// Id.
+    pub acs_credential_id: String,
+    /// Owner.
+    pub acs_user_id: String,
+    /// System.
+    pub acs_system_id: String,
+    /// Always `card` here.
+    pub access_method: String,
+    /// Set by the integrator; otherwise derived from the card number.
+    pub display_name: Option<String>,
+    /// Set when written to a card.
+    pub card_number: Option<String>,
+    /// Written to a card.
+    pub is_issued: bool,
+    /// When it was (last) written.
+    pub issued_at: Option<Millis>,
+    /// Validity start.
+    pub starts_at: Option<Millis>,
+    /// Validity end.
+    pub ends_at: Option<Millis>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Entrances it opens.
+    pub allowed_acs_entrance_ids: Vec<String>,
+    /// UID (hex) of the card it was written to: it is never written to another.
+    pub card_uid: Option<String>,
+    /// Successful writes so far.
+    pub issue_counter: u32,
+    /// Changed since written: the card is out of date.
+    pub needs_reissue: bool,
+}
+
+impl Credential {
+    /// The display name: the integrator's, else `Card <number>` once issued, else `Card`.
+    pub fn display_name(&self) -> String {
+        match (&self.display_name, &self.card_number) {
+            (Some(name), _) => name.clone(),
+            (None, Some(number)) => format!("Card {number}"),
+            (None, None) => "Card".to_owned(),
+        }
+    }
+}
+
+/// An encoder, as reported by a bridge.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Encoder {
+    /// Id (the bridge's `encoder_id`).
+    pub acs_encoder_id: String,
+    /// System.
+    pub acs_system_id: String,
+    /// Name.
+    pub display_name: String,
+    /// First seen.
+    pub created_at: Millis,
+    /// The bridge that drives it (the last one that reported it).
+    pub bridge_id: String,
+    /// `pcsc` or `pn532`.
+    pub kind: Option<String>,
+    /// Reader name or device path.
+    pub reader: Option<String>,
+    /// The bridge can talk to it.
+    pub online: bool,
+    /// A card is on it.
+    pub card_present: bool,
+    /// Set when the bridge no longer drives it.
+    pub removed_at: Option<Millis>,
+}
+
+/// `ENCODE_CREDENTIAL` or `SCAN_CREDENTIAL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActionType {
+    /// Write a credential to a card.
+    #[serde(rename = "ENCODE_CREDENTIAL")]
+    Encode,
+    /// Read a card.
+    #[serde(rename = "SCAN_CREDENTIAL")]
+    Scan,
+}
+
+impl ActionType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Encode => "ENCODE_CREDENTIAL",
+            Self::Scan => "SCAN_CREDENTIAL",
+        }
+    }
+}
+
+/// An attempt's status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for a bridge.
+    Pending,
+    /// Done.
+    Success,
+    /// Failed (`error` says how).
+    Error,
+}
+
+impl Status {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Success => "success",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// A bridge's hold on an attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Holder.
+    pub bridge_id: String,
+    /// End of the lease unless renewed.
+    pub lease_expires_at: Millis,
+}
+
+/// The error of a failed attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptError {
+    /// Error type (`no_card_on_encoder`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For a person.
+    pub message: String,
+}
+
+/// An action attempt (encode or scan).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// Id.
+    pub action_attempt_id: String,
+    /// Encode or scan.
+    pub action_type: ActionType,
+    /// The encoder it runs on.
+    pub encoder_id: String,
+    /// The credential to write (encode only).
+    pub credential_id: Option<String>,
+    /// Status.
+    pub status: Status,
+    /// Set on success.
+    pub result: Option<Value>,
+    /// Set on error.
+    pub error: Option<AttemptError>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Deadline: still pending then, it ends as `action_attempt_expired`.
+    pub expires_at: Millis,
+    /// The bridge holding it.
+    pub claim: Option<Claim>,
+    /// The bridge whose result was applied (results are applied once).
+    pub result_from: Option<String>,
+    /// When it left `pending`.
+    pub finished_at: Option<Millis>,
+}
+
+impl Attempt {
+    /// The public view: `{action_attempt_id, action_type, status, result, error}`.
+    pub fn json(&self) -> Value {
+        json!({
+            "action_attempt_id": self.action_attempt_id,
+            "action_type": self.action_type.as_str(),
+            "status": self.status.as_str(),
+            "result": self.result.clone().unwrap_or(Value::Null),
+            "error": self.error.as_ref().map_or(Value::Null, |e| json!({"type": e.kind, "message": e.message})),
+        })
+    }
+}
+
+/// Everything the simulator knows; saved whole with `--state`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Systems.
+    pub systems: Vec<AcsSystem>,
+    /// Entrances.
+    pub entrances: Vec<Entrance>,
+    /// Users.
+    pub users: Vec<User>,
+    /// Credentials.
+    pub credentials: Vec<Credential>,
+    /// Encoders (removed ones too).
+    pub encoders: Vec<Encoder>,
+    /// Attempts.
+    pub attempts: Vec<Attempt>,
+    /// Events, oldest first.
+    pub events: Vec<Value>,
+}
+
+/// Fixed ids of the starting entrances (stable across runs, handy in demos).
+pub const ENTRANCES: [(&str, &str); 3] = [
+    ("22222222-2222-2222-2222-000000000101", "Room 101"),
+    ("22222222-2222-2222-2222-000000000102", "Room 102"),
+    ("22222222-2222-2222-2222-000000000001", "Main Entrance"),
+];
+
+impl State {
+    /// One access system (the seeds' id) and a few entrances.
+    pub fn seeded(now: Millis) -> Self {
+        Self {
+            systems: vec![AcsSystem {
+                acs_system_id: SYSTEM_ID.to_owned(),
+                name: "Simulated Building".to_owned(),
+                created_at: now,
+            }],
+            entrances: ENTRANCES
+                .iter()
+                .map(|(id, name)| Entrance {
+                    acs_entrance_id: (*id).to_owned(),
+                    acs_system_id: SYSTEM_ID.to_owned(),
+                    display_name: (*name).to_owned(),
+                    created_at: now,
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Loads the state file, or seeds a new state when it does not exist.
+    pub fn load_or_seed(path: &Path, now: Millis) -> Result<Self, String> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| format!("state file {} is not valid: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::seeded(now)),
+            Err(e) => Err(format!("reading state file {}: {e}", path.display())),
+        }
+    }
+
+    /// Writes the whole state atomically: a temporary file beside it, synced, then renamed.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        let tmp = std::path::PathBuf::from(tmp);
+        {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+        }
+        fs::rename(&tmp, path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Make the rename itself durable; not every filesystem allows syncing a directory.
+            if let Ok(d) = fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(())
+    }
+
+    /// A credential by id.
+    pub fn credential(&self, id: &str) -> Result<&Credential, ApiError> {
+        self.credentials
+            .iter()
+            .find(|c| c.acs_credential_id == id)
+            .ok_or_else(|| ApiError::not_found("acs_credential", id))
+    }
+
+    /// A credential by id, to change.
+    pub fn credential_mut(&mut self, id: &str) -> Result<&mut Credential, ApiError> {
+        self.credentials
+            .iter_mut()
+            .find(|c| c.acs_credential_id == id)
+            .ok_or_else(|| ApiError::not_found("acs_credential", id))
+    }
+
+    /// An encoder by id.
+    pub fn encoder(&self, id: &str) -> Result<&Encoder, ApiError> {
+        self.encoders
+            .iter()
+            .find(|e| e.acs_encoder_id == id)
+            .ok_or_else(|| ApiError::not_found("acs_encoder", id))
+    }
+
+    /// An attempt by id.
+    pub fn attempt(&self, id: &str) -> Result<&Attempt, ApiError> {
+        self.attempts
+            .iter()
+            .find(|a| a.action_attempt_id == id)
+            .ok_or_else(|| ApiError::not_found("action_attempt", id))
+    }
+
+    fn system(&self, id: &str) -> Result<&AcsSystem, ApiError> {
+        self.systems
+            .iter()
+            .find(|s| s.acs_system_id == id)
+            .ok_or_else(|| ApiError::not_found("acs_system", id))
+    }
+
+    /// `/acs/systems/list`.
+    pub fn list_systems(&self) -> Value {
+        let systems: Vec<Value> = self
+            .systems
+            .iter()
+            .map(|s| {
+                json!({
+                    "acs_system_id": s.acs_system_id,
+                    "name": s.name,
+                    "external_type": "encoder_bridge_sim",
+                    "external_type_display_name": "encoder-bridge simulator",
+                    "connected_account_ids": [CONNECTED_ACCOUNT_ID],
+                    "workspace_id": WORKSPACE_ID,
+                    "created_at": format_time(s.created_at),
+                    "errors": [],
+                    "warnings": [],
+                })
+            })
+            .collect();
+        json!({ "acs_systems": systems })
+    }
+
+    /// `/acs/entrances/list`.
+    pub fn list_entrances(&self, system: Option<&str>) -> Value {
+        let entrances: Vec<Value> = self
+            .entrances
+            .iter()
+            .filter(|e| system.is_none_or(|s| s == e.acs_system_id))
+            .map(|e| {
+                json!({
+                    "acs_entrance_id": e.acs_entrance_id,
+                    "acs_system_id": e.acs_system_id,
+                    "display_name": e.display_name,
+                    "created_at": format_time(e.created_at),
+                    "errors": [],
+                })
+            })
+            .collect();
+        json!({ "acs_entrances": entrances })
+    }
+
+    /// `/acs/users/create`.
+    pub fn create_user(
+        &mut self,
+        now: Millis,
+        system: &str,
+        full_name: Option<String>,
+        email_address: Option<String>,
+        phone_number: Option<String>,
+    ) -> Result<Value, ApiError> {
+        self.system(system)?;
+        let user = User {
+            acs_user_id: new_id(),
+            acs_system_id: system.to_owned(),
+            full_name,
+            email_address,
+            phone_number,
+            created_at: now,
+        };
+        let view = user_json(&user);
+        self.users.push(user);
+        Ok(json!({ "acs_user": view }))
+    }
+
+    /// `/acs/credentials/create`.
+    pub fn create_credential(
+        &mut self,
+        now: Millis,
+        request: NewCredential,
+    ) -> Result<Value, ApiError> {
+        let user = self
+            .users
+            .iter()
+            .find(|u| u.acs_user_id == request.acs_user_id)
+            .ok_or_else(|| ApiError::not_found("acs_user", &request.acs_user_id))?;
+        if request.access_method != "card" {
+            return Err(ApiError::invalid_input(format!(
+                "access_method {:?} is not supported here: this system issues \"card\" credentials",
+                request.access_method
+            )));
+        }
+        for id in &request.allowed_acs_entrance_ids {
+            if !self
+                .entrances
+                .iter()
+                .any(|e| &e.acs_entrance_id == id && e.acs_system_id == user.acs_system_id)
+            {
+                return Err(ApiError::not_found("acs_entrance", id));
+            }
+        }
+        let starts_at = parse_opt_time("starts_at", request.starts_at.as_deref())?;
+        let ends_at = parse_opt_time("ends_at", request.ends_at.as_deref())?;
+        check_window(starts_at, ends_at)?;
+        let credential = Credential {
+            acs_credential_id: new_id(),
+            acs_user_id: user.acs_user_id.clone(),
+            acs_system_id: user.acs_system_id.clone(),
+            access_method: request.access_method,
+            display_name: request.display_name,
+            card_number: None,
+            is_issued: false,
+            issued_at: None,
+            starts_at,
+            ends_at,
+            created_at: now,
+            allowed_acs_entrance_ids: request.allowed_acs_entrance_ids,
+            card_uid: None,
+            issue_counter: 0,
+            needs_reissue: false,
+        };
+        let view = credential_json(&credential);
+        self.credentials.push(credential);
+        Ok(json!({ "acs_credential": view }))
+    }
+
+    /// `/acs/credentials/update`: `starts_at` and `ends_at` (`null` clears one).
+    #[allow(clippy::option_option)] // absent (keep), null (clear), a value (set)
+    pub fn update_credential(
+        &mut self,
+        id: &str,
+        starts_at: Option<Option<String>>,
+        ends_at: Option<Option<String>>,
+    ) -> Result<Value, ApiError> {
+        let starts = starts_at
+            .map(|s| parse_opt_time("starts_at", s.as_deref()))
+            .transpose()?;
+        let ends = ends_at
+            .map(|s| parse_opt_time("ends_at", s.as_deref()))
+            .transpose()?;
+        let credential = self.credential_mut(id)?;
+        let new_starts = starts.unwrap_or(credential.starts_at);
+        let new_ends = ends.unwrap_or(credential.ends_at);
+        check_window(new_starts, new_ends)?;
+        if credential.is_issued
+            && (new_starts != credential.starts_at || new_ends != credential.ends_at)
+        {
+            credential.needs_reissue = true;
+        }
+        credential.starts_at = new_starts;
+        credential.ends_at = new_ends;
+        Ok(json!({ "acs_credential": credential_json(credential) }))
+    }
+
+    /// `/acs/credentials/list`.
+    pub fn list_credentials(&self, user: Option<&str>, system: Option<&str>) -> Value {
+        let list: Vec<Value> = self
+            .credentials
+            .iter()
+            .filter(|c| user.is_none_or(|u| u == c.acs_user_id))
+            .filter(|c| system.is_none_or(|s| s == c.acs_system_id))
+            .map(credential_json)
+            .collect();
+        json!({ "acs_credentials": list })
+    }
+
+    /// `/events/list`: optionally by type(s), credential, encoder, and not before `since`.
+    pub fn list_events(&self, filter: &EventFilter) -> Result<Value, ApiError> {
+        let since = parse_opt_time("since", filter.since.as_deref())?;
+        let mut types: Vec<&str> = filter.event_types.iter().map(String::as_str).collect();
+        if let Some(t) = &filter.event_type {
+            types.push(t);
+        }
+        let field_is = |event: &Value, key: &str, want: Option<&String>| {
+            want.is_none_or(|w| event.get(key).and_then(Value::as_str) == Some(w.as_str()))
+        };
+        let mut list: Vec<Value> = self
+            .events
+            .iter()
+            .filter(|e| {
+                types.is_empty()
+                    || e.get("event_type")
+                        .and_then(Value::as_str)
+                        .is_some_and(|t| types.contains(&t))
+            })
+            .filter(|e| field_is(e, "acs_credential_id", filter.acs_credential_id.as_ref()))
+            .filter(|e| field_is(e, "acs_encoder_id", filter.acs_encoder_id.as_ref()))
+            .filter(|e| {
+                since.is_none_or(|since| {
+                    e.get("occurred_at")
+                        .and_then(Value::as_str)
+                        .and_then(parse_time)
+                        .is_some_and(|t| t >= since)
+                })
+            })
+            .cloned()
+            .collect();
+        if let Some(limit) = filter.limit {
+            let skip = list
+                .len()
+                .saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX));
+            list.drain(..skip);
+        }
+        Ok(json!({ "events": list }))
+    }
+}
+
+/// The body of `/acs/credentials/create`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewCredential {
+    /// Owner.
+    pub acs_user_id: String,
+    /// Must be `card`.
+    pub access_method: String,
+    /// Entrances.
+    #[serde(default)]
+    pub allowed_acs_entrance_ids: Vec<String>,
+    /// Validity start (RFC 3339).
+    #[serde(default)]
+    pub starts_at: Option<String>,
+    /// Validity end (RFC 3339).
+    #[serde(default)]
+    pub ends_at: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// The body of `/events/list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventFilter {
+    /// One type.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// Several types.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Events about this credential.
+    #[serde(default)]
+    pub acs_credential_id: Option<String>,
+    /// Events about this encoder.
+    #[serde(default)]
+    pub acs_encoder_id: Option<String>,
+    /// Not before (RFC 3339).
+    #[serde(default)]
+    pub since: Option<String>,
+    /// The newest N.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+fn parse_opt_time(field: &str, value: Option<&str>) -> Result<Option<Millis>, ApiError> {
+    value
+        .map(|s| {
+            parse_time(s).ok_or_else(|| {
+                ApiError::invalid_input(format!(
+                    "{field} must be an ISO 8601 time such as 2024-12-01T15:00:00.000Z, not {s:?}"
+                ))
+            })
+        })
+        .transpose()
+}
+
+fn check_window(starts_at: Option<Millis>, ends_at: Option<Millis>) -> Result<(), ApiError> {
+    match (starts_at, ends_at) {
+        (Some(s), Some(e)) if e <= s => Err(ApiError::invalid_input(
+            "ends_at must be later than starts_at",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The public view of a user.
+pub fn user_json(u: &User) -> Value {
+    json!({
+        "acs_user_id": u.acs_user_id,
+        "acs_system_id": u.acs_system_id,
+        "workspace_id": WORKSPACE_ID,
+        "connected_account_id": CONNECTED_ACCOUNT_ID,
+        "full_name": u.full_name,
+        "display_name": u.full_name.clone().unwrap_or_default(),
+        "email_address": u.email_address,
+        "phone_number": u.phone_number,
+        "created_at": format_time(u.created_at),
+        "errors": [],
+        "warnings": [],
+    })
+}
+
+/// The public view of a credential.
+pub fn credential_json(c: &Credential) -> Value {
+    let warnings: Vec<Value> = if c.needs_reissue {
+        vec![json!({
+            "warning_code": "needs_to_be_reissued",
+            "warning_message": "The credential was changed after it was written to a card: re-encode the card.",
+        })]
+    } else {
+        Vec::new()
+    };
+    json!({
+        "acs_credential_id": c.acs_credential_id,
+        "acs_user_id": c.acs_user_id,
+        "acs_system_id": c.acs_system_id,
+        "workspace_id": WORKSPACE_ID,
+        "connected_account_id": CONNECTED_ACCOUNT_ID,
+        "access_method": c.access_method,
+        "display_name": c.display_name(),
+        "card_number": c.card_number,
+        "is_issued": c.is_issued,
+        "issued_at": opt_time(c.issued_at),
+        "starts_at": opt_time(c.starts_at),
+        "ends_at": opt_time(c.ends_at),
+        "created_at": format_time(c.created_at),
+        "warnings": warnings,
+        "errors": [],
+    })
+}
+
+/// The public view of an encoder; `bridge_connected` says whether its bridge is online now.
+pub fn encoder_json(e: &Encoder, bridge_connected: bool) -> Value {
+    let mut errors = Vec::new();
+    if let Some(at) = e.removed_at {
+        errors.push(json!({
+            "error_code": "acs_encoder_removed",
+            "message": "The encoder was removed from its bridge.",
+            "created_at": format_time(at),
+        }));
+    } else if !bridge_connected {
+        errors.push(json!({
+            "error_code": "bridge_disconnected",
+            "message": "The bridge that drives this encoder is not connected.",
+        }));
+    } else if !e.online {
+        errors.push(json!({
+            "error_code": "encoder_not_online",
+            "message": "The bridge cannot reach this encoder.",
+        }));
+    }
+    json!({
+        "acs_encoder_id": e.acs_encoder_id,
+        "acs_system_id": e.acs_system_id,
+        "workspace_id": WORKSPACE_ID,
+        "connected_account_id": CONNECTED_ACCOUNT_ID,
+        "display_name": e.display_name,
+        "created_at": format_time(e.created_at),
+        "errors": errors,
+    })
+}
+
+/// A new event object (Seam's webhook shape) with `fields` merged in.
+pub fn event(
+    now: Millis,
+    event_type: &str,
+    description: &str,
+    fields: Map<String, Value>,
+) -> Value {
+    let mut event = Map::new();
+    event.insert("event_id".into(), Value::String(new_id()));
+    event.insert("event_description".into(), description.into());
+    event.insert("event_type".into(), event_type.into());
+    event.insert("workspace_id".into(), WORKSPACE_ID.into());
+    event.insert("created_at".into(), format_time(now).into());
+    event.insert("occurred_at".into(), format_time(now).into());
+    event.insert("acs_system_id".into(), SYSTEM_ID.into());
+    event.insert("connected_account_id".into(), CONNECTED_ACCOUNT_ID.into());
+    event.extend(fields);
+    Value::Object(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip() {
+        let ms = parse_time("2024-12-01T15:00:00.000Z").unwrap();
+        assert_eq!(format_time(ms), "2024-12-01T15:00:00.000Z");
+        assert_eq!(parse_time("2024-12-01T15:00:00Z"), Some(ms));
+        assert_eq!(parse_time("2024-12-01T16:00:00+01:00"), Some(ms));
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(format_time(1_729_712_766_113), "2024-10-23T19:46:06.113Z");
+    }
+
+    #[test]
+    fn credential_flow_and_errors() {
+        let mut state = State::seeded(0);
+        let user = state
+            .create_user(1, SYSTEM_ID, Some("Jane Doe".into()), None, None)
+            .unwrap();
+        let user_id = user["acs_user"]["acs_user_id"].as_str().unwrap().to_owned();
+        let request = NewCredential {
+            acs_user_id: user_id.clone(),
+            access_method: "card".into(),
+            allowed_acs_entrance_ids: vec![ENTRANCES[0].0.into()],
+            starts_at: Some("2024-12-01T15:00:00.000Z".into()),
+            ends_at: Some("2024-12-04T12:00:00Z".into()),
+            display_name: None,
+        };
+        let made = state.create_credential(2, request.clone()).unwrap();
+        let cred = &made["acs_credential"];
+        assert_eq!(cred["is_issued"], false);
+        assert_eq!(cred["ends_at"], "2024-12-04T12:00:00.000Z");
+        let id = cred["acs_credential_id"].as_str().unwrap().to_owned();
+
+        let mut bad = request.clone();
+        bad.ends_at = Some("soon".into());
+        assert_eq!(state.create_credential(3, bad).unwrap_err().status, 400);
+        let mut bad = request.clone();
+        bad.acs_user_id = "nobody".into();
+        assert_eq!(state.create_credential(3, bad).unwrap_err().status, 404);
+        let mut bad = request;
+        bad.access_method = "code".into();
+        assert_eq!(state.create_credential(3, bad).unwrap_err().status, 400);
+
+        let updated = state
+            .update_credential(&id, None, Some(Some("2024-12-05T12:00:00Z".into())))
+            .unwrap();
+        assert_eq!(
+            updated["acs_credential"]["ends_at"],
+            "2024-12-05T12:00:00.000Z"
+        );
+        let err = state
+            .update_credential(&id, None, Some(Some("2024-11-01T00:00:00Z".into())))
+            .unwrap_err();
+        assert_eq!(err.kind, "invalid_input");
+        assert_eq!(
+            state.update_credential("x", None, None).unwrap_err().status,
+            404
+        );
+    }
+
+    #[test]
+    fn save_and_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        let mut state = State::load_or_seed(&path, 5).unwrap();
+        state
+            .create_user(6, SYSTEM_ID, None, Some("a@b.c".into()), None)
+            .unwrap();
+        state.save(&path).unwrap();
+        let back = State::load_or_seed(&path, 7).unwrap();
+        assert_eq!(back.users.len(), 1);
+        assert_eq!(back.entrances.len(), ENTRANCES.len());
+        std::fs::write(&path, b"{").unwrap();
+        assert!(State::load_or_seed(&path, 7).is_err());
+    }
+}
