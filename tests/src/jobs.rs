@@ -168,7 +168,7 @@ pub fn trailer_of(sector: usize) -> usize {
 /// sector 0 trailer gets public MAD key A, access bytes `access`, GPB `C1`, key B `key_b`.
 /// `aids[i]` is the (cluster, application) pair of sector `i + 1`.
 pub fn write_mad1(image: &mut [u8], aids: &[(u8, u8); 15], access: [u8; 3], key_b: [u8; 6]) {
-    let mut mad = vec![0u8; 32];
+    let mut mad = [0u8; 32];
     mad[1] = 0x00; // info byte: no card publisher sector
     for (i, (cluster, app)) in aids.iter().enumerate() {
         mad[2 + 2 * i] = *app;

@@ -8,21 +8,26 @@
 //! newest record, with a sequence number one higher, so a torn write leaves the previous
 //! record intact (or, at worst, no valid record) - never a record nobody wrote.
 //!
-//! Header (block 0 of the slot):
+//! Record (from block 0 of the slot, contiguous over its data blocks, zero padded):
 //!
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 1 | format version = `01` |
 //! | 1 | 1 | key version (site master key version of this card's keys) |
-//! | 2 | 2 | sequence number, big-endian (serial-number arithmetic, RFC 1982) |
-//! | 4 | 1 | body length `L` |
-//! | 5 | 1 | card number length `n` |
-//! | 6 | 2 | issue counter, big-endian |
-//! | 8 | 8 | MAC |
+//! | 2 | 1 | sequence number (serial-number arithmetic on 8 bits, RFC 1982) |
+//! | 3 | 1 | card number descriptor: bit 7 = packed BCD, bits 0-6 = digits (BCD) or bytes |
+//! | 4 | 1 | access data length `a` |
+//! | 5 | 2 | issue counter, big-endian |
+//! | 7 | 4 | MAC |
+//! | 11 | 16 | credential id (UUID bytes) |
+//! | 27 | 4 | `starts_at`, u32 BE unix seconds, 0 = none |
+//! | 31 | 4 | `ends_at`, same |
+//! | 35 | m | card number: packed BCD (`m` = digits / 2 rounded up, odd count padded with a low
+//! |    |   | nibble `F`) when it is 1-32 ASCII digits, else UTF-8 (`m` = bytes) |
+//! | 35+m | a | access data |
 //!
-//! Body (from block 1 of the slot): credential id (16, UUID bytes), `starts_at` (4, u32 BE unix
-//! seconds, 0 = none), `ends_at` (4, same), card number (`n` bytes UTF-8), access data
-//! (`L - 24 - n` bytes). Unused bytes of the last block are `00`.
+//! Compact on purpose: a 10-digit card number with 8 bytes of access data fits one sector (48
+//! bytes), which keeps the jobs within their APDU budgets (docs/card-format.md §5, §7).
 
 use cmac::{Cmac, Mac};
 
@@ -35,10 +40,12 @@ pub const FORMAT_VERSION: u8 = 0x01;
 /// Our MAD application id: function cluster `F0`, application code `EB` (stored `EB F0`).
 /// Chosen by us, not registered with NXP's MAD registration authority; see docs/card-format.md.
 pub const APP_AID: Aid = Aid::new(0xF0, 0xEB);
-/// Header length.
-pub const HEADER_LEN: usize = 16;
-/// Truncated MAC length.
-pub const MAC_LEN: usize = 8;
+/// Header length (fields and MAC, before the body).
+pub const HEADER_LEN: usize = 11;
+/// Truncated MAC length (32 bits: see docs/card-format.md §5 for why that is enough).
+pub const MAC_LEN: usize = 4;
+/// Bit 7 of the card number descriptor: the card number is stored as packed BCD.
+pub const BCD_FLAG: u8 = 0x80;
 /// Fixed part of the body: id, `starts_at`, `ends_at`.
 pub const FIXED_BODY_LEN: usize = 24;
 /// Longest card number, in bytes.
@@ -83,8 +90,8 @@ pub struct CardCredential {
     pub format_version: u8,
     /// Key version of the card.
     pub key_version: u8,
-    /// Sequence number of the record.
-    pub sequence: u16,
+    /// Sequence number of the record (8-bit serial number).
+    pub sequence: u8,
 }
 
 /// Errors of encoding or decoding a record.
@@ -141,11 +148,11 @@ pub struct Header {
     /// Key version.
     pub key_version: u8,
     /// Sequence number.
-    pub sequence: u16,
-    /// Body length.
-    pub body_len: u8,
-    /// Card number length.
-    pub card_number_len: u8,
+    pub sequence: u8,
+    /// Card number descriptor: [`BCD_FLAG`] and the digit (or byte) count.
+    pub card_number: u8,
+    /// Access data length.
+    pub access_len: u8,
     /// Issue counter.
     pub issue_counter: u16,
     mac: [u8; MAC_LEN],
@@ -157,69 +164,128 @@ impl std::fmt::Debug for Header {
             .field("format_version", &self.format_version)
             .field("key_version", &self.key_version)
             .field("sequence", &self.sequence)
-            .field("body_len", &self.body_len)
-            .field("card_number_len", &self.card_number_len)
+            .field("card_number", &self.card_number)
+            .field("access_len", &self.access_len)
             .field("issue_counter", &self.issue_counter)
             .finish_non_exhaustive()
     }
 }
 
+/// Bytes the card number takes on the card, from its descriptor.
+fn stored_number_len(descriptor: u8) -> usize {
+    let count = usize::from(descriptor & !BCD_FLAG);
+    if descriptor & BCD_FLAG != 0 {
+        count.div_ceil(2)
+    } else {
+        count
+    }
+}
+
 impl Header {
-    /// Parses a header block; checks version and length consistency (not the MAC).
+    /// Parses a header (the first [`HEADER_LEN`] bytes of `block`, normally the slot's first
+    /// block); checks version and length consistency (not the MAC). A block of all zeros is
+    /// [`FormatError::Empty`].
     pub fn parse(block: &[u8]) -> Result<Self, FormatError> {
-        let [v, kv, s0, s1, len, n, i0, i1, m @ ..] = block else {
+        let [v, kv, seq, number, access, i0, i1, m0, m1, m2, m3, ..] = block else {
             return Err(FormatError::BadLength);
         };
-        let mac: [u8; MAC_LEN] = m.try_into().map_err(|_| FormatError::BadLength)?;
         if block.iter().all(|b| *b == 0) {
             return Err(FormatError::Empty);
         }
         if *v != FORMAT_VERSION {
             return Err(FormatError::UnknownVersion(*v));
         }
-        if usize::from(*n) > MAX_CARD_NUMBER_LEN
-            || usize::from(*len) < FIXED_BODY_LEN + usize::from(*n)
-        {
+        let count = usize::from(*number & !BCD_FLAG);
+        if count > MAX_CARD_NUMBER_LEN || (*number & BCD_FLAG != 0 && count == 0) {
             return Err(FormatError::BadLength);
         }
         Ok(Self {
             format_version: *v,
             key_version: *kv,
-            sequence: u16::from_be_bytes([*s0, *s1]),
-            body_len: *len,
-            card_number_len: *n,
+            sequence: *seq,
+            card_number: *number,
+            access_len: *access,
             issue_counter: u16::from_be_bytes([*i0, *i1]),
-            mac,
+            mac: [*m0, *m1, *m2, *m3],
         })
+    }
+
+    /// Body length: fixed part, card number as stored, access data.
+    pub fn body_len(&self) -> usize {
+        FIXED_BODY_LEN + stored_number_len(self.card_number) + usize::from(self.access_len)
     }
 
     /// Blocks the whole record occupies (header included).
     pub fn record_blocks(&self) -> usize {
-        1 + usize::from(self.body_len).div_ceil(16)
+        (HEADER_LEN + self.body_len()).div_ceil(16)
     }
 
-    fn prefix(&self) -> [u8; 8] {
-        let [s0, s1] = self.sequence.to_be_bytes();
+    fn prefix(&self) -> [u8; 7] {
         let [i0, i1] = self.issue_counter.to_be_bytes();
         [
             self.format_version,
             self.key_version,
-            s0,
-            s1,
-            self.body_len,
-            self.card_number_len,
+            self.sequence,
+            self.card_number,
+            self.access_len,
             i0,
             i1,
         ]
     }
 }
 
-/// `true` when sequence `a` is newer than `b` (RFC 1982 serial-number arithmetic on 16 bits).
-pub fn is_newer(a: u16, b: u16) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000
+/// How a card number is stored: its descriptor byte and bytes.
+fn encode_card_number(number: &str) -> Result<(u8, Vec<u8>), FormatError> {
+    let n = number.len();
+    if n > MAX_CARD_NUMBER_LEN {
+        return Err(FormatError::CardNumberTooLong(n));
+    }
+    let count = u8::try_from(n).map_err(|_| FormatError::CardNumberTooLong(n))?;
+    let digits = number.as_bytes();
+    if n == 0 || !digits.iter().all(u8::is_ascii_digit) {
+        return Ok((count, digits.to_vec()));
+    }
+    let packed = digits
+        .chunks(2)
+        .map(|pair| match pair {
+            [hi, lo] => ((hi - b'0') << 4) | (lo - b'0'),
+            [hi] => ((hi - b'0') << 4) | 0x0F,
+            _ => 0xFF,
+        })
+        .collect();
+    Ok((count | BCD_FLAG, packed))
 }
 
-fn mac(keys: &CardKeys, uid: &[u8], prefix: [u8; 8], body: &[u8]) -> [u8; MAC_LEN] {
+fn decode_card_number(descriptor: u8, bytes: &[u8]) -> Result<String, FormatError> {
+    if descriptor & BCD_FLAG == 0 {
+        return std::str::from_utf8(bytes)
+            .map(str::to_string)
+            .map_err(|_| FormatError::BadCardNumber);
+    }
+    let count = usize::from(descriptor & !BCD_FLAG);
+    let mut out = String::with_capacity(count);
+    for i in 0..count.div_ceil(2) * 2 {
+        let byte = bytes.get(i / 2).ok_or(FormatError::BadLength)?;
+        let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0F };
+        if i < count {
+            if nibble > 9 {
+                return Err(FormatError::BadCardNumber);
+            }
+            out.push(char::from(b'0' + nibble));
+        } else if nibble != 0x0F {
+            return Err(FormatError::BadCardNumber);
+        }
+    }
+    Ok(out)
+}
+
+/// `true` when sequence `a` is newer than `b` (RFC 1982 serial-number arithmetic on 8 bits;
+/// the two slots only ever hold neighbouring numbers).
+pub fn is_newer(a: u8, b: u8) -> bool {
+    a != b && a.wrapping_sub(b) < 0x80
+}
+
+fn mac(keys: &CardKeys, uid: &[u8], prefix: [u8; 7], body: &[u8]) -> [u8; MAC_LEN] {
     let mut out = [0u8; MAC_LEN];
     let Ok(mut cmac) = <Cmac<aes::Aes128> as Mac>::new_from_slice(&keys.mac_key().to_bytes())
     else {
@@ -282,13 +348,10 @@ pub fn body_len(credential: &Credential) -> Result<usize, FormatError> {
     if parse_uuid(&credential.credential_id).is_none() {
         return Err(FormatError::BadCredentialId);
     }
-    let n = credential.card_number.len();
-    if n > MAX_CARD_NUMBER_LEN {
-        return Err(FormatError::CardNumberTooLong(n));
-    }
+    let (_, number) = encode_card_number(&credential.card_number)?;
     time_to_card(credential.starts_at, "starts_at")?;
     time_to_card(credential.ends_at, "ends_at")?;
-    Ok(FIXED_BODY_LEN + n + credential.access_data.len())
+    Ok(FIXED_BODY_LEN + number.len() + credential.access_data.len())
 }
 
 /// Encodes `credential` as a record for the card `uid` with `keys`: the header block followed
@@ -296,28 +359,30 @@ pub fn body_len(credential: &Credential) -> Result<usize, FormatError> {
 pub fn encode_record(
     credential: &Credential,
     keys: &CardKeys,
-    sequence: u16,
+    sequence: u8,
     uid: &[u8],
     capacity: usize,
 ) -> Result<Vec<Block>, FormatError> {
     let len = body_len(credential)?;
-    if len > capacity || len > 255 {
+    let access_len = u8::try_from(credential.access_data.len())
+        .map_err(|_| FormatError::TooLarge { len, capacity })?;
+    if len > capacity {
         return Err(FormatError::TooLarge { len, capacity });
     }
+    let (descriptor, number) = encode_card_number(&credential.card_number)?;
     let id = parse_uuid(&credential.credential_id).ok_or(FormatError::BadCredentialId)?;
     let mut body = Vec::with_capacity(len);
     body.extend_from_slice(&id);
     body.extend_from_slice(&time_to_card(credential.starts_at, "starts_at")?.to_be_bytes());
     body.extend_from_slice(&time_to_card(credential.ends_at, "ends_at")?.to_be_bytes());
-    body.extend_from_slice(credential.card_number.as_bytes());
+    body.extend_from_slice(&number);
     body.extend_from_slice(&credential.access_data);
     let header = Header {
         format_version: FORMAT_VERSION,
         key_version: keys.version(),
         sequence,
-        body_len: u8::try_from(len).map_err(|_| FormatError::TooLarge { len, capacity })?,
-        card_number_len: u8::try_from(credential.card_number.len())
-            .map_err(|_| FormatError::CardNumberTooLong(credential.card_number.len()))?,
+        card_number: descriptor,
+        access_len,
         issue_counter: credential.issue_counter,
         mac: [0; MAC_LEN],
     };
@@ -349,7 +414,7 @@ pub fn decode_record(
     keys: &CardKeys,
 ) -> Result<CardCredential, FormatError> {
     let header = Header::parse(bytes.get(..HEADER_LEN).ok_or(FormatError::BadLength)?)?;
-    let len = usize::from(header.body_len);
+    let len = header.body_len();
     let body = bytes
         .get(HEADER_LEN..HEADER_LEN + len)
         .ok_or(FormatError::BadLength)?;
@@ -366,7 +431,7 @@ pub fn decode_record(
     let (id, rest) = body.split_at_checked(16).ok_or(FormatError::BadLength)?;
     let (times, rest) = rest.split_at_checked(8).ok_or(FormatError::BadLength)?;
     let (number, access) = rest
-        .split_at_checked(usize::from(header.card_number_len))
+        .split_at_checked(stored_number_len(header.card_number))
         .ok_or(FormatError::BadLength)?;
     let id: [u8; 16] = id.try_into().map_err(|_| FormatError::BadLength)?;
     let time = |range: std::ops::Range<usize>| -> Option<i64> {
@@ -376,9 +441,7 @@ pub fn decode_record(
             v => Some(i64::from(v)),
         }
     };
-    let card_number = std::str::from_utf8(number)
-        .map_err(|_| FormatError::BadCardNumber)?
-        .to_string();
+    let card_number = decode_card_number(header.card_number, number)?;
     Ok(CardCredential {
         credential: Credential {
             credential_id: format_uuid(&id),
@@ -472,9 +535,46 @@ mod tests {
     }
 
     #[test]
+    fn card_numbers_all_digits_are_packed_bcd() {
+        for (number, descriptor, stored) in [
+            ("4009613812", 0x8A, &[0x40u8, 0x09, 0x61, 0x38, 0x12][..]),
+            ("007", 0x83, &[0x00, 0x7F][..]),
+            ("1234abc", 0x07, b"1234abc".as_slice()),
+            ("", 0x00, &[][..]),
+            ("１２", 0x06, "１２".as_bytes()),
+        ] {
+            let (d, bytes) = encode_card_number(number).unwrap();
+            assert_eq!((d, bytes.as_slice()), (descriptor, stored), "{number}");
+            assert_eq!(decode_card_number(d, &bytes).unwrap(), number);
+        }
+        let long = "9".repeat(32);
+        let (d, bytes) = encode_card_number(&long).unwrap();
+        assert_eq!((d, bytes.len()), (0x80 | 32, 16));
+        // Non-digit nibbles and a bad pad are rejected.
+        assert!(decode_card_number(0x82, &[0x1A]).is_err());
+        assert!(decode_card_number(0x81, &[0x10]).is_err());
+    }
+
+    #[test]
+    fn realistic_credential_fits_one_sector() {
+        let uid = [1, 2, 3, 4, 5, 6, 7];
+        let c = Credential {
+            credential_id: "9b2f6c1e-7a4d-4f0b-8c35-2e91d7a40f6b".into(),
+            card_number: "4009613812".into(),
+            starts_at: Some(1_733_065_200),
+            ends_at: Some(1_733_670_000),
+            issue_counter: 1,
+            access_data: vec![0xAB; 8],
+        };
+        assert_eq!(HEADER_LEN + body_len(&c).unwrap(), 48);
+        let blocks = encode_record(&c, &keys(&uid), 1, &uid, body_capacity(1)).unwrap();
+        assert_eq!(blocks.len(), 3);
+    }
+
+    #[test]
     fn serial_arithmetic() {
         assert!(is_newer(2, 1));
-        assert!(is_newer(0, 0xFFFF));
+        assert!(is_newer(0, 0xFF));
         assert!(!is_newer(1, 2));
         assert!(!is_newer(5, 5));
     }
@@ -500,7 +600,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn payload_round_trip(c in credential(), seq in any::<u16>(), uid in any::<[u8; 7]>()) {
+        fn payload_round_trip(c in credential(), seq in any::<u8>(), uid in any::<[u8; 7]>()) {
             let k = keys(&uid);
             let blocks = encode_record(&c, &k, seq, &uid, body_capacity(2)).unwrap();
             let got = decode_record(&blocks.concat(), &uid, &k).unwrap();
@@ -515,7 +615,7 @@ mod tests {
             let blocks = encode_record(&c, &k, 1, &uid, body_capacity(2)).unwrap();
             let mut bytes = blocks.concat();
             let header = Header::parse(&bytes[..16]).unwrap();
-            let used = HEADER_LEN + usize::from(header.body_len);
+            let used = HEADER_LEN + header.body_len();
             let i = pos.index(used);
             bytes[i] ^= flip;
             prop_assert!(decode_record(&bytes, &uid, &k).is_err());
@@ -533,8 +633,8 @@ mod tests {
         fn header_parse_is_sane(mut block in any::<[u8; 16]>()) {
             block[0] = FORMAT_VERSION;
             if let Ok(h) = Header::parse(&block) {
-                prop_assert!(usize::from(h.body_len) >= FIXED_BODY_LEN + usize::from(h.card_number_len));
-                prop_assert!(h.record_blocks() <= 17);
+                prop_assert!(h.body_len() >= FIXED_BODY_LEN);
+                prop_assert!(h.record_blocks() <= 20);
             }
         }
     }

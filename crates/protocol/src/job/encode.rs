@@ -196,7 +196,7 @@ pub fn encode<T: Transmit + ?Sized>(
 struct Plan {
     layout: Layout,
     target: usize,
-    sequence: u16,
+    sequence: u8,
     /// Known state of target sectors: keys that open them, or `Factory` (needs a trailer).
     sector_keys: Vec<(u8, SectorKeys)>,
     /// The target's header block as read (for the diff), if any.

@@ -69,7 +69,7 @@ fn blank_encode_scan_reencode_within_budgets() {
         eprintln!("re-encode #{n}: {} APDUs", out.apdu_count);
         assert!(!out.first_encode);
         assert!(out.apdu_count <= 20, "{}", out.apdu_count);
-        assert_eq!(out.written.sequence, u16::from(n));
+        assert_eq!(out.written.sequence, n);
         let scanned = fresh_scan(&mut card, &site).unwrap();
         eprintln!("scan after #{n}: {} APDUs", scanned.apdu_count);
         assert!(scanned.apdu_count <= 12, "{}", scanned.apdu_count);
@@ -291,7 +291,8 @@ fn large_record_uses_two_sectors_per_slot() {
         c
     );
     card.reinsert();
-    c.access_data = (0..55).collect();
+    // Capacity of a two-sector slot: 96 - 11 = 85 body bytes = 24 + 1 (BCD "1") + 60.
+    c.access_data = (0..60).collect();
     c.card_number = "1".into();
     let out = encode(&mut card, &atr(), &site, &c).unwrap();
     eprintln!("re-encode large record: {} APDUs", out.apdu_count);
@@ -303,7 +304,7 @@ fn large_record_uses_two_sectors_per_slot() {
             .credential,
         c
     );
-    c.access_data = (0..56).collect();
+    c.access_data = (0..61).collect();
     card.reinsert();
     let err = encode(&mut card, &atr(), &site, &c).unwrap_err();
     assert_eq!(err.sub_code(), Some("invalid_credential"));
