@@ -3,20 +3,6 @@
 
 #![forbid(unsafe_code)]
 
-mod cli;
-
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    cli::logging::init(args.verbose);
-    match args.command.run() {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(1)
-        }
-    }
+fn main() -> std::process::ExitCode {
+    encoder_bridge::cli::main()
 }

@@ -1,7 +1,10 @@
 //! Command-line interface: one module per subcommand.
 
-pub(crate) mod logging;
+mod card;
+mod doctor;
+pub mod logging;
 mod readers;
+mod run;
 
 use std::process::ExitCode;
 
@@ -10,27 +13,50 @@ use clap::{Parser, Subcommand};
 /// Connects a cloud access-control API to the card encoders on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "encoder-bridge", version, about)]
-pub(crate) struct Cli {
-    /// More log output (-v debug, -vv trace); `RUST_LOG` overrides.
+struct Cli {
+    /// More log output (-v debug with the masked APDU trace, -vv trace); `RUST_LOG` overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
-    pub(crate) verbose: u8,
+    verbose: u8,
+
+    /// Log format on stderr (text is journald-friendly under systemd).
+    #[arg(long, value_enum, default_value_t, global = true)]
+    log_format: logging::LogFormat,
 
     #[command(subcommand)]
-    pub(crate) command: Command,
+    command: Command,
 }
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub(crate) enum Command {
-    /// List every card reader with its state and the card on it.
+enum Command {
+    /// Run the daemon: connect to the cloud and serve encode and scan attempts.
+    Run(run::Args),
+    /// Scan the card on an encoder and print what it holds.
+    Scan(card::ScanArgs),
+    /// Encode a credential (JSON file) onto the card on an encoder.
+    Encode(card::EncodeArgs),
+    /// List every card reader (and configured PN532 encoder) with its state and card.
     Readers(readers::Args),
+    /// Check the configuration, secrets, readers, devices and the cloud; print fixes.
+    Doctor(doctor::Args),
 }
 
-impl Command {
-    /// Runs the subcommand; `Err` is printed as `error: ...` with exit status 1.
-    pub(crate) fn run(self) -> Result<ExitCode, Box<dyn std::error::Error>> {
-        match self {
-            Self::Readers(args) => readers::run(&args),
+/// Parses the command line, sets up logging and runs the subcommand.
+pub fn main() -> ExitCode {
+    let args = Cli::parse();
+    logging::init(args.verbose, args.log_format);
+    let outcome = match args.command {
+        Command::Run(a) => run::run(&a),
+        Command::Scan(a) => card::scan(&a),
+        Command::Encode(a) => card::encode(&a),
+        Command::Readers(a) => readers::run(&a),
+        Command::Doctor(a) => doctor::run(&a),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -1,0 +1,280 @@
+//! `encoder-bridge doctor`: every check the daemon depends on, each failure with its fix in
+//! one line. Exit status 1 when a check fails.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use encoder_hal::ErrorKind;
+use futures_util::{SinkExt, StreamExt};
+use serde::Serialize;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::cloud::link::{self, ConnectError};
+use crate::cloud::message::{self, Incoming, Outgoing, PROTOCOL_VERSION};
+use crate::config::{Config, DEFAULT_CONFIG};
+use crate::secrets;
+
+/// Options of `doctor`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The configuration file.
+    #[arg(long, short, default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
+    /// Print JSON (`{"ok": bool, "checks": [{"name", "ok", "message", "fix"}]}`).
+    #[arg(long)]
+    json: bool,
+    /// Skip the cloud checks (reachability, token, clock).
+    #[arg(long)]
+    offline: bool,
+}
+
+/// Largest clock difference to the cloud that passes.
+const MAX_SKEW_SECS: i64 = 5;
+
+#[derive(Debug, Serialize)]
+struct Check {
+    name: &'static str,
+    ok: bool,
+    message: String,
+    fix: Option<String>,
+}
+
+fn pass(name: &'static str, message: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: true,
+        message: message.into(),
+        fix: None,
+    }
+}
+
+fn fail(name: &'static str, message: impl Into<String>, fix: impl Into<String>) -> Check {
+    Check {
+        name,
+        ok: false,
+        message: message.into(),
+        fix: Some(fix.into()),
+    }
+}
+
+/// Runs every check.
+pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut checks = Vec::new();
+    let config = match Config::load(&args.config) {
+        Ok(c) => {
+            checks.push(pass(
+                "config",
+                format!("{} is valid", args.config.display()),
+            ));
+            Some(c)
+        }
+        Err(e) => {
+            checks.push(fail(
+                "config",
+                format!("{}: `{}`: {}", args.config.display(), e.key, e.problem),
+                e.fix,
+            ));
+            None
+        }
+    };
+    let mut token = None;
+    if let Some(config) = &config {
+        match secrets::load_token(config) {
+            Ok((t, source)) => {
+                checks.push(pass("token", format!("from {source}")));
+                token = Some(t);
+            }
+            Err(e) => checks.push(fail("token", e.problem, e.fix)),
+        }
+        match secrets::load_site_keys(config) {
+            Ok(keys) => checks.push(pass(
+                "site_keys",
+                format!(
+                    "versions {:?}, current {}",
+                    keys.versions(),
+                    keys.current_version()
+                ),
+            )),
+            Err(e) => checks.push(fail("site_keys", e.problem, e.fix)),
+        }
+        checks.push(state_dir(config));
+    }
+    checks.push(pcscd(config.as_ref()));
+    if let Some(config) = &config {
+        for entry in &config.encoders.pn532 {
+            let path = entry.device.display().to_string();
+            checks.push(match crate::discovery::serial_access(&path) {
+                Ok(()) => pass("serial", format!("{path} is readable and writable")),
+                Err(e) if e.kind() == ErrorKind::Permission => fail(
+                    "serial",
+                    e.detail().to_owned(),
+                    "install the udev rules (package encoder-bridge) or add the service user to the device's group: `usermod -aG dialout encoder-bridge`",
+                ),
+                Err(e) if e.kind() == ErrorKind::ReaderUnavailable => fail(
+                    "serial",
+                    e.detail().to_owned(),
+                    "plug the PN532 adapter in (`ls -l /dev/encoder-bridge/`, `dmesg | tail`) or correct encoders.pn532.device",
+                ),
+                Err(e) => fail("serial", e.detail().to_owned(), "see `dmesg | tail`"),
+            });
+        }
+        if !args.offline
+            && let Some(token) = &token
+        {
+            checks.extend(cloud(config, token));
+        }
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "checks": checks }))?
+        );
+    } else {
+        for c in &checks {
+            println!(
+                "{:<4} {:<10} {}",
+                if c.ok { "ok" } else { "FAIL" },
+                c.name,
+                c.message
+            );
+            if let Some(fix) = &c.fix {
+                println!("     {:<10} fix: {fix}", "");
+            }
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn state_dir(config: &Config) -> Check {
+    let dir = &config.state.dir;
+    let probe = dir.join(".doctor-probe");
+    match std::fs::write(&probe, b"") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            pass("state", format!("{} is writable", dir.display()))
+        }
+        Err(e) => fail(
+            "state",
+            format!("{} is not writable: {e}", dir.display()),
+            format!(
+                "create it for the service user: `install -d -o encoder-bridge -g encoder-bridge -m 0750 {}` (systemd's StateDirectory= does this)",
+                dir.display()
+            ),
+        ),
+    }
+}
+
+fn pcscd(config: Option<&Config>) -> Check {
+    match encoder_hal::pcsc::snapshot() {
+        Ok(readers) => {
+            let missing: Vec<String> = config
+                .map(Config::exact_readers)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|name| !readers.iter().any(|r| &r.name == name))
+                .collect();
+            if missing.is_empty() {
+                pass(
+                    "pcscd",
+                    format!("reachable, {} reader(s) visible", readers.len()),
+                )
+            } else {
+                fail(
+                    "pcscd",
+                    format!("configured reader(s) not present: {}", missing.join(", ")),
+                    "plug the reader in, or copy its exact name from `encoder-bridge readers` into encoders.pcsc.reader",
+                )
+            }
+        }
+        Err(e) if e.kind() == ErrorKind::Permission => fail(
+            "pcscd",
+            format!("polkit refused access to pcscd: {}", e.detail()),
+            "install the polkit rule /usr/share/polkit-1/rules.d/50-encoder-bridge-pcsc.rules (package encoder-bridge) and run as user encoder-bridge",
+        ),
+        Err(e) => fail("pcscd", e.to_string(), e.hint()),
+    }
+}
+
+fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return vec![fail("cloud", e.to_string(), "see the error")],
+    };
+    runtime.block_on(async {
+        let (mut ws, _) = match link::connect(&config.cloud.url, token).await {
+            Ok(pair) => pair,
+            Err(e @ ConnectError::Unauthorized(_)) => {
+                return vec![
+                    pass("cloud", format!("{} is reachable", config.cloud.url)),
+                    fail(
+                        "token",
+                        e.to_string(),
+                        "put this bridge's current token into the token file (ask the cloud admin for a new one)",
+                    ),
+                ];
+            }
+            Err(e) => {
+                return vec![fail(
+                    "cloud",
+                    format!("{}: {e}", config.cloud.url),
+                    "check cloud.url, DNS and that outbound HTTPS (443) is allowed: `curl -sI https://HOST/`",
+                )];
+            }
+        };
+        let mut out = vec![
+            pass("cloud", format!("{} is reachable", config.cloud.url)),
+            pass("token", "accepted by the cloud"),
+        ];
+        let hello = Outgoing::Hello {
+            protocol: PROTOCOL_VERSION,
+            bridge_id: uuid::Uuid::new_v4().to_string(),
+            bridge_version: env!("CARGO_PKG_VERSION").to_owned(),
+            encoders: Vec::new(),
+            probe: true,
+        };
+        let _ = ws.send(Message::text(hello.to_text())).await;
+        let welcome = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(frame)) = ws.next().await {
+                if let Message::Text(text) = frame
+                    && let Ok(Incoming::Welcome(w)) = message::parse(text.as_str())
+                {
+                    return Some(w);
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten();
+        let _ = ws.close(None).await;
+        out.push(match welcome.and_then(|w| message::parse_time(&w.server_time)) {
+            None => fail(
+                "clock",
+                "the cloud sent no welcome with its time",
+                "check cloud.url points at the bridge endpoint (protocol v1)",
+            ),
+            Some(server) => {
+                let skew = server.unix_timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+                if skew.abs() <= MAX_SKEW_SECS {
+                    pass("clock", format!("{skew:+} s against the cloud"))
+                } else {
+                    fail(
+                        "clock",
+                        format!("{skew:+} s against the cloud"),
+                        "enable time synchronisation: `timedatectl set-ntp true`",
+                    )
+                }
+            }
+        });
+        out
+    })
+}

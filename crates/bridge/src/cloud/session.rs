@@ -1,0 +1,699 @@
+//! The bridge's side of docs/cloud-protocol.md as an I/O-free state machine (in the manner of
+//! rumqttc's `MqttState`): the daemon feeds it events (connected, a message, a tick, a runner
+//! result, an encoder change) and carries out the [`Action`]s it returns. Results stay in its
+//! outbox until acknowledged and are resent after every reconnect.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::message::{
+    AttemptAvailable, EncoderInfo, Incoming, Outgoing, PROTOCOL_VERSION, ResultMsg, parse_time,
+};
+use crate::store::{StoredAttempt, Writing};
+
+/// How often a held attempt's lease is renewed (§4).
+pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// What the daemon must do.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send a message (dropped when not connected; results are kept in the outbox anyway).
+    Send(Outgoing),
+    /// Store the attempt as `claimed`, then run it on its encoder's runner.
+    Start {
+        /// The attempt.
+        offer: AttemptAvailable,
+        /// Its deadline (RFC 3339), from the grant.
+        deadline: Option<String>,
+        /// The lease expiry (unix ms), kept current by the session.
+        lease: Arc<AtomicI64>,
+    },
+    /// Scan the card of an encode cut off by a restart, and report.
+    Verify {
+        /// The stored attempt.
+        attempt: Box<StoredAttempt>,
+        /// What it was writing.
+        writing: Writing,
+    },
+    /// Stop waiting for a card for this attempt.
+    Cancel {
+        /// The attempt.
+        attempt_id: String,
+        /// Its encoder.
+        encoder_id: String,
+    },
+    /// Forget a claimed attempt that will not run.
+    Forget(String),
+    /// The cloud has the result: mark it acknowledged.
+    Acknowledged(String),
+}
+
+#[derive(Debug)]
+struct Running {
+    encoder_id: String,
+    next_renew: Instant,
+    lease: Arc<AtomicI64>,
+}
+
+/// The session state.
+#[derive(Debug)]
+pub struct Session {
+    bridge_id: String,
+    version: String,
+    encoders: BTreeMap<String, EncoderInfo>,
+    /// Encoder → the attempt holding it (claim sent, running or verifying).
+    busy: HashMap<String, String>,
+    queue: HashMap<String, VecDeque<AttemptAvailable>>,
+    claiming: HashMap<String, AttemptAvailable>,
+    running: HashMap<String, Running>,
+    verifying: HashMap<String, Vec<StoredAttempt>>,
+    finished: HashSet<String>,
+    outbox: BTreeMap<String, ResultMsg>,
+    connected: bool,
+    draining: bool,
+    skew: Option<i64>,
+}
+
+fn lease_ms(text: &str) -> i64 {
+    parse_time(text).map_or(0, |t| {
+        i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+    })
+}
+
+impl Session {
+    /// A session for bridge `bridge_id`.
+    pub fn new(bridge_id: String, version: String) -> Self {
+        Self {
+            bridge_id,
+            version,
+            encoders: BTreeMap::new(),
+            busy: HashMap::new(),
+            queue: HashMap::new(),
+            claiming: HashMap::new(),
+            running: HashMap::new(),
+            verifying: HashMap::new(),
+            finished: HashSet::new(),
+            outbox: BTreeMap::new(),
+            connected: false,
+            draining: false,
+            skew: None,
+        }
+    }
+
+    /// Loads what the store kept across a restart: unacknowledged results, attempts that were
+    /// claimed (re-claimed on connect) and attempts cut off while writing (verified).
+    pub fn restore(
+        &mut self,
+        outbox: Vec<ResultMsg>,
+        attempts: Vec<StoredAttempt>,
+        now: Instant,
+    ) -> Vec<Action> {
+        for result in outbox {
+            self.finished.insert(result.action_attempt_id.clone());
+            self.outbox.insert(result.action_attempt_id.clone(), result);
+        }
+        let mut actions = Vec::new();
+        for attempt in attempts {
+            let id = attempt.offer.action_attempt_id.clone();
+            match attempt.phase {
+                crate::store::Phase::Claimed => {
+                    let encoder = attempt.offer.encoder_id.clone();
+                    match self.busy.entry(encoder.clone()) {
+                        std::collections::hash_map::Entry::Occupied(_) => {
+                            self.queue
+                                .entry(encoder)
+                                .or_default()
+                                .push_back(attempt.offer);
+                        }
+                        std::collections::hash_map::Entry::Vacant(slot) => {
+                            slot.insert(id.clone());
+                            self.claiming.insert(id, attempt.offer);
+                        }
+                    }
+                }
+                crate::store::Phase::Writing => {
+                    self.finished.insert(id);
+                    self.verifying
+                        .entry(attempt.offer.encoder_id.clone())
+                        .or_default()
+                        .push(attempt);
+                }
+                crate::store::Phase::Done | crate::store::Phase::Acknowledged => {
+                    self.finished.insert(id);
+                }
+            }
+        }
+        let encoders: Vec<String> = self.encoders.keys().cloned().collect();
+        for encoder in encoders {
+            actions.extend(self.next_for(&encoder, now));
+        }
+        actions
+    }
+
+    /// Whether a connection is up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// The clock skew (server minus local, seconds) from the last `welcome`.
+    pub fn skew(&self) -> Option<i64> {
+        self.skew
+    }
+
+    /// Encoders known, for `hello` and the status line.
+    pub fn encoders(&self) -> impl Iterator<Item = &EncoderInfo> {
+        self.encoders.values()
+    }
+
+    /// Attempts running or being verified.
+    pub fn active(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Results not yet acknowledged.
+    pub fn unacknowledged(&self) -> usize {
+        self.outbox.len()
+    }
+
+    fn send(&self, message: Outgoing) -> Option<Action> {
+        self.connected.then_some(Action::Send(message))
+    }
+
+    /// A connection is up: `hello`, then every unacknowledged result, renewals of held
+    /// attempts and claims that were never answered.
+    pub fn connected(&mut self, now: Instant) -> Vec<Action> {
+        self.connected = true;
+        let mut out = vec![Action::Send(Outgoing::Hello {
+            protocol: PROTOCOL_VERSION,
+            bridge_id: self.bridge_id.clone(),
+            bridge_version: self.version.clone(),
+            encoders: self.encoders.values().cloned().collect(),
+            probe: false,
+        })];
+        out.extend(
+            self.outbox
+                .values()
+                .map(|r| Action::Send(Outgoing::Result(r.clone()))),
+        );
+        for (id, running) in &mut self.running {
+            running.next_renew = now + RENEW_EVERY;
+            out.push(Action::Send(Outgoing::Renew {
+                action_attempt_id: id.clone(),
+            }));
+        }
+        if !self.draining {
+            out.extend(self.claiming.keys().map(|id| {
+                Action::Send(Outgoing::Claim {
+                    action_attempt_id: id.clone(),
+                })
+            }));
+        }
+        out
+    }
+
+    /// The connection is gone.
+    pub fn disconnected(&mut self) {
+        self.connected = false;
+    }
+
+    /// Graceful stop: claim nothing new. Unanswered claims stay `claimed` in the store, so
+    /// the next start claims them again.
+    pub fn drain(&mut self) {
+        self.draining = true;
+        self.queue.clear();
+        for (_, offer) in self.claiming.drain() {
+            self.busy.remove(&offer.encoder_id);
+        }
+    }
+
+    /// The next attempt for a free encoder: a verification first, then a queued offer.
+    fn next_for(&mut self, encoder_id: &str, now: Instant) -> Vec<Action> {
+        if self.busy.contains_key(encoder_id) || !self.encoders.contains_key(encoder_id) {
+            return Vec::new();
+        }
+        if let Some(list) = self.verifying.get_mut(encoder_id)
+            && let Some(attempt) = list.pop()
+        {
+            let id = attempt.offer.action_attempt_id.clone();
+            self.busy.insert(encoder_id.to_owned(), id.clone());
+            self.running.insert(
+                id,
+                Running {
+                    encoder_id: encoder_id.to_owned(),
+                    next_renew: now + RENEW_EVERY,
+                    lease: Arc::new(AtomicI64::new(0)),
+                },
+            );
+            let writing = attempt.writing.clone().unwrap_or(Writing {
+                uid: String::new(),
+                card_number: String::new(),
+            });
+            return vec![Action::Verify {
+                attempt: Box::new(attempt),
+                writing,
+            }];
+        }
+        if self.draining {
+            return Vec::new();
+        }
+        while let Some(offer) = self.queue.get_mut(encoder_id).and_then(VecDeque::pop_front) {
+            if self.finished.contains(&offer.action_attempt_id) {
+                continue;
+            }
+            let id = offer.action_attempt_id.clone();
+            self.busy.insert(encoder_id.to_owned(), id.clone());
+            self.claiming.insert(id.clone(), offer);
+            return self
+                .send(Outgoing::Claim {
+                    action_attempt_id: id,
+                })
+                .into_iter()
+                .collect();
+        }
+        Vec::new()
+    }
+
+    fn knows(&self, id: &str) -> bool {
+        self.finished.contains(id)
+            || self.claiming.contains_key(id)
+            || self.running.contains_key(id)
+            || self
+                .queue
+                .values()
+                .any(|q| q.iter().any(|o| o.action_attempt_id == id))
+    }
+
+    /// A message from the cloud.
+    #[allow(clippy::too_many_lines)] // one arm per message type
+    pub fn message(&mut self, message: Incoming, now: Instant) -> Vec<Action> {
+        match message {
+            Incoming::Welcome(w) => {
+                let local = time::OffsetDateTime::now_utc().unix_timestamp();
+                self.skew = parse_time(&w.server_time).map(|t| t.unix_timestamp() - local);
+                if w.protocol != PROTOCOL_VERSION {
+                    tracing::warn!(
+                        protocol = w.protocol,
+                        "the cloud speaks another protocol version"
+                    );
+                }
+                if let Some(skew) = self.skew
+                    && skew.abs() > 5
+                {
+                    tracing::warn!(
+                        skew_seconds = skew,
+                        "the local clock differs from the cloud's; enable NTP (timedatectl set-ntp true)"
+                    );
+                }
+                tracing::info!("cloud welcomed the bridge");
+                Vec::new()
+            }
+            Incoming::AttemptAvailable(offer) => {
+                if self.knows(&offer.action_attempt_id) {
+                    tracing::debug!(attempt = %offer.action_attempt_id, "ignoring a repeated offer");
+                    return Vec::new();
+                }
+                if self.draining {
+                    tracing::info!(attempt = %offer.action_attempt_id, "stopping: not claiming");
+                    return Vec::new();
+                }
+                if !self.encoders.contains_key(&offer.encoder_id) {
+                    tracing::warn!(
+                        attempt = %offer.action_attempt_id,
+                        encoder = %offer.encoder_id,
+                        "ignoring an attempt for an encoder this bridge does not drive"
+                    );
+                    return Vec::new();
+                }
+                tracing::info!(
+                    attempt = %offer.action_attempt_id,
+                    encoder = %offer.encoder_id,
+                    action = ?offer.action_type,
+                    "attempt available"
+                );
+                let encoder = offer.encoder_id.clone();
+                self.queue
+                    .entry(encoder.clone())
+                    .or_default()
+                    .push_back(offer);
+                self.next_for(&encoder, now)
+            }
+            Incoming::ClaimGranted(grant) => {
+                let id = grant.action_attempt_id;
+                if let Some(running) = self.running.get(&id) {
+                    running
+                        .lease
+                        .store(lease_ms(&grant.lease_expires_at), Ordering::SeqCst);
+                    return Vec::new();
+                }
+                let Some(offer) = self.claiming.remove(&id) else {
+                    tracing::warn!(attempt = %id, "grant for an attempt this bridge did not claim");
+                    return Vec::new();
+                };
+                let lease = Arc::new(AtomicI64::new(lease_ms(&grant.lease_expires_at)));
+                self.running.insert(
+                    id.clone(),
+                    Running {
+                        encoder_id: offer.encoder_id.clone(),
+                        next_renew: now + RENEW_EVERY,
+                        lease: Arc::clone(&lease),
+                    },
+                );
+                tracing::info!(attempt = %id, "claim granted");
+                vec![Action::Start {
+                    offer,
+                    deadline: Some(grant.deadline),
+                    lease,
+                }]
+            }
+            Incoming::ClaimRefused(refused) => {
+                let id = refused.action_attempt_id;
+                tracing::info!(attempt = %id, reason = %refused.reason, "claim refused");
+                if let Some(offer) = self.claiming.remove(&id) {
+                    self.busy.remove(&offer.encoder_id);
+                    let mut out = vec![Action::Forget(id)];
+                    out.extend(self.next_for(&offer.encoder_id, now));
+                    return out;
+                }
+                if let Some(running) = self.running.get(&id) {
+                    // The cloud gave it away: do not touch a card for it.
+                    return vec![Action::Cancel {
+                        attempt_id: id,
+                        encoder_id: running.encoder_id.clone(),
+                    }];
+                }
+                Vec::new()
+            }
+            Incoming::LeaseRenewed(renewed) => {
+                if let Some(running) = self.running.get(&renewed.action_attempt_id) {
+                    running
+                        .lease
+                        .store(lease_ms(&renewed.lease_expires_at), Ordering::SeqCst);
+                }
+                Vec::new()
+            }
+            Incoming::AttemptCancelled(cancelled) => {
+                let id = cancelled.action_attempt_id;
+                tracing::info!(attempt = %id, reason = %cancelled.reason, "attempt cancelled by the cloud");
+                for queue in self.queue.values_mut() {
+                    queue.retain(|o| o.action_attempt_id != id);
+                }
+                if let Some(offer) = self.claiming.remove(&id) {
+                    self.busy.remove(&offer.encoder_id);
+                    let mut out = vec![Action::Forget(id)];
+                    out.extend(self.next_for(&offer.encoder_id, now));
+                    return out;
+                }
+                if let Some(running) = self.running.get(&id) {
+                    return vec![Action::Cancel {
+                        attempt_id: id,
+                        encoder_id: running.encoder_id.clone(),
+                    }];
+                }
+                Vec::new()
+            }
+            Incoming::ResultAck(ack) => {
+                let id = ack.action_attempt_id;
+                if self.outbox.remove(&id).is_some() {
+                    tracing::info!(attempt = %id, "result acknowledged");
+                }
+                vec![Action::Acknowledged(id)]
+            }
+            Incoming::ProtocolError(e) => {
+                tracing::warn!(
+                    message = %e.message,
+                    in_reply_to = e.in_reply_to.as_deref().unwrap_or(""),
+                    "the cloud reported a protocol error"
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    /// Periodic: renew the leases that are due.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        if !self.connected {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (id, running) in &mut self.running {
+            if running.next_renew <= now {
+                running.next_renew = now + RENEW_EVERY;
+                out.push(Action::Send(Outgoing::Renew {
+                    action_attempt_id: id.clone(),
+                }));
+            }
+        }
+        out
+    }
+
+    /// A runner finished an attempt; `result` is `None` when it was cancelled before the card
+    /// was touched.
+    pub fn finished(
+        &mut self,
+        attempt_id: &str,
+        encoder_id: &str,
+        result: Option<ResultMsg>,
+        now: Instant,
+    ) -> Vec<Action> {
+        self.running.remove(attempt_id);
+        if self.busy.get(encoder_id).is_some_and(|a| a == attempt_id) {
+            self.busy.remove(encoder_id);
+        }
+        let mut out = Vec::new();
+        match result {
+            Some(result) => {
+                self.finished.insert(attempt_id.to_owned());
+                self.outbox.insert(attempt_id.to_owned(), result.clone());
+                out.extend(self.send(Outgoing::Result(result)));
+            }
+            None if !self.draining => out.push(Action::Forget(attempt_id.to_owned())),
+            None => {}
+        }
+        out.extend(self.next_for(encoder_id, now));
+        out
+    }
+
+    /// An encoder appeared (or came back online).
+    pub fn encoder_added(&mut self, info: EncoderInfo, now: Instant) -> Vec<Action> {
+        let id = info.encoder_id.clone();
+        let known = self.encoders.insert(id.clone(), info.clone());
+        let mut out: Vec<Action> = match known {
+            Some(old) if old.online == info.online && old.card_present == info.card_present => {
+                Vec::new()
+            }
+            Some(_) => self
+                .send(Outgoing::EncoderStatus {
+                    encoder_id: id.clone(),
+                    online: info.online,
+                    card_present: info.card_present,
+                })
+                .into_iter()
+                .collect(),
+            None => self
+                .send(Outgoing::EncoderAdded { encoder: info })
+                .into_iter()
+                .collect(),
+        };
+        out.extend(self.next_for(&id, now));
+        out
+    }
+
+    /// An encoder is no longer driven.
+    pub fn encoder_removed(&mut self, encoder_id: &str) -> Vec<Action> {
+        if self.encoders.remove(encoder_id).is_none() {
+            return Vec::new();
+        }
+        self.queue.remove(encoder_id);
+        self.send(Outgoing::EncoderRemoved {
+            encoder_id: encoder_id.to_owned(),
+        })
+        .into_iter()
+        .collect()
+    }
+
+    /// An encoder's online or card state changed.
+    pub fn encoder_status(
+        &mut self,
+        encoder_id: &str,
+        online: Option<bool>,
+        card_present: Option<bool>,
+    ) -> Vec<Action> {
+        let Some(info) = self.encoders.get_mut(encoder_id) else {
+            return Vec::new();
+        };
+        let before = (info.online, info.card_present);
+        if let Some(online) = online {
+            info.online = online;
+            if !online {
+                info.card_present = false;
+            }
+        }
+        if let Some(card) = card_present {
+            info.card_present = card;
+        }
+        if before == (info.online, info.card_present) {
+            return Vec::new();
+        }
+        let message = Outgoing::EncoderStatus {
+            encoder_id: encoder_id.to_owned(),
+            online: info.online,
+            card_present: info.card_present,
+        };
+        self.send(message).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+    use crate::cloud::message::{ActionType, ClaimGranted, ClaimRefused, ResultAck};
+
+    fn info(id: &str) -> EncoderInfo {
+        EncoderInfo {
+            encoder_id: id.into(),
+            display_name: id.into(),
+            kind: "pcsc".into(),
+            reader: id.into(),
+            online: true,
+            card_present: false,
+        }
+    }
+
+    fn offer(id: &str, encoder: &str) -> Incoming {
+        Incoming::AttemptAvailable(AttemptAvailable {
+            action_attempt_id: id.into(),
+            action_type: ActionType::Scan,
+            encoder_id: encoder.into(),
+            created_at: None,
+            expires_at: None,
+            credential: None,
+        })
+    }
+
+    fn grant(id: &str) -> Incoming {
+        Incoming::ClaimGranted(ClaimGranted {
+            action_attempt_id: id.into(),
+            lease_expires_at: "2024-12-01T15:00:31.000Z".into(),
+            deadline: "2024-12-01T15:02:00.000Z".into(),
+        })
+    }
+
+    fn sent(actions: &[Action]) -> Vec<String> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(m) => Some(m.to_text()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn result(id: &str) -> ResultMsg {
+        ResultMsg {
+            action_attempt_id: id.into(),
+            action_type: ActionType::Scan,
+            encoder_id: "e1".into(),
+            status: "success".into(),
+            finished_at: "2024-12-01T15:00:00.000Z".into(),
+            result: None,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn one_attempt_per_encoder_at_a_time_and_results_until_acked() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        s.encoder_added(info("e1"), now);
+        let hello = sent(&s.connected(now));
+        assert!(hello[0].contains(r#""type":"hello""#), "{hello:?}");
+        assert!(hello[0].contains("e1"));
+        let a = s.message(offer("a1", "e1"), now);
+        assert_eq!(
+            sent(&a),
+            vec![r#"{"type":"claim","action_attempt_id":"a1"}"#]
+        );
+        // A second offer for the busy encoder waits; a repeat is ignored.
+        assert!(s.message(offer("a2", "e1"), now).is_empty());
+        assert!(s.message(offer("a1", "e1"), now).is_empty());
+        let start = s.message(grant("a1"), now);
+        assert!(matches!(start.as_slice(), [Action::Start { .. }]));
+        // Renew after 10 s.
+        assert!(s.tick(now + Duration::from_secs(5)).is_empty());
+        assert_eq!(sent(&s.tick(now + RENEW_EVERY)).len(), 1);
+        // Done: the result goes out, and the next offer is claimed.
+        let done = sent(&s.finished("a1", "e1", Some(result("a1")), now));
+        assert_eq!(done.len(), 2, "{done:?}");
+        assert!(done[0].contains(r#""type":"result""#));
+        assert!(done[1].contains(r#""claim""#) && done[1].contains("a2"));
+        // Reconnect: the unacknowledged result is resent after hello, the claim again.
+        s.disconnected();
+        let again = sent(&s.connected(now));
+        assert!(again[0].contains("hello"));
+        assert!(again[1].contains("result") && again[1].contains("a1"));
+        assert!(again[2].contains("claim") && again[2].contains("a2"));
+        s.message(
+            Incoming::ResultAck(ResultAck {
+                action_attempt_id: "a1".into(),
+            }),
+            now,
+        );
+        s.disconnected();
+        assert_eq!(s.connected(now).len(), 2, "hello + claim");
+        // A refused claim frees the encoder.
+        let refused = s.message(
+            Incoming::ClaimRefused(ClaimRefused {
+                action_attempt_id: "a2".into(),
+                reason: "already_claimed".into(),
+            }),
+            now,
+        );
+        assert!(matches!(refused.as_slice(), [Action::Forget(id)] if id == "a2"));
+        assert!(sent(&s.message(offer("a3", "e1"), now))[0].contains("a3"));
+    }
+
+    #[test]
+    fn unknown_encoders_are_not_claimed_and_encoders_work_in_parallel() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        s.connected(now);
+        s.encoder_added(info("e1"), now);
+        s.encoder_added(info("e2"), now);
+        assert!(s.message(offer("x", "nope"), now).is_empty());
+        assert_eq!(sent(&s.message(offer("a", "e1"), now)).len(), 1);
+        assert_eq!(sent(&s.message(offer("b", "e2"), now)).len(), 1);
+    }
+
+    #[test]
+    fn restored_writing_attempts_are_verified_when_their_encoder_appears() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        let Incoming::AttemptAvailable(o) = offer("w", "e1") else {
+            unreachable!()
+        };
+        let stored = StoredAttempt {
+            offer: o,
+            phase: crate::store::Phase::Writing,
+            deadline: None,
+            writing: Some(Writing {
+                uid: "01020304".into(),
+                card_number: "1".into(),
+            }),
+            updated_at: 0,
+        };
+        assert!(s.restore(vec![], vec![stored], now).is_empty());
+        let actions = s.encoder_added(info("e1"), now);
+        assert!(matches!(actions.as_slice(), [Action::Verify { .. }]));
+        // A re-offer of it is ignored: never run twice.
+        s.connected(now);
+        assert!(s.message(offer("w", "e1"), now).is_empty());
+    }
+}

@@ -1,0 +1,516 @@
+//! The configuration file (TOML), its defaults and its validation.
+//!
+//! examples/encoder-bridge.toml is the annotated reference. Every validation error names the
+//! key and says how to fix it; unknown keys are refused (a typo must not silently fall back to
+//! a default).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where the packaged service finds its configuration.
+pub const DEFAULT_CONFIG: &str = "/etc/encoder-bridge/config.toml";
+
+/// Default state directory (systemd `StateDirectory=encoder-bridge`).
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/encoder-bridge";
+
+/// Default card wait of a job.
+pub const DEFAULT_CARD_WAIT_SECS: f64 = 30.0;
+
+/// A configuration problem: the key, what is wrong, and the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The key (`cloud.url`), or the file when the problem is the file.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+    /// How to fix it, in one line.
+    pub fix: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, problem: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            problem: problem.into(),
+            fix: fix.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "config `{}`: {} (fix: {})",
+            self.key, self.problem, self.fix
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[cloud]`.
+    pub cloud: CloudConfig,
+    /// `[site_keys]`.
+    pub site_keys: SiteKeysConfig,
+    /// `[state]`.
+    #[serde(default)]
+    pub state: StateConfig,
+    /// `[encoders]`.
+    #[serde(default)]
+    pub encoders: EncodersConfig,
+}
+
+/// `[cloud]`: where to connect and with which token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloudConfig {
+    /// `wss://...` (or `ws://` with `allow_insecure`).
+    pub url: String,
+    /// A file holding the bearer token (first choice).
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    /// An environment variable holding the token (second choice).
+    #[serde(default)]
+    pub token_env: Option<String>,
+    /// Allow `ws://` (loopback tests, demo).
+    #[serde(default)]
+    pub allow_insecure: bool,
+}
+
+/// `[site_keys]`: the site master keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteKeysConfig {
+    /// The version new cards are formatted with; default the highest.
+    #[serde(default)]
+    pub current: Option<u8>,
+    /// `[[site_keys.key]]`.
+    #[serde(default, rename = "key")]
+    pub keys: Vec<SiteKeyFile>,
+}
+
+/// One `[[site_keys.key]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteKeyFile {
+    /// Key version (as written on cards).
+    pub version: u8,
+    /// File with 32 hex digits (16 bytes).
+    pub file: PathBuf,
+}
+
+/// `[state]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// The directory of the durable store.
+    #[serde(default = "default_state_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            dir: default_state_dir(),
+        }
+    }
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_STATE_DIR)
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_card_wait() -> f64 {
+    DEFAULT_CARD_WAIT_SECS
+}
+
+/// `[encoders]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncodersConfig {
+    /// Drive every PC/SC reader no `[[encoders.pcsc]]` entry matches.
+    #[serde(default = "default_true")]
+    pub auto_pcsc: bool,
+    /// Default card wait in seconds.
+    #[serde(default = "default_card_wait")]
+    pub card_wait_secs: f64,
+    /// `[[encoders.pcsc]]`.
+    #[serde(default)]
+    pub pcsc: Vec<PcscEntry>,
+    /// `[[encoders.pn532]]`.
+    #[serde(default)]
+    pub pn532: Vec<Pn532Entry>,
+}
+
+impl Default for EncodersConfig {
+    fn default() -> Self {
+        Self {
+            auto_pcsc: true,
+            card_wait_secs: DEFAULT_CARD_WAIT_SECS,
+            pcsc: Vec::new(),
+            pn532: Vec::new(),
+        }
+    }
+}
+
+/// One `[[encoders.pcsc]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PcscEntry {
+    /// Exact reader name, or a pattern with `*` and `?`.
+    pub reader: String,
+    /// Name shown in the cloud; default the reader name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Card wait in seconds; default `encoders.card_wait_secs`.
+    #[serde(default)]
+    pub card_wait_secs: Option<f64>,
+    /// `false`: never drive matching readers (also not automatically).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+/// One `[[encoders.pn532]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pn532Entry {
+    /// Serial device path.
+    pub device: PathBuf,
+    /// Name shown in the cloud; default the device path.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Card wait in seconds; default `encoders.card_wait_secs`.
+    #[serde(default)]
+    pub card_wait_secs: Option<f64>,
+}
+
+/// What the configuration says about one PC/SC reader.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReaderPolicy {
+    /// Drive it, with this display name and card wait.
+    Drive {
+        /// Display name.
+        display_name: String,
+        /// Card wait.
+        card_wait: Duration,
+        /// Named in the config (stays known while unplugged), rather than picked up.
+        configured: bool,
+    },
+    /// Leave it alone.
+    Ignore,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError::new(
+                path.display().to_string(),
+                format!("cannot read the configuration: {e}"),
+                format!(
+                    "create it from examples/encoder-bridge.toml, or pass --config FILE (default {DEFAULT_CONFIG})"
+                ),
+            )
+        })?;
+        let mut config = Self::parse(&text)?;
+        config.resolve_relative(path.parent().unwrap_or(Path::new(".")));
+        Ok(config)
+    }
+
+    /// Parses and validates TOML text (relative paths stay relative).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            let key = e
+                .span()
+                .and_then(|span| text.get(..span.start))
+                .map_or_else(
+                    || "file".into(),
+                    |before| format!("line {}", before.lines().count().max(1)),
+                );
+            ConfigError::new(
+                key,
+                message,
+                "compare with the annotated examples/encoder-bridge.toml",
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn resolve_relative(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(p) = self.cloud.token_file.as_mut() {
+            fix(p);
+        }
+        for key in &mut self.site_keys.keys {
+            fix(&mut key.file);
+        }
+        fix(&mut self.state.dir);
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.cloud.url.trim();
+        if url.starts_with("ws://") {
+            if !self.cloud.allow_insecure {
+                return Err(ConfigError::new(
+                    "cloud.url",
+                    "ws:// sends the token unencrypted",
+                    "use wss://, or set cloud.allow_insecure = true for a loopback test",
+                ));
+            }
+        } else if !url.starts_with("wss://") {
+            return Err(ConfigError::new(
+                "cloud.url",
+                format!("{url:?} is not a websocket URL"),
+                "write it as wss://host/path",
+            ));
+        }
+        if let Some(name) = &self.cloud.token_env
+            && (name.is_empty() || name.contains('='))
+        {
+            return Err(ConfigError::new(
+                "cloud.token_env",
+                "not a valid environment variable name",
+                "name a variable such as ENCODER_BRIDGE_TOKEN, or remove the key",
+            ));
+        }
+        if self.site_keys.keys.is_empty() {
+            return Err(ConfigError::new(
+                "site_keys.key",
+                "no site key configured",
+                "add [[site_keys.key]] with version = 1 and file = \"/etc/encoder-bridge/site-key-v1\"",
+            ));
+        }
+        let mut versions: Vec<u8> = self.site_keys.keys.iter().map(|k| k.version).collect();
+        versions.sort_unstable();
+        if versions.windows(2).any(|w| w.first() == w.get(1)) {
+            return Err(ConfigError::new(
+                "site_keys.key.version",
+                "the same key version is listed twice",
+                "give each [[site_keys.key]] its own version",
+            ));
+        }
+        if let Some(current) = self.site_keys.current
+            && !versions.contains(&current)
+        {
+            return Err(ConfigError::new(
+                "site_keys.current",
+                format!("no [[site_keys.key]] has version {current}"),
+                "set it to one of the listed versions, or remove it (default: the highest)",
+            ));
+        }
+        check_wait("encoders.card_wait_secs", self.encoders.card_wait_secs)?;
+        for (i, entry) in self.encoders.pcsc.iter().enumerate() {
+            if entry.reader.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("encoders.pcsc[{i}].reader"),
+                    "empty reader name",
+                    "use the name `encoder-bridge readers` prints, or a pattern like \"ACS ACR122U*\"",
+                ));
+            }
+            if let Some(wait) = entry.card_wait_secs {
+                check_wait(&format!("encoders.pcsc[{i}].card_wait_secs"), wait)?;
+            }
+        }
+        for (i, entry) in self.encoders.pn532.iter().enumerate() {
+            if entry.device.as_os_str().is_empty() {
+                return Err(ConfigError::new(
+                    format!("encoders.pn532[{i}].device"),
+                    "empty device path",
+                    "use the stable link the udev rules create, e.g. /dev/encoder-bridge/pn532-0",
+                ));
+            }
+            if let Some(wait) = entry.card_wait_secs {
+                check_wait(&format!("encoders.pn532[{i}].card_wait_secs"), wait)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The default card wait.
+    pub fn card_wait(&self) -> Duration {
+        secs(self.encoders.card_wait_secs)
+    }
+
+    /// What to do with the PC/SC reader `name`: the first matching entry decides.
+    pub fn reader_policy(&self, name: &str) -> ReaderPolicy {
+        for entry in &self.encoders.pcsc {
+            if glob_match(&entry.reader, name) {
+                if !entry.enabled {
+                    return ReaderPolicy::Ignore;
+                }
+                return ReaderPolicy::Drive {
+                    display_name: entry
+                        .display_name
+                        .clone()
+                        .unwrap_or_else(|| name.to_owned()),
+                    card_wait: entry.card_wait_secs.map_or_else(|| self.card_wait(), secs),
+                    configured: true,
+                };
+            }
+        }
+        if self.encoders.auto_pcsc {
+            ReaderPolicy::Drive {
+                display_name: name.to_owned(),
+                card_wait: self.card_wait(),
+                configured: false,
+            }
+        } else {
+            ReaderPolicy::Ignore
+        }
+    }
+
+    /// Readers named exactly (no pattern) and enabled: known even before they appear.
+    pub fn exact_readers(&self) -> Vec<String> {
+        self.encoders
+            .pcsc
+            .iter()
+            .filter(|e| e.enabled && !e.reader.contains(['*', '?']))
+            .map(|e| e.reader.clone())
+            .collect()
+    }
+}
+
+fn check_wait(key: &str, value: f64) -> Result<(), ConfigError> {
+    if value.is_finite() && value > 0.0 && value <= 3600.0 {
+        Ok(())
+    } else {
+        Err(ConfigError::new(
+            key,
+            format!("{value} is not a card wait"),
+            "give seconds between 0 and 3600, e.g. 30",
+        ))
+    }
+}
+
+fn secs(value: f64) -> Duration {
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::from_secs(30))
+}
+
+/// `*` any run of characters, `?` one character; everything else literal.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(c) if *c == '?' || Some(c) == t.get(ti) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).unwrap_or_default().iter().all(|c| *c == '*')
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[cloud]
+url = "wss://cloud.example/bridge/v1"
+[[site_keys.key]]
+version = 1
+file = "key"
+"#;
+
+    #[test]
+    fn minimal_config_takes_the_defaults() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.state.dir, PathBuf::from(DEFAULT_STATE_DIR));
+        assert!(c.encoders.auto_pcsc);
+        assert_eq!(c.card_wait(), Duration::from_secs(30));
+        assert!(matches!(
+            c.reader_policy("Any Reader 00 00"),
+            ReaderPolicy::Drive {
+                configured: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../../examples/encoder-bridge.toml");
+        let c = Config::parse(text).expect("example");
+        assert!(!c.encoders.pcsc.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_key_and_the_fix() {
+        let e = Config::parse(&MINIMAL.replace("wss://", "ws://")).expect_err("insecure");
+        assert_eq!(e.key, "cloud.url");
+        assert!(e.to_string().contains("allow_insecure"));
+        let e = Config::parse(&format!("{MINIMAL}\n[encoders]\ncard_wait_secs = -1\n"))
+            .expect_err("wait");
+        assert_eq!(e.key, "encoders.card_wait_secs");
+        let e = Config::parse(&format!("{MINIMAL}\n[state]\ndirr = \"x\"\n")).expect_err("typo");
+        assert!(e.problem.contains("dirr"), "{e}");
+        assert_eq!(e.key, "line 8");
+    }
+
+    #[test]
+    fn patterns_and_disabled_readers() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[[encoders.pcsc]]\nreader = \"ACS*\"\ndisplay_name = \"Desk\"\ncard_wait_secs = 5\n[[encoders.pcsc]]\nreader = \"Vendor ?\"\nenabled = false\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.reader_policy("ACS ACR122U 00 00"),
+            ReaderPolicy::Drive {
+                display_name: "Desk".into(),
+                card_wait: Duration::from_secs(5),
+                configured: true
+            }
+        );
+        assert_eq!(c.reader_policy("Vendor X"), ReaderPolicy::Ignore);
+        assert!(c.exact_readers().is_empty());
+    }
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("a*c", "abbbc"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("Virtual PCD ? 00 0?", "Virtual PCD 1 00 01"));
+        assert!(!glob_match("a*c", "abd"));
+        assert!(glob_match("exact", "exact"));
+        assert!(!glob_match("exact", "exactly"));
+    }
+}

@@ -1,0 +1,691 @@
+//! `encoder-bridge run`: the daemon, as one async function in the manner of mini-redis's
+//! `server::run(listener, shutdown)`, so tests can drive it in-process as well as spawned.
+//!
+//! One task owns everything that changes: the [`Session`] (protocol state), the websocket, the
+//! runners. Runner threads and the PC/SC monitor talk to it over a channel; a 1 s tick drives
+//! lease renewal, pings, the watchdog and the shutdown bounds.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::AtomicI64;
+use std::time::{Duration, Instant, SystemTime};
+
+use encoder_hal::pcsc::ReaderEvent;
+use encoder_hal::{Backoff, EncoderKind};
+use encoder_protocol::keys::SiteKeys;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use crate::cloud::link::{self, ConnectError, Ws};
+use crate::cloud::message::{
+    self, AttemptAvailable, EncoderInfo, Outgoing, ParseError, ProtocolError, ResultError,
+    ResultMsg,
+};
+use crate::cloud::session::{Action, Session};
+use crate::config::Config;
+use crate::discovery::{self, Wanted};
+use crate::notify;
+use crate::runner::{Finished, Job, JobKind, Outcome, Runner, RunnerSpec};
+use crate::secrets::{self, Token};
+use crate::store::{Phase, Store, StoreError};
+
+/// How long a graceful stop lets a card operation in flight finish.
+pub const FINISH_BOUND: Duration = Duration::from_secs(15);
+
+/// How long a graceful stop waits for the cloud to acknowledge the outbox.
+pub const FLUSH_BOUND: Duration = Duration::from_secs(5);
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// A secret is missing or exposed.
+    #[error("{0}")]
+    Secret(#[from] secrets::SecretError),
+    /// The store cannot be opened.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+enum Event {
+    Runner(Box<Finished>),
+    Reader(ReaderEvent),
+}
+
+struct Encoder {
+    wanted: Wanted,
+    id: String,
+    runner: Option<Runner>,
+}
+
+struct Daemon {
+    config: Config,
+    store: Arc<Store>,
+    site: Arc<SiteKeys>,
+    session: Session,
+    encoders: HashMap<String, Encoder>,
+    /// Reader name or device path → encoder id.
+    by_reader: HashMap<String, String>,
+    events: mpsc::UnboundedSender<Event>,
+    ws: Option<Ws>,
+    draining: Option<Instant>,
+}
+
+/// Runs the daemon until `shutdown` completes (graceful: the card operation in flight is
+/// finished, bounded by [`FINISH_BOUND`], the outbox flushed, the websocket closed) or `abort`
+/// completes (a second signal: the operation in flight is stopped between two APDUs).
+#[allow(clippy::too_many_lines)] // the event loop reads best as one select
+pub async fn run(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    abort: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
+    let (token, source) = secrets::load_token(&config)?;
+    tracing::info!(source = %source, "cloud token loaded");
+    let site = Arc::new(secrets::load_site_keys(&config)?);
+    tracing::info!(versions = ?site.versions(), "site keys loaded");
+    let store = Arc::new(Store::open(&config.state.dir)?);
+    let bridge_id = store.bridge_id()?;
+    tracing::info!(bridge_id = %bridge_id, state = %config.state.dir.display(), "state store open");
+    let (events, mut inbox) = mpsc::unbounded_channel();
+    let mut daemon = Daemon {
+        session: Session::new(bridge_id, env!("CARGO_PKG_VERSION").to_owned()),
+        config,
+        store: Arc::clone(&store),
+        site,
+        encoders: HashMap::new(),
+        by_reader: HashMap::new(),
+        events: events.clone(),
+        ws: None,
+        draining: None,
+    };
+    let actions = daemon
+        .session
+        .restore(store.outbox()?, store.attempts()?, Instant::now());
+    daemon.perform(actions).await;
+    for wanted in discovery::configured(&daemon.config) {
+        let online =
+            wanted.kind == EncoderKind::Pn532 && std::path::Path::new(&wanted.reader).exists();
+        daemon.add_encoder(wanted, online).await;
+    }
+    let forward = events.clone();
+    let _monitor = discovery::watch_pcsc(move |event| forward.send(Event::Reader(event)).is_ok());
+
+    notify::ready();
+    let mut backoff = Backoff::new(link::BACKOFF_INITIAL, link::BACKOFF_MAX);
+    let mut retry_at: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
+    let mut connected_at = Instant::now();
+    let mut last_rx = Instant::now();
+    let mut ping_sent: Option<Instant> = None;
+    let mut next_ping = Instant::now() + link::PING_EVERY;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut flush_until: Option<Instant> = None;
+    let url = daemon.config.cloud.url.clone();
+    tokio::pin!(shutdown);
+    tokio::pin!(abort);
+    let mut shutdown_done = false;
+    let mut status = String::new();
+
+    loop {
+        let connecting = retry_at.is_some() && daemon.ws.is_none() && daemon.draining.is_none();
+        tokio::select! {
+            () = &mut abort => {
+                tracing::warn!("second signal: aborting the card operation in flight");
+                for encoder in daemon.encoders.values() {
+                    if let Some(r) = &encoder.runner {
+                        r.abort();
+                    }
+                }
+                break;
+            }
+            () = &mut shutdown, if !shutdown_done => {
+                shutdown_done = true;
+                tracing::info!(active = daemon.session.active(), "stopping: finishing the card operation in flight");
+                notify::stopping();
+                daemon.session.drain();
+                daemon.draining = Some(Instant::now() + FINISH_BOUND);
+                for encoder in daemon.encoders.values() {
+                    if let Some(r) = &encoder.runner {
+                        r.cancel_waiting();
+                    }
+                }
+            }
+            Some(event) = inbox.recv() => {
+                daemon.event(event).await;
+            }
+            result = connect_after(retry_at, &url, &token), if connecting => {
+                retry_at = None;
+                match result {
+                    Ok((ws, _)) => {
+                        tracing::info!(url = %url, "connected to the cloud");
+                        daemon.ws = Some(ws);
+                        connected_at = Instant::now();
+                        last_rx = Instant::now();
+                        ping_sent = None;
+                        next_ping = Instant::now() + link::PING_EVERY;
+                        let actions = daemon.session.connected(Instant::now());
+                        daemon.perform(actions).await;
+                    }
+                    Err(e) => {
+                        let delay = if e.wants_longest_delay() {
+                            link::BACKOFF_MAX
+                        } else {
+                            backoff.next_delay()
+                        };
+                        if e.wants_longest_delay() {
+                            tracing::error!(retry_in_s = delay.as_secs_f32(), "{e}");
+                        } else {
+                            tracing::warn!(retry_in_s = delay.as_secs_f32(), "cannot reach the cloud: {e}");
+                        }
+                        retry_at = Some(tokio::time::Instant::now() + delay);
+                    }
+                }
+            }
+            frame = next_frame(daemon.ws.as_mut()) => {
+                last_rx = Instant::now();
+                ping_sent = None;
+                let keep = daemon.frame(frame).await;
+                if !keep {
+                    daemon.lost();
+                    if connected_at.elapsed() >= link::STABLE_AFTER {
+                        backoff.reset();
+                    }
+                    retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                let actions = daemon.session.tick(now);
+                daemon.perform(actions).await;
+                if daemon.ws.is_some() {
+                    if ping_sent.is_some_and(|at| now.duration_since(at) > link::PONG_DEADLINE)
+                        && now.duration_since(last_rx) > link::PONG_DEADLINE
+                    {
+                        tracing::warn!("no answer to a ping within 20 s: reconnecting");
+                        daemon.lost();
+                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    } else if now >= next_ping {
+                        next_ping = now + link::PING_EVERY;
+                        if ping_sent.is_none() {
+                            ping_sent = Some(now);
+                        }
+                        daemon.send_raw(Message::Ping(Vec::new().into())).await;
+                    }
+                }
+                notify::watchdog();
+                let line = daemon.status_line();
+                if line != status {
+                    notify::status(&line);
+                    status = line;
+                }
+                if let Some(finish_by) = daemon.draining {
+                    if daemon.session.active() > 0 {
+                        if now > finish_by {
+                            tracing::warn!("the card operation did not finish in time: aborting it");
+                            for encoder in daemon.encoders.values() {
+                                if let Some(r) = &encoder.runner {
+                                    r.abort();
+                                }
+                            }
+                            break;
+                        }
+                    } else {
+                        let flush_by = *flush_until.get_or_insert(now + FLUSH_BOUND);
+                        if daemon.session.unacknowledged() == 0
+                            || daemon.ws.is_none()
+                            || now > flush_by
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut ws) = daemon.ws.take() {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            ws.close(Some(CloseFrame {
+                code: CloseCode::Away,
+                reason: "bridge stopping".into(),
+            })),
+        )
+        .await;
+    }
+    let threads: Vec<_> = daemon
+        .encoders
+        .drain()
+        .filter_map(|(_, e)| e.runner.and_then(Runner::stop))
+        .collect();
+    // Runner threads end after their job; do not wait on a reader that hangs.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        }),
+    )
+    .await;
+    tracing::info!(unacknowledged = daemon.session.unacknowledged(), "stopped");
+    Ok(())
+}
+
+async fn connect_after(
+    at: Option<tokio::time::Instant>,
+    url: &str,
+    token: &Token,
+) -> Result<(Ws, Option<String>), ConnectError> {
+    if let Some(at) = at {
+        tokio::time::sleep_until(at).await;
+    }
+    link::connect(url, token).await
+}
+
+async fn next_frame(
+    ws: Option<&mut Ws>,
+) -> Option<Result<Message, tokio_tungstenite::tungstenite::Error>> {
+    match ws {
+        Some(ws) => ws.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn system_time(text: Option<&str>) -> Option<SystemTime> {
+    let seconds = message::parse_time(text?)?.unix_timestamp_nanos();
+    let nanos = u64::try_from(seconds).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
+}
+
+impl Daemon {
+    fn status_line(&self) -> String {
+        let n = self.session.encoders().count();
+        let cloud = if self.draining.is_some() {
+            "stopping"
+        } else if self.ws.is_some() {
+            "cloud connected"
+        } else {
+            "cloud disconnected"
+        };
+        format!("{n} encoder{}, {cloud}", if n == 1 { "" } else { "s" })
+    }
+
+    fn lost(&mut self) {
+        self.ws = None;
+        self.session.disconnected();
+        tracing::warn!("connection to the cloud lost");
+    }
+
+    async fn send_raw(&mut self, message: Message) {
+        if let Some(ws) = self.ws.as_mut()
+            && let Err(e) = ws.send(message).await
+        {
+            tracing::warn!("sending to the cloud failed: {e}");
+            self.lost();
+        }
+    }
+
+    /// Handles one frame; `false` when the connection is over.
+    async fn frame(
+        &mut self,
+        frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>,
+    ) -> bool {
+        use tokio_tungstenite::tungstenite::Error as WsError;
+        use tokio_tungstenite::tungstenite::error::CapacityError;
+        match frame {
+            None | Some(Err(WsError::ConnectionClosed | WsError::AlreadyClosed)) => false,
+            Some(Err(WsError::Capacity(CapacityError::MessageTooLong { size, max_size }))) => {
+                tracing::warn!(
+                    size,
+                    max_size,
+                    "message beyond the transport limit: closing (1009)"
+                );
+                if let Some(ws) = self.ws.as_mut() {
+                    let _ = ws
+                        .close(Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: "message too big".into(),
+                        }))
+                        .await;
+                }
+                false
+            }
+            Some(Err(e)) => {
+                tracing::warn!("cloud connection failed: {e}");
+                false
+            }
+            Some(Ok(Message::Close(frame))) => {
+                tracing::info!(frame = ?frame, "the cloud closed the connection");
+                false
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => true,
+            Some(Ok(Message::Binary(_))) => {
+                self.protocol_error("binary frames are not part of the protocol".into(), None)
+                    .await;
+                self.ws.is_some()
+            }
+            Some(Ok(Message::Text(text))) => {
+                match message::parse(text.as_str()) {
+                    Ok(incoming) => {
+                        let actions = self.session.message(incoming, Instant::now());
+                        self.perform(actions).await;
+                    }
+                    Err(ParseError::Unknown(kind)) => {
+                        tracing::info!("ignoring unknown message type {kind:?}");
+                    }
+                    Err(ParseError::TooLarge(size)) => {
+                        tracing::warn!(size, "message larger than 64 KiB");
+                        self.protocol_error(
+                            format!("message of {size} bytes is larger than the 64 KiB limit"),
+                            None,
+                        )
+                        .await;
+                    }
+                    Err(ParseError::Malformed {
+                        message,
+                        in_reply_to,
+                    }) => {
+                        tracing::warn!(
+                            in_reply_to = in_reply_to.as_deref().unwrap_or(""),
+                            "malformed message: {message}"
+                        );
+                        self.protocol_error(message, in_reply_to).await;
+                    }
+                }
+                self.ws.is_some()
+            }
+        }
+    }
+
+    async fn protocol_error(&mut self, message: String, in_reply_to: Option<String>) {
+        let out = Outgoing::ProtocolError(ProtocolError {
+            message,
+            in_reply_to,
+        });
+        self.send_raw(Message::text(out.to_text())).await;
+    }
+
+    async fn event(&mut self, event: Event) {
+        match event {
+            Event::Runner(finished) => {
+                let finished = *finished;
+                let result = match finished.outcome {
+                    Outcome::Result(r) => Some(r),
+                    Outcome::Cancelled => None,
+                };
+                if let Some(r) = &result {
+                    tracing::info!(
+                        attempt = %r.action_attempt_id,
+                        status = %r.status,
+                        error = r.error.as_ref().map_or("", |e| e.kind.as_str()),
+                        "attempt finished"
+                    );
+                }
+                let actions = self.session.finished(
+                    &finished.attempt_id,
+                    &finished.encoder_id,
+                    result,
+                    Instant::now(),
+                );
+                self.perform(actions).await;
+            }
+            Event::Reader(event) => self.reader_event(event).await,
+        }
+    }
+
+    async fn reader_event(&mut self, event: ReaderEvent) {
+        match event {
+            ReaderEvent::Added(name) => {
+                if let Some(wanted) = discovery::pcsc_reader(&self.config, &name) {
+                    tracing::info!(reader = %name, "reader added");
+                    self.add_encoder(wanted, true).await;
+                } else {
+                    tracing::info!(reader = %name, "reader ignored (configuration)");
+                }
+            }
+            ReaderEvent::Removed(name) => {
+                let Some(id) = self.by_reader.get(&name).cloned() else {
+                    return;
+                };
+                let configured = self.encoders.get(&id).is_some_and(|e| e.wanted.configured);
+                tracing::info!(reader = %name, "reader removed");
+                if configured {
+                    let actions = self.session.encoder_status(&id, Some(false), Some(false));
+                    self.perform(actions).await;
+                } else {
+                    self.by_reader.remove(&name);
+                    if let Some(encoder) = self.encoders.remove(&id) {
+                        // The thread ends after its current job.
+                        drop(encoder.runner.and_then(Runner::stop));
+                    }
+                    let actions = self.session.encoder_removed(&id);
+                    self.perform(actions).await;
+                }
+            }
+            ReaderEvent::CardInserted { reader, .. } => {
+                if let Some(id) = self.by_reader.get(&reader).cloned() {
+                    let actions = self.session.encoder_status(&id, Some(true), Some(true));
+                    self.perform(actions).await;
+                }
+            }
+            ReaderEvent::CardRemoved(reader) => {
+                if let Some(id) = self.by_reader.get(&reader).cloned() {
+                    let actions = self.session.encoder_status(&id, None, Some(false));
+                    self.perform(actions).await;
+                }
+            }
+            ReaderEvent::ServiceLost(e) => tracing::warn!("pcscd went away: {e}"),
+            ReaderEvent::ServiceUp => tracing::info!("pcscd is reachable"),
+        }
+    }
+
+    async fn add_encoder(&mut self, wanted: Wanted, online: bool) {
+        let id = match self.store.encoder_id(wanted.kind.name(), &wanted.reader) {
+            Ok(id) => id,
+            Err(e) => {
+                tracing::error!(reader = %wanted.reader, "{e}");
+                return;
+            }
+        };
+        if !self.encoders.contains_key(&id) {
+            let events = self.events.clone();
+            let spec = RunnerSpec {
+                encoder_id: id.clone(),
+                card_wait: wanted.card_wait,
+                factory: discovery::factory(&wanted),
+            };
+            let runner = Runner::spawn(
+                spec,
+                Arc::clone(&self.site),
+                Some(Arc::clone(&self.store)),
+                Arc::new(move |finished| {
+                    let _ = events.send(Event::Runner(Box::new(finished)));
+                }),
+            );
+            let runner = match runner {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::error!(reader = %wanted.reader, "cannot start a runner thread: {e}");
+                    None
+                }
+            };
+            self.by_reader.insert(wanted.reader.clone(), id.clone());
+            self.encoders.insert(
+                id.clone(),
+                Encoder {
+                    wanted: wanted.clone(),
+                    id: id.clone(),
+                    runner,
+                },
+            );
+        }
+        let info = EncoderInfo {
+            encoder_id: id,
+            display_name: wanted.display_name.clone(),
+            kind: wanted.kind.name().to_owned(),
+            reader: wanted.reader.clone(),
+            online,
+            card_present: false,
+        };
+        let actions = self.session.encoder_added(info, Instant::now());
+        self.perform(actions).await;
+    }
+
+    fn job(
+        offer: AttemptAvailable,
+        kind: JobKind,
+        deadline: Option<&str>,
+        lease: Arc<AtomicI64>,
+    ) -> Job {
+        let deadline = system_time(deadline).or_else(|| system_time(offer.expires_at.as_deref()));
+        Job {
+            attempt: offer,
+            kind,
+            deadline,
+            lease,
+        }
+    }
+
+    /// Reports a result the runner could not produce (no runner, store failure).
+    fn fail_now(&mut self, offer: &AttemptAvailable, error: ResultError) {
+        let result = ResultMsg {
+            action_attempt_id: offer.action_attempt_id.clone(),
+            action_type: offer.action_type,
+            encoder_id: offer.encoder_id.clone(),
+            status: "error".into(),
+            finished_at: message::now_rfc3339(),
+            result: None,
+            error: Some(error),
+        };
+        if let Err(e) = self.store.finish(&result) {
+            tracing::error!("{e}");
+        }
+        let _ = self.events.send(Event::Runner(Box::new(Finished {
+            attempt_id: offer.action_attempt_id.clone(),
+            encoder_id: offer.encoder_id.clone(),
+            outcome: Outcome::Result(result),
+        })));
+    }
+
+    async fn perform(&mut self, actions: Vec<Action>) {
+        for action in actions {
+            self.perform_one(action).await;
+        }
+    }
+
+    async fn perform_one(&mut self, action: Action) {
+        match action {
+            Action::Send(message) => {
+                self.send_raw(Message::text(message.to_text())).await;
+            }
+            Action::Start {
+                offer,
+                deadline,
+                lease,
+            } => {
+                let phase = match self.store.put_claimed(&offer, deadline.as_deref()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        let error = ResultError {
+                            kind: "uncategorized_error".into(),
+                            message: "The bridge cannot record its work. Try again later.".into(),
+                            sub_code: Some("state_store_failed".into()),
+                            detail: Some(e.to_string()),
+                        };
+                        self.fail_now(&offer, error);
+                        return;
+                    }
+                };
+                let kind = match phase {
+                    Phase::Claimed => JobKind::Run,
+                    Phase::Writing => {
+                        let writing = self
+                            .store
+                            .attempt(&offer.action_attempt_id)
+                            .ok()
+                            .flatten()
+                            .and_then(|a| a.writing);
+                        match writing {
+                            Some(w) => JobKind::Verify(w),
+                            None => JobKind::Run,
+                        }
+                    }
+                    Phase::Done | Phase::Acknowledged => {
+                        // Already finished: never run twice; the outbox has the result.
+                        let _ = self.events.send(Event::Runner(Box::new(Finished {
+                            attempt_id: offer.action_attempt_id.clone(),
+                            encoder_id: offer.encoder_id.clone(),
+                            outcome: Outcome::Cancelled,
+                        })));
+                        return;
+                    }
+                };
+                let job = Self::job(offer.clone(), kind, deadline.as_deref(), lease);
+                self.dispatch(job);
+            }
+            Action::Verify { attempt, writing } => {
+                tracing::warn!(
+                    attempt = %attempt.offer.action_attempt_id,
+                    uid = %writing.uid,
+                    "an encode was cut off by a restart while writing: verifying the card, never rewriting"
+                );
+                let job = Self::job(
+                    attempt.offer,
+                    JobKind::Verify(writing),
+                    None,
+                    Arc::new(AtomicI64::new(0)),
+                );
+                self.dispatch(job);
+            }
+            Action::Cancel {
+                attempt_id,
+                encoder_id,
+            } => {
+                if let Some(r) = self
+                    .encoders
+                    .get(&encoder_id)
+                    .and_then(|e| e.runner.as_ref())
+                {
+                    r.cancel_job(&attempt_id);
+                }
+            }
+            Action::Forget(id) => {
+                if let Err(e) = self.store.forget(&id) {
+                    tracing::error!("{e}");
+                }
+            }
+            Action::Acknowledged(id) => {
+                if let Err(e) = self.store.acknowledge(&id) {
+                    tracing::error!("{e}");
+                }
+            }
+        }
+    }
+
+    fn dispatch(&mut self, job: Job) {
+        let encoder = self.encoders.get(&job.attempt.encoder_id);
+        let job = match encoder.and_then(|e| e.runner.as_ref()) {
+            Some(runner) => match runner.run(job) {
+                Ok(()) => return,
+                Err(job) => *job,
+            },
+            None => job,
+        };
+        {
+            let reader = encoder.map_or_else(String::new, |e| e.wanted.reader.clone());
+            let id = encoder.map_or_else(String::new, |e| e.id.clone());
+            let error = ResultError {
+                kind: "encoder_not_online".into(),
+                message: "The encoder is not connected.".into(),
+                sub_code: Some("reader_unavailable".into()),
+                detail: Some(format!("no runner for encoder {id} (reader \"{reader}\")")),
+            };
+            self.fail_now(&job.attempt, error);
+        }
+    }
+}
