@@ -252,8 +252,12 @@ pub(crate) async fn session(
                 let next = match incoming {
                     None | Some(Ok(Message::Close(_))) => break,
                     Some(Err(e)) => {
-                        log(&format!("bridge connection failed: {e}"));
-                        close(&mut socket, 1009, "message too big or broken frame").await;
+                        let text = e.to_string();
+                        log(&format!("bridge connection failed: {text}"));
+                        // tungstenite's capacity error (beyond the 1 MiB transport limit).
+                        if text.contains("limit exceeded") {
+                            close(&mut socket, 1009, "message too big").await;
+                        }
                         break;
                     }
                     Some(Ok(Message::Text(text))) => session.handle_text(text.as_str()),
