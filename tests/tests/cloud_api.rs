@@ -706,6 +706,13 @@ async fn malformed_messages_get_protocol_errors_and_the_connection_stays() {
     ws.send(&json!({"type": "claim", "action_attempt_id": "x"}))
         .await;
     assert_eq!(ws.expect("protocol_error").await["in_reply_to"], "claim");
+    // doctor's probe: welcome, but no bridge is registered.
+    let mut probe = hello("bridge-probe", &["probe-encoder"]);
+    probe["probe"] = json!(true);
+    ws.send(&probe).await;
+    ws.expect("welcome").await;
+    let encoders = server.ok("/acs/encoders/list", &json!({})).await;
+    assert_eq!(encoders["acs_encoders"], json!([]));
     ws.send(&hello("bridge-1", &[ENCODER])).await;
     ws.expect("welcome").await;
 

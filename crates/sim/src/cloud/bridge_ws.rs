@@ -33,6 +33,10 @@ struct Hello {
     #[serde(default)]
     bridge_version: Option<String>,
     encoders: Vec<EncoderInfo>,
+    /// `encoder-bridge doctor`'s connectivity probe (an extension of v1): answered with
+    /// `welcome`, not registered.
+    #[serde(default)]
+    probe: bool,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +200,16 @@ impl Session {
                 ),
                 Some("hello"),
             )]));
+        }
+        if hello.probe {
+            log(&format!(
+                "connectivity probe from bridge {}",
+                hello.bridge_id
+            ));
+            let now = super::model::format_time(super::model::now_millis());
+            return Ok(Next::Reply(vec![
+                json!({"type": "welcome", "protocol": PROTOCOL, "server_time": now}).to_string(),
+            ]));
         }
         let Some(tx) = self.tx.take() else {
             return Ok(Next::Close(Vec::new()));
