@@ -10,8 +10,7 @@ use encoder_protocol::job::{CardState, ScanOutcome, encode, scan};
 use encoder_protocol::keys::{MasterKey, SiteKeys};
 use encoder_sim::card::{CardType, TearMode};
 use encoder_tests::jobs::{
-    InProcessCard, block_range, other_site, realistic, realistic_next, site, trailer_of,
-    write_mad1,
+    InProcessCard, block_range, other_site, realistic, realistic_next, site, trailer_of, write_mad1,
 };
 
 const UID: [u8; 4] = [0x04, 0xA1, 0xB2, 0xC3];
