@@ -74,15 +74,9 @@ fn ultralight_and_desfire_are_incompatible_through_pcscd() {
     }
 }
 
-/// What a torn encode must report. Through pcscd + vpcd it does not yet: the write during
-/// which the virtual card leaves gets an empty reply (0 bytes, no status word) from
-/// `SCardTransmit` instead of `SCARD_W_REMOVED_CARD`, and `PcscSession::exchange`
-/// (crates/hal/src/pcsc/encoder.rs) passes it on, so the job says
-/// `uncategorized_error/unexpected_response` where the cloud needs `encoding_interrupted`.
-/// Fix in the hal: on a reply shorter than 2 bytes, ask `SCardStatus` and map an absent or
-/// removed card to `CardRemoved`. Run with `--run-ignored all` to see it.
+/// A card that leaves during a write gets an empty reply from `SCardTransmit` through vpcd;
+/// the hal reports it as a removed card, so the job says `encoding_interrupted`.
 #[test]
-#[ignore = "hal bug: a torn write through pcscd returns an empty reply, not CardRemoved"]
 fn torn_encode_is_encoding_interrupted_through_pcscd() {
     let rig = Rig::start(2);
     let _card = rig.card(
@@ -106,21 +100,14 @@ fn torn_encode_is_encoding_interrupted_through_pcscd() {
     );
 }
 
-/// The torn encode's error as the transport reports it today (see the ignored test above).
+/// A torn encode must be reported as `encoding_interrupted`.
 fn assert_torn(err: &JobError) {
-    let known_hal_bug =
-        err.sub_code() == Some("unexpected_response") && err.detail().contains("0 bytes");
-    assert!(
-        err.name() == "encoding_interrupted" || known_hal_bug,
+    assert_eq!(
+        err.name(),
+        "encoding_interrupted",
         "{err} ({})",
         err.detail()
     );
-    if known_hal_bug {
-        eprintln!(
-            "KNOWN HAL BUG: torn write reported as {err} ({})",
-            err.detail()
-        );
-    }
 }
 
 /// Blank encode does 10 writes, re-encode 3 (realistic credential, 1K): tear inside each;

@@ -191,6 +191,19 @@ impl PcscSession {
             sw = %crate::encoder::hex(reply.get(reply.len().saturating_sub(2)..).unwrap_or_default()),
             "APDU <"
         );
+        if reply.len() < 2 {
+            // Every response APDU ends in a status word. A reader that returns none lost the
+            // card in the middle of the exchange (vpcd does this when the card leaves during a
+            // write; pcscd notices the empty reader only at its next poll).
+            return Err(HalError::new(
+                ErrorKind::CardRemoved,
+                format!(
+                    "SCardTransmit: {}-byte reply without a status word",
+                    reply.len()
+                ),
+            )
+            .on_reader(&self.reader));
+        }
         Ok(reply.to_vec())
     }
 }
