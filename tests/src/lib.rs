@@ -9,6 +9,9 @@
 
 #![allow(clippy::missing_panics_doc)]
 
+pub mod cloud;
+pub mod daemon;
+
 pub mod jobs;
 
 use std::collections::HashMap;

@@ -115,8 +115,12 @@ pub async fn run(
     let _monitor = discovery::watch_pcsc(move |event| forward.send(Event::Reader(event)).is_ok());
 
     notify::ready();
+    let url = daemon.config.cloud.url.clone();
     let mut backoff = Backoff::new(link::BACKOFF_INITIAL, link::BACKOFF_MAX);
-    let mut retry_at: Option<tokio::time::Instant> = Some(tokio::time::Instant::now());
+    // The connect future lives across loop iterations: a select branch that fires meanwhile
+    // must not abandon a half-open connection.
+    let mut connecting: Option<Connecting> =
+        Some(Box::pin(connect_after(None, url.clone(), token.clone())));
     let mut connected_at = Instant::now();
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
@@ -124,14 +128,12 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush_until: Option<Instant> = None;
-    let url = daemon.config.cloud.url.clone();
     tokio::pin!(shutdown);
     tokio::pin!(abort);
     let mut shutdown_done = false;
     let mut status = String::new();
 
     loop {
-        let connecting = retry_at.is_some() && daemon.ws.is_none() && daemon.draining.is_none();
         tokio::select! {
             () = &mut abort => {
                 tracing::warn!("second signal: aborting the card operation in flight");
@@ -157,8 +159,8 @@ pub async fn run(
             Some(event) = inbox.recv() => {
                 daemon.event(event).await;
             }
-            result = connect_after(retry_at, &url, &token), if connecting => {
-                retry_at = None;
+            result = poll_connect(&mut connecting) => {
+                connecting = None;
                 match result {
                     Ok((ws, _)) => {
                         tracing::info!(url = %url, "connected to the cloud");
@@ -181,7 +183,13 @@ pub async fn run(
                         } else {
                             tracing::warn!(retry_in_s = delay.as_secs_f32(), "cannot reach the cloud: {e}");
                         }
-                        retry_at = Some(tokio::time::Instant::now() + delay);
+                        if daemon.draining.is_none() {
+                            connecting = Some(Box::pin(connect_after(
+                                Some(tokio::time::Instant::now() + delay),
+                                url.clone(),
+                                token.clone(),
+                            )));
+                        }
                     }
                 }
             }
@@ -194,7 +202,13 @@ pub async fn run(
                     if connected_at.elapsed() >= link::STABLE_AFTER {
                         backoff.reset();
                     }
-                    retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                    if daemon.draining.is_none() {
+                        connecting = Some(Box::pin(connect_after(
+                            Some(tokio::time::Instant::now() + backoff.next_delay()),
+                            url.clone(),
+                            token.clone(),
+                        )));
+                    }
                 }
             }
             _ = tick.tick() => {
@@ -207,7 +221,13 @@ pub async fn run(
                     {
                         tracing::warn!("no answer to a ping within 20 s: reconnecting");
                         daemon.lost();
-                        retry_at = Some(tokio::time::Instant::now() + backoff.next_delay());
+                        if daemon.draining.is_none() {
+                        connecting = Some(Box::pin(connect_after(
+                            Some(tokio::time::Instant::now() + backoff.next_delay()),
+                            url.clone(),
+                            token.clone(),
+                        )));
+                    }
                     } else if now >= next_ping {
                         next_ping = now + link::PING_EVERY;
                         if ping_sent.is_none() {
@@ -275,15 +295,27 @@ pub async fn run(
     Ok(())
 }
 
+type Connecting =
+    std::pin::Pin<Box<dyn Future<Output = Result<(Ws, Option<String>), ConnectError>> + Send>>;
+
 async fn connect_after(
     at: Option<tokio::time::Instant>,
-    url: &str,
-    token: &Token,
+    url: String,
+    token: Token,
 ) -> Result<(Ws, Option<String>), ConnectError> {
     if let Some(at) = at {
         tokio::time::sleep_until(at).await;
     }
-    link::connect(url, token).await
+    link::connect(&url, &token).await
+}
+
+async fn poll_connect(
+    connecting: &mut Option<Connecting>,
+) -> Result<(Ws, Option<String>), ConnectError> {
+    match connecting.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_frame(
