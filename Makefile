@@ -9,11 +9,13 @@ CARGO ?= cargo
 NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 
 # Debian packages the suite needs: the PC/SC rig (pcscd + vpcd), pcsc-lite headers for the
-# pcsc crate, the ATR list (pcsc-tools), namespaces (util-linux, iproute2).
+# pcsc crate, the ATR list (pcsc-tools), namespaces (util-linux, iproute2), libnfc's tools
+# (the PN532 emulator's fidelity test), and for the package test dpkg, systemd-analyze,
+# systemd-sysusers, curl and jq.
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux libnfc-bin
+	iproute2 util-linux libnfc-bin systemd curl jq
 
-.PHONY: all deps build lint test demo bench clean
+.PHONY: all deps build lint test demo bench deb check-deb clean
 
 all: build
 
@@ -28,6 +30,7 @@ deps:
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
+	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
 
 build: deps
 	$(CARGO) build --workspace --all-targets --locked
@@ -39,17 +42,22 @@ lint: deps
 test: lint build
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --doc --locked
+	$(MAKE) check-deb
 
-# Until the cloud demo lands: the virtual rig with a card, as `encoder-bridge readers` sees it.
+# The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
+deb: deps
+	$(CARGO) deb -p encoder-bridge --locked
+
+# Install the package into a clean root and check it (tests/package/check-deb).
+check-deb: deb
+	$(CARGO) build --locked -p encoder-sim
+	tests/package/check-deb
+
+# The seed flow end to end on one machine: the cloud simulator, a PN532 encoder emulated
+# behind a pseudo-terminal (no root, no pcscd), the bridge, and the API calls as cURL.
 demo: deps
 	$(CARGO) build --locked -p encoder-bridge -p encoder-sim
-	@rig/pcsc-rig run -n 2 -- bash -c '\
-		set -e; \
-		rig/pcsc-rig card "$$PCSC_RIG_DIR" 0 --type classic-1k --uid 04A1B2C3 > /dev/null & card=$$!; \
-		sleep 1; \
-		echo "$$ encoder-bridge readers"; target/debug/encoder-bridge readers; \
-		echo; echo "$$ encoder-bridge readers --json"; target/debug/encoder-bridge readers --json; \
-		kill $$card'
+	demo/walkthrough
 
 clean:
 	$(CARGO) clean

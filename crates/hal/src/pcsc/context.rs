@@ -90,8 +90,14 @@ impl ContextSlot {
     /// [`ContextSlot::get`] establishes a fresh one.
     pub(crate) fn invalidate_on(&mut self, error: &HalError) {
         if error.kind() == ErrorKind::NoService {
-            tracing::info!("pcscd went away; a new context will be established");
-            *self.current.lock().unwrap_or_else(PoisonError::into_inner) = None;
+            let dropped = self
+                .current
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take();
+            if dropped.is_some() {
+                tracing::info!("pcscd went away; a new context will be established");
+            }
         }
     }
 
