@@ -153,6 +153,31 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
 
 fn state_dir(config: &Config) -> Check {
     let dir = &config.state.dir;
+    if !dir.exists() {
+        // The daemon creates it; what matters is that the parent lets it.
+        let parent = dir.parent().unwrap_or(std::path::Path::new("/"));
+        let probe = parent.join(".encoder-bridge-doctor-probe");
+        return match std::fs::write(&probe, b"") {
+            Ok(()) => {
+                let _ = std::fs::remove_file(&probe);
+                pass(
+                    "state",
+                    format!("{} will be created by the daemon", dir.display()),
+                )
+            }
+            Err(e) => fail(
+                "state",
+                format!(
+                    "{} does not exist and cannot be created: {e}",
+                    dir.display()
+                ),
+                format!(
+                    "create it for the service user: `install -d -o encoder-bridge -g encoder-bridge -m 0750 {}` (systemd's StateDirectory= does this)",
+                    dir.display()
+                ),
+            ),
+        };
+    }
     let probe = dir.join(".doctor-probe");
     match std::fs::write(&probe, b"") {
         Ok(()) => {

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use encoder_hal::pcsc::{ReaderSnapshot, snapshot};
+use encoder_hal::pcsc::{ReaderSnapshot, ReaderState, snapshot};
 use encoder_hal::{ErrorKind, hex};
 use serde_json::json;
 
@@ -12,18 +12,72 @@ pub(crate) struct Args {
     /// Print JSON (one object with a `readers` array) instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also list the PN532 encoders this configuration names (opening each briefly).
+    #[arg(long, short)]
+    config: Option<std::path::PathBuf>,
+}
+
+/// The configured PN532 encoders, each opened briefly to see its card.
+fn pn532_readers(
+    path: &std::path::Path,
+) -> Result<Vec<ReaderSnapshot>, Box<dyn std::error::Error>> {
+    use encoder_hal::Encoder as _;
+    let config = crate::config::Config::load(path)?;
+    let mut out = Vec::new();
+    for entry in &config.encoders.pn532 {
+        let device = entry.device.display().to_string();
+        let mut snap = ReaderSnapshot {
+            name: device.clone(),
+            state: ReaderState::Unavailable,
+            card: None,
+            error: None,
+        };
+        if let Err(e) = crate::discovery::serial_access(&device) {
+            snap.error = Some(e.on_reader(&device));
+            out.push(snap);
+            continue;
+        }
+        let mut encoder = encoder_hal::Pn532Encoder::new(device.clone());
+        match encoder.wait_for_card(std::time::Duration::from_millis(300)) {
+            Ok(false) => snap.state = ReaderState::Empty,
+            Ok(true) => match encoder.open_session() {
+                Ok(session) => {
+                    snap.state = ReaderState::CardPresent;
+                    snap.card = Some(session.info().clone());
+                }
+                Err(e) => {
+                    snap.state = ReaderState::Mute;
+                    snap.error = Some(e);
+                }
+            },
+            Err(e) => {
+                if e.kind() == ErrorKind::Busy {
+                    snap.state = ReaderState::InUse;
+                }
+                snap.error = Some(e);
+            }
+        }
+        out.push(snap);
+    }
+    Ok(out)
 }
 
 /// Lists the readers. Exit status 0 even when there are none; 1 when pcscd is unreachable.
 pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let readers = match snapshot() {
+    let serial = match &args.config {
+        Some(path) => pn532_readers(path)?,
+        None => Vec::new(),
+    };
+    let mut readers = match snapshot() {
         Ok(readers) => readers,
         Err(e) if e.kind() == ErrorKind::NoService && args.json => {
-            println!("{}", json!({ "readers": [], "error": error_json(&e) }));
+            let list: Vec<_> = serial.iter().map(reader_json).collect();
+            println!("{}", json!({ "readers": list, "error": error_json(&e) }));
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
     };
+    readers.extend(serial);
     if args.json {
         let list: Vec<_> = readers.iter().map(reader_json).collect();
         println!(
@@ -42,6 +96,15 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Serial devices are named by path; PC/SC readers never start with `/`.
+fn kind(reader: &ReaderSnapshot) -> &'static str {
+    if reader.name.starts_with('/') {
+        "pn532"
+    } else {
+        "pcsc"
+    }
+}
+
 fn card_type(atr: &[u8]) -> &'static str {
     encoder_protocol::card::identify(atr, None).name()
 }
@@ -49,7 +112,7 @@ fn card_type(atr: &[u8]) -> &'static str {
 fn reader_json(reader: &ReaderSnapshot) -> serde_json::Value {
     json!({
         "name": reader.name,
-        "kind": "pcsc",
+        "kind": kind(reader),
         "state": reader.state.name(),
         "card": reader.card.as_ref().map(|card| json!({
             "type": card_type(&card.atr),
@@ -66,7 +129,12 @@ fn error_json(e: &encoder_hal::HalError) -> serde_json::Value {
 
 fn reader_line(reader: &ReaderSnapshot) -> String {
     use std::fmt::Write as _;
-    let mut line = format!("{:<28} pcsc  {:<12}", reader.name, reader.state.name());
+    let mut line = format!(
+        "{:<28} {:<5} {:<12}",
+        reader.name,
+        kind(reader),
+        reader.state.name()
+    );
     // Writing to a String cannot fail.
     if let Some(card) = &reader.card {
         let _ = write!(line, " {:<12}", card_type(&card.atr));
