@@ -102,6 +102,10 @@ struct Pn532Args {
     /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
     #[arg(long, default_value = "half", value_parser = parse_tear_mode)]
     tear_mode: TearMode,
+    /// A worn-out card: writes to data blocks are acknowledged but keep a flipped bit, so a
+    /// read-back after writing fails.
+    #[arg(long)]
+    worn: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -127,6 +131,10 @@ struct CardArgs {
     /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
     #[arg(long, default_value = "half", value_parser = parse_tear_mode)]
     tear_mode: TearMode,
+    /// A worn-out card: writes to data blocks are acknowledged but keep a flipped bit, so a
+    /// read-back after writing fails.
+    #[arg(long)]
+    worn: bool,
     /// vpcd address.
     #[arg(long, default_value = vpcd::DEFAULT_ADDR, value_name = "HOST:PORT")]
     vpcd: String,
@@ -166,6 +174,7 @@ fn run_card(args: CardArgs) -> Result<(), encoder_sim::SimError> {
         apdu_log: args.apdu_log,
         tear_after_writes: args.tear_after_writes,
         tear_mode: args.tear_mode,
+        worn: args.worn,
         vpcd: args.vpcd,
         connect_timeout: timeout,
     };
@@ -203,6 +212,7 @@ fn run_pn532(args: Pn532Args) -> Result<(), encoder_sim::SimError> {
     card.apdu_log = args.apdu_log;
     card.tear_after_writes = args.tear_after_writes;
     card.tear_mode = args.tear_mode;
+    card.worn = args.worn;
     let options = pn532::Pn532Options {
         card,
         link: args.link,

@@ -78,6 +78,8 @@ pub struct CardOptions {
     pub tear_after_writes: Option<u32>,
     /// What lands of the torn write.
     pub tear_mode: TearMode,
+    /// A worn-out card: data writes store a flipped bit.
+    pub worn: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -96,6 +98,7 @@ impl CardOptions {
             apdu_log: None,
             tear_after_writes: None,
             tear_mode: TearMode::default(),
+            worn: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -124,6 +127,7 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
         return Err(SimError::NoImage(options.card_type.name()));
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
+    card.set_worn(options.worn);
     Ok(card)
 }
 

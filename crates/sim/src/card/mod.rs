@@ -329,6 +329,13 @@ impl VirtualCard {
         self.card_type.atqa(self.uid.len())
     }
 
+    /// Makes a Classic card worn out (see [`MifareClassic::set_worn`]); no effect on others.
+    pub fn set_worn(&mut self, worn: bool) {
+        if let Chip::Classic(c) = &mut self.chip {
+            c.set_worn(worn);
+        }
+    }
+
     /// The MIFARE Classic model, for Classic types (to inspect memory or sector health).
     pub const fn classic(&self) -> Option<&MifareClassic> {
         match &self.chip {

@@ -381,6 +381,34 @@ fn tear_on_ultralight() {
     assert_eq!(tx(&mut u, "FF B0 00 05 04"), "01 02 00 00 90 00");
 }
 
+#[test]
+fn a_worn_card_acknowledges_writes_but_keeps_a_flipped_bit() {
+    let mut c = VirtualCard::new(CardType::Classic1k, None).unwrap();
+    c.set_worn(true);
+    assert_eq!(tx(&mut c, "FF 82 00 00 06 FF FF FF FF FF FF"), "90 00");
+    assert_eq!(tx(&mut c, "FF 86 00 00 05 01 00 04 60 00"), "90 00");
+    assert_eq!(
+        tx(&mut c, &format!("FF D6 00 04 10 {}", "22 ".repeat(16))),
+        "90 00"
+    );
+    assert_eq!(
+        tx(&mut c, "FF B0 00 04 10"),
+        format!("{}23 90 00", "22 ".repeat(15))
+    );
+    // Trailers are stored as written.
+    assert_eq!(
+        tx(
+            &mut c,
+            "FF D6 00 07 10 FF FF FF FF FF FF FF 07 80 42 FF FF FF FF FF FF"
+        ),
+        "90 00"
+    );
+    assert_eq!(
+        tx(&mut c, "FF B0 00 07 10"),
+        "00 00 00 00 00 00 FF 07 80 42 FF FF FF FF FF FF 90 00"
+    );
+}
+
 proptest! {
     #[test]
     fn random_apdus_never_panic(apdus in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..20)) {

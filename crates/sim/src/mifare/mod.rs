@@ -100,6 +100,8 @@ pub struct MifareClassic {
     geometry: Geometry,
     memory: Vec<u8>,
     session: Session,
+    /// Worn-out EEPROM: data blocks keep a flipped bit of every write (see [`Self::set_worn`]).
+    worn: bool,
 }
 
 /// Builds a manufacturer block (block 0) per §1.
@@ -146,6 +148,7 @@ impl MifareClassic {
             geometry,
             memory,
             session: Session::Selected,
+            worn: false,
         };
         for sector in 0..geometry.sector_count() {
             card.store(geometry.trailer_of(sector), &trailer);
@@ -167,6 +170,7 @@ impl MifareClassic {
             geometry,
             memory: image.to_vec(),
             session: Session::Selected,
+            worn: false,
         })
     }
 
@@ -377,9 +381,23 @@ impl MifareClassic {
     /// Writes a block of the authenticated sector, honouring the access conditions (see the
     /// module docs for trailers). Writing inconsistent access bits blocks the sector.
     pub fn write(&mut self, block: u8, data: &[u8; 16]) -> Result<(), CardFault> {
-        let new = self.planned_write(block, data)?;
+        let mut new = self.planned_write(block, data)?;
+        if self.worn
+            && !self.geometry.is_trailer(block)
+            && let Some(last) = new.last_mut()
+        {
+            *last ^= 0x01;
+        }
         self.store(block, &new);
         Ok(())
+    }
+
+    /// Makes the card behave as a worn-out one (a card past its ~100,000 write cycles,
+    /// reference/cards.md §1): every write of a data block is acknowledged but stores the data
+    /// with the lowest bit of its last byte flipped. Trailers are unaffected. Read-back after
+    /// a write is what catches such a card.
+    pub fn set_worn(&mut self, worn: bool) {
+        self.worn = worn;
     }
 
     /// A write interrupted by the card leaving the field: every check of [`Self::write`]
