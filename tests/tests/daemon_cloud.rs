@@ -570,3 +570,68 @@ fn sigterm_stops_gracefully_and_the_claim_survives() {
     let result = conn.recv_type("result", SHORT);
     assert_eq!(result["status"], "success", "{result}");
 }
+
+/// A bridge that died after its first card write (the store says `writing`) verifies the card
+/// at the next start and reports; it never writes again. Deterministic: the store is prepared
+/// as the crash left it.
+#[test]
+fn restart_after_a_crash_while_writing_verifies_and_never_rewrites() {
+    use encoder_bridge::cloud::message::{AttemptAvailable, Incoming, parse};
+    use encoder_bridge::store::{Store, Writing};
+    let rig = Rig::start(2);
+    let cloud = CloudDouble::start(TOKEN);
+    let setup = Setup::new(&cloud.url(), &[Rig::reader_name(0)], 10.0, TOKEN);
+    let apdu_log = setup.dir().join("apdu.log");
+    let log_arg = apdu_log.display().to_string();
+    let _card = rig.card(
+        0,
+        &[
+            "--type",
+            "classic-1k",
+            "--uid",
+            "01020304",
+            "--apdu-log",
+            &log_arg,
+        ],
+    );
+    let (encoder, ids) = {
+        let store = Store::open(&setup.dir().join("state")).expect("store");
+        let encoder = store
+            .encoder_id("pcsc", &Rig::reader_name(0))
+            .expect("encoder id");
+        let id = attempt_id();
+        let offer = encode_offer(&id, &encoder, CREDENTIAL, "42");
+        let Ok(Incoming::AttemptAvailable(offer)) = parse(&offer.to_string()) else {
+            panic!("offer")
+        };
+        let offer: AttemptAvailable = offer;
+        store.put_claimed(&offer, None).expect("claimed");
+        store
+            .mark_writing(
+                &id,
+                Writing {
+                    uid: "01020304".into(),
+                    card_number: "42".into(),
+                },
+            )
+            .expect("writing");
+        (encoder, id)
+    };
+    let _bridge = setup.spawn(&rig.env());
+    let mut conn = cloud.accept(STARTUP);
+    conn.handshake(SHORT);
+    let result = conn.recv_type("result", Duration::from_secs(30));
+    assert_eq!(result["action_attempt_id"], ids);
+    assert_eq!(result["encoder_id"], encoder);
+    // The blank card does not hold the credential: interrupted, with what it holds.
+    assert_eq!(error_type(&result), "encoding_interrupted", "{result}");
+    assert!(
+        result["error"]["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("holds no credential"),
+        "{result}"
+    );
+    conn.send(&ack(&ids));
+    assert_eq!(writes_in(&apdu_log), 0, "verification never writes");
+}
