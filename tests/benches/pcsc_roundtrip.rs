@@ -34,8 +34,7 @@ fn main() {
         std::process::Command::new("id")
             .arg("-u")
             .output()
-            .map(|o| o.stdout == b"0\n")
-            .unwrap_or(false),
+            .is_ok_and(|o| o.stdout == b"0\n"),
         "pcsc_roundtrip needs root: the rig runs pcscd in its own namespaces"
     );
     let rig = Rig::start(2);
@@ -85,12 +84,7 @@ fn main() {
     for run in 0..JOB_RUNS {
         let _card = rig.card(
             1,
-            &[
-                "--type",
-                "classic-1k",
-                "--uid",
-                &format!("04A1B2{:02X}", run),
-            ],
+            &["--type", "classic-1k", "--uid", &format!("04A1B2{run:02X}")],
         );
         let mut enc = PcscEncoder::new(&Rig::reader_name(1)).expect("encoder");
         assert!(enc.wait_for_card(STARTUP).expect("wait"));

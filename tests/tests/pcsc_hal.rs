@@ -20,7 +20,10 @@ fn next_event(events: &Receiver<ReaderEvent>, what: impl Fn(&ReaderEvent) -> boo
     let deadline = Instant::now() + STARTUP;
     loop {
         match events.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(event) if what(&event) => return event,
+            Ok(event) if what(&event) => {
+                eprintln!("event (matched): {event:?}");
+                return event;
+            }
             Ok(other) => eprintln!("event (skipped): {other:?}"),
             Err(RecvTimeoutError::Timeout) => panic!("event did not come"),
             Err(RecvTimeoutError::Disconnected) => panic!("monitor stopped"),

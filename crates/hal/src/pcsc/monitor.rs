@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::sync::mpsc::Sender;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -23,6 +23,9 @@ use crate::cancel::Canceller;
 use crate::error::{ErrorKind, HalError};
 
 use super::errors::hal_error;
+
+/// How often [`ReaderMonitor::stop`] repeats a cancel that did not end the thread.
+const RECANCEL: Duration = Duration::from_millis(50);
 
 /// Something that changed on the PC/SC side.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub enum ReaderEvent {
 pub struct ReaderMonitor {
     canceller: Canceller,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected when the monitor thread ends.
+    done: Receiver<()>,
 }
 
 impl ReaderMonitor {
@@ -58,13 +63,18 @@ impl ReaderMonitor {
     pub fn spawn(events: Sender<ReaderEvent>) -> Result<Self, HalError> {
         let canceller = Canceller::new();
         let watcher = Watcher::new(events, canceller.clone());
+        let (alive, done) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("pcsc-monitor".into())
-            .spawn(move || watcher.run())
+            .spawn(move || {
+                let _alive = alive;
+                watcher.run();
+            })
             .map_err(|e| HalError::new(ErrorKind::Other, format!("cannot start thread: {e}")))?;
         Ok(Self {
             canceller,
             thread: Some(thread),
+            done,
         })
     }
 
@@ -74,7 +84,12 @@ impl ReaderMonitor {
     }
 
     fn shutdown(&mut self) {
+        // pcsc-lite forgets an SCardCancel that arrives before the thread has entered its wait,
+        // so cancel again until the thread is gone (usually the first one does it).
         self.canceller.cancel();
+        while let Err(RecvTimeoutError::Timeout) = self.done.recv_timeout(RECANCEL) {
+            self.canceller.cancel();
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
