@@ -81,19 +81,27 @@ struct Pn532Args {
     /// Pace the line like a real one at this baud rate (a pty alone ignores baud).
     #[arg(long, value_name = "BAUD")]
     baud: Option<u32>,
-    /// Card type: classic-1k, classic-4k, mini.
+    #[command(flatten)]
+    card: CardModelArgs,
+}
+
+/// The card itself, the same for every front end (PN532 holds Classic types only). The
+/// exchange log holds APDUs behind the vpcd reader and PN532 frames behind the PN532.
+#[derive(clap::Args, Debug)]
+struct CardModelArgs {
+    /// Card type: classic-1k, classic-4k, mini; on vpcd also ultralight, desfire.
     #[arg(long = "type", default_value = "classic-1k", value_parser = parse_card_type)]
     card_type: CardType,
-    /// UID in hex (4 or 7 bytes), e.g. DEADBEEF.
+    /// UID in hex (4 or 7 bytes; 7 for ultralight), e.g. DEADBEEF.
     #[arg(long, value_parser = parse_uid)]
     uid: Option<HexBytes>,
-    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes).
+    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight).
     #[arg(long)]
     load: Option<PathBuf>,
     /// Where to save the memory image when the card is removed and at exit.
     #[arg(long)]
     save: Option<PathBuf>,
-    /// Log every PN532 command and its reply in hex, one exchange per line (unmasked).
+    /// Log every exchange and its reply in hex, one per line (unmasked).
     #[arg(long)]
     apdu_log: Option<PathBuf>,
     /// Leave the field during the write after N accepted writes.
@@ -108,33 +116,25 @@ struct Pn532Args {
     worn: bool,
 }
 
+impl CardModelArgs {
+    /// The card options these arguments describe (vpcd fields at their defaults).
+    fn options(self) -> CardOptions {
+        let mut card = CardOptions::new(self.card_type);
+        card.uid = self.uid.map(|h| h.0);
+        card.load = self.load;
+        card.save = self.save;
+        card.apdu_log = self.apdu_log;
+        card.tear_after_writes = self.tear_after_writes;
+        card.tear_mode = self.tear_mode;
+        card.worn = self.worn;
+        card
+    }
+}
+
 #[derive(clap::Args, Debug)]
 struct CardArgs {
-    /// Card type: classic-1k, classic-4k, mini, ultralight, desfire.
-    #[arg(long = "type", default_value = "classic-1k", value_parser = parse_card_type)]
-    card_type: CardType,
-    /// UID in hex (4 or 7 bytes; 7 for ultralight), e.g. DEADBEEF.
-    #[arg(long, value_parser = parse_uid)]
-    uid: Option<HexBytes>,
-    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight).
-    #[arg(long)]
-    load: Option<PathBuf>,
-    /// Where to save the memory image when the card is removed and at exit.
-    #[arg(long)]
-    save: Option<PathBuf>,
-    /// Log every APDU and its response in hex, one exchange per line (unmasked).
-    #[arg(long)]
-    apdu_log: Option<PathBuf>,
-    /// Leave the field during the write after N accepted writes.
-    #[arg(long, value_name = "N")]
-    tear_after_writes: Option<u32>,
-    /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
-    #[arg(long, default_value = "half", value_parser = parse_tear_mode)]
-    tear_mode: TearMode,
-    /// A worn-out card: writes to data blocks are acknowledged but keep a flipped bit, so a
-    /// read-back after writing fails.
-    #[arg(long)]
-    worn: bool,
+    #[command(flatten)]
+    card: CardModelArgs,
     /// vpcd address.
     #[arg(long, default_value = vpcd::DEFAULT_ADDR, value_name = "HOST:PORT")]
     vpcd: String,
@@ -166,28 +166,11 @@ fn run_card(args: CardArgs) -> Result<(), encoder_sim::SimError> {
             "--connect-timeout must be a non-negative number of seconds".into(),
         ));
     };
-    let options = CardOptions {
-        card_type: args.card_type,
-        uid: args.uid.map(|h| h.0),
-        load: args.load,
-        save: args.save,
-        apdu_log: args.apdu_log,
-        tear_after_writes: args.tear_after_writes,
-        tear_mode: args.tear_mode,
-        worn: args.worn,
-        vpcd: args.vpcd,
-        connect_timeout: timeout,
-    };
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(&stop)).map_err(|source| {
-            encoder_sim::SimError::Io {
-                context: "installing signal handlers",
-                source,
-            }
-        })?;
-    }
-    let commands = runner::spawn_stdin_commands();
+    let mut options = args.card.options();
+    options.vpcd = args.vpcd;
+    options.connect_timeout = timeout;
+    let stop = stop_on_signals()?;
+    let commands = runner::spawn_stdin_commands::<runner::Command>();
     runner::run_card(&options, &commands, &stop, &mut std::io::stdout())
 }
 
@@ -205,21 +188,13 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>, encoder_sim::SimError> {
 }
 
 fn run_pn532(args: Pn532Args) -> Result<(), encoder_sim::SimError> {
-    let mut card = CardOptions::new(args.card_type);
-    card.uid = args.uid.map(|h| h.0);
-    card.load = args.load;
-    card.save = args.save;
-    card.apdu_log = args.apdu_log;
-    card.tear_after_writes = args.tear_after_writes;
-    card.tear_mode = args.tear_mode;
-    card.worn = args.worn;
     let options = pn532::Pn532Options {
-        card,
+        card: args.card.options(),
         link: args.link,
         baud: args.baud,
     };
     let stop = stop_on_signals()?;
-    let commands = pn532::spawn_stdin_commands();
+    let commands = runner::spawn_stdin_commands::<pn532::Command>();
     pn532::run_pn532(&options, &commands, &stop, &mut std::io::stdout())
 }
 

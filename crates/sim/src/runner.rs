@@ -145,9 +145,14 @@ pub fn save_image(path: &Path, card: &VirtualCard) -> Result<(), SimError> {
     std::fs::rename(&tmp, path).map_err(file_error)
 }
 
-/// Reads commands from stdin on a thread. Unknown lines are reported on stderr; at end of
-/// input the channel closes (the card keeps running until a signal).
-pub fn spawn_stdin_commands() -> Receiver<Command> {
+/// Reads commands (of `encoder-sim card` or `pn532`) from stdin on a thread, one a line.
+/// Unknown lines are reported on stderr; at end of input the channel closes (the emulator
+/// keeps running until a signal).
+pub fn spawn_stdin_commands<C>() -> Receiver<C>
+where
+    C: FromStr + Send + 'static,
+    C::Err: std::fmt::Display,
+{
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         for line in io::stdin().lock().lines() {
@@ -155,7 +160,7 @@ pub fn spawn_stdin_commands() -> Receiver<Command> {
             if line.trim().is_empty() {
                 continue;
             }
-            match line.parse::<Command>() {
+            match line.parse::<C>() {
                 Ok(cmd) => {
                     if tx.send(cmd).is_err() {
                         break;
@@ -168,7 +173,8 @@ pub fn spawn_stdin_commands() -> Receiver<Command> {
     rx
 }
 
-fn announce(out: &mut dyn Write, what: &str) {
+/// Prints a state line (`present`, `removed`, ...) for test harnesses, flushed at once.
+pub(crate) fn announce(out: &mut dyn Write, what: &str) {
     // A closed stdout must not stop the card.
     let _ = writeln!(out, "{what}");
     let _ = out.flush();

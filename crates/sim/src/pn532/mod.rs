@@ -16,17 +16,17 @@ pub mod frame;
 pub mod pty;
 
 use std::fs::File;
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::thread;
 use std::time::Duration;
 
 use crate::error::{SimError, hex};
 use crate::mifare::MifareClassic;
-use crate::runner::{CardOptions, build_card};
+use crate::runner::{CardOptions, announce, build_card};
 use chip::{Event, FieldCard, Outcome, Pn532};
 use frame::{FrameReader, HostFrame};
 use pty::Pty;
@@ -75,33 +75,6 @@ pub struct Pn532Options {
     pub link: PathBuf,
     /// Pace the line at this baud rate.
     pub baud: Option<u32>,
-}
-
-/// Reads commands from stdin on a thread; the channel closes at end of input.
-pub fn spawn_stdin_commands() -> Receiver<Command> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in io::stdin().lock().lines() {
-            let Ok(line) = line else { break };
-            if line.trim().is_empty() {
-                continue;
-            }
-            match line.parse::<Command>() {
-                Ok(cmd) => {
-                    if tx.send(cmd).is_err() {
-                        break;
-                    }
-                }
-                Err(e) => eprintln!("encoder-sim: {e}"),
-            }
-        }
-    });
-    rx
-}
-
-fn announce(out: &mut dyn Write, what: &str) {
-    let _ = writeln!(out, "{what}");
-    let _ = out.flush();
 }
 
 fn save(path: Option<&Path>, card: &MifareClassic) -> Result<(), SimError> {
