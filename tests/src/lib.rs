@@ -11,6 +11,7 @@
 
 pub mod cloud;
 pub mod daemon;
+pub mod e2e;
 
 pub mod jobs;
 
@@ -204,7 +205,8 @@ impl Rig {
         if let Some(at) = vacated {
             std::thread::sleep(MIN_ABSENCE.saturating_sub(at.elapsed()));
         }
-        let mut child = guarded("nsenter")
+        let mut command = guarded("nsenter");
+        command
             .arg("--target")
             .arg(self.holder_pid.to_string())
             .arg("--net")
@@ -213,27 +215,9 @@ impl Rig {
             .arg("card")
             .arg("--vpcd")
             .arg(format!("127.0.0.1:{}", 35963 + slot))
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start encoder-sim card");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+            .args(args);
         let mut card = SimCard {
-            child,
-            stdin,
-            lines,
+            process: Chatty::spawn(command, "virtual card"),
             slot,
             vacated: Arc::clone(&self.vacated),
         };
@@ -285,17 +269,46 @@ impl Drop for Rig {
     }
 }
 
-/// A running `encoder-sim card`.
-pub struct SimCard {
+/// A child process that says what happens to it in lines on stdout (`present`, `removed`,
+/// `ready`, ...) and takes commands in lines on stdin: `encoder-sim card` and `pn532`.
+/// Killed when dropped.
+pub struct Chatty {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
-    slot: usize,
-    vacated: Arc<Mutex<HashMap<usize, Instant>>>,
+    what: &'static str,
 }
 
-impl SimCard {
-    /// Waits (up to [`STARTUP`]) for the card to print `line`; panics otherwise.
+impl Chatty {
+    /// Spawns `command` (with its stdin and stdout piped; `what` names it in panics), and
+    /// runs the program under a parent-death signal so it dies with the test.
+    pub fn spawn(mut command: Command, what: &'static str) -> Self {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the {what}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for read in BufReader::new(stdout).lines() {
+                let Ok(text) = read else { break };
+                if tx.send(text).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            stdin,
+            lines,
+            what,
+        }
+    }
+
+    /// Waits (up to [`STARTUP`]) for the process to print `line`; panics otherwise.
     pub fn expect_line(&mut self, line: &str) {
         let deadline = Instant::now() + STARTUP;
         loop {
@@ -303,19 +316,59 @@ impl SimCard {
             match self.lines.recv_timeout(left) {
                 Ok(got) if got.trim() == line => return,
                 Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => panic!("virtual card did not say {line:?}"),
+                Err(RecvTimeoutError::Timeout) => panic!("the {} did not say {line:?}", self.what),
                 Err(RecvTimeoutError::Disconnected) => {
-                    panic!("virtual card exited before saying {line:?}")
+                    panic!("the {} exited before saying {line:?}", self.what)
                 }
             }
         }
     }
 
-    /// Sends a control command (`remove`, `insert`, `quit`).
+    /// Sends a command line.
     pub fn command(&mut self, command: &str) {
         let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{command}").expect("write to card");
+        writeln!(stdin, "{command}").expect("write to the process");
         stdin.flush().expect("flush");
+    }
+
+    /// Sends `quit`, closes stdin and waits for the exit status.
+    pub fn quit(&mut self) -> ExitStatus {
+        self.command("quit");
+        self.stdin = None;
+        self.child.wait().expect("wait")
+    }
+}
+
+impl Chatty {
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Chatty {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A running `encoder-sim card`.
+pub struct SimCard {
+    process: Chatty,
+    slot: usize,
+    vacated: Arc<Mutex<HashMap<usize, Instant>>>,
+}
+
+impl SimCard {
+    /// Waits (up to [`STARTUP`]) for the card to print `line`; panics otherwise.
+    pub fn expect_line(&mut self, line: &str) {
+        self.process.expect_line(line);
+    }
+
+    /// Sends a control command (`remove`, `insert`, `quit`).
+    pub fn command(&mut self, command: &str) {
+        self.process.command(command);
     }
 
     /// Takes the card out of the field and waits until it is.
@@ -332,16 +385,13 @@ impl SimCard {
 
     /// Ends the card process (SIGTERM path: saves its image) and returns its exit status.
     pub fn quit(mut self) -> ExitStatus {
-        self.command("quit");
-        self.stdin = None;
-        self.child.wait().expect("wait")
+        self.process.quit()
     }
 }
 
 impl Drop for SimCard {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.kill();
         self.vacated
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

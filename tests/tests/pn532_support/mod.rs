@@ -2,53 +2,31 @@
 
 #![allow(dead_code, clippy::missing_panics_doc)]
 
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Instant;
+use std::process::Command;
 
-use encoder_tests::{STARTUP, binary};
+use encoder_tests::{Chatty, binary};
 
 /// A running PN532 emulator.
 pub struct Emulator {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
+    process: Chatty,
     link: PathBuf,
 }
 
 impl Emulator {
     /// Starts `encoder-sim pn532 --link LINK ARGS` and waits for `ready` and `present`.
     pub fn start(link: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new("setpriv")
+        let mut command = Command::new("setpriv");
+        command
             .arg("--pdeathsig")
             .arg("KILL")
             .arg(binary("encoder-sim"))
             .arg("pn532")
             .arg("--link")
             .arg(link)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("cannot start encoder-sim pn532");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for read in BufReader::new(stdout).lines() {
-                let Ok(text) = read else { break };
-                if tx.send(text).is_err() {
-                    break;
-                }
-            }
-        });
+            .args(args);
         let mut emulator = Self {
-            child,
-            stdin,
-            lines,
+            process: Chatty::spawn(command, "PN532 emulator"),
             link: link.to_owned(),
         };
         emulator.expect_line("ready");
@@ -68,25 +46,12 @@ impl Emulator {
 
     /// Waits for the emulator to print `line`.
     pub fn expect_line(&mut self, line: &str) {
-        let deadline = Instant::now() + STARTUP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(got) if got.trim() == line => return,
-                Ok(_) => {}
-                Err(RecvTimeoutError::Timeout) => panic!("emulator did not say {line:?}"),
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("emulator exited before saying {line:?}")
-                }
-            }
-        }
+        self.process.expect_line(line);
     }
 
     /// Sends a stdin command.
     pub fn command(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "{command}").expect("write to emulator");
-        stdin.flush().expect("flush");
+        self.process.command(command);
     }
 
     /// Takes the card out of the field.
@@ -116,15 +81,6 @@ impl Emulator {
 
     /// Ends the emulator (saves its image) and waits for it.
     pub fn quit(mut self) -> std::process::ExitStatus {
-        self.command("quit");
-        self.stdin = None;
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.quit()
     }
 }
