@@ -376,6 +376,39 @@ pub fn card_number_for(given: Option<&str>, uid: &[u8]) -> String {
         .to_string()
 }
 
+/// A credential already written to a card (`credential.card_uid`) goes on no other card: the
+/// error comes before any card write.
+pub fn check_card_uid(
+    offer: &AttemptAvailable,
+    uid: &[u8],
+    reader: &str,
+) -> Result<(), ResultError> {
+    let Some(expected) = offer
+        .credential
+        .as_ref()
+        .and_then(|c| c.card_uid.as_deref())
+    else {
+        return Ok(());
+    };
+    let normalized: String = expected
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    let here = hex(uid);
+    if normalized.is_empty() || normalized == here {
+        return Ok(());
+    }
+    Err(error(
+        "credential_cannot_be_reissued",
+        "This credential is already on another card. Create a new credential for this card.",
+        Some("credential_on_another_card"),
+        format!(
+            "credential was written to card {normalized}; the card on reader \"{reader}\" is {here}; nothing was written"
+        ),
+    ))
+}
+
 /// The credential to write, from the offer; `Err` names the bad field.
 pub fn credential_from_offer(
     offer: &AttemptAvailable,
@@ -737,7 +770,9 @@ pub fn execute(encoder: &mut dyn Encoder, job: &Job, exec: &Exec<'_>) -> Outcome
             }
         }
         (JobKind::Run, ActionType::Encode) => {
-            match credential_from_offer(&job.attempt, &info.uid) {
+            match check_card_uid(&job.attempt, &info.uid, &reader)
+                .and_then(|()| credential_from_offer(&job.attempt, &info.uid))
+            {
                 Err(e) => Err(e),
                 Ok(credential) => {
                     let writing = Writing {
@@ -885,6 +920,7 @@ mod tests {
                 is_issued: false,
                 issue_counter: 1,
                 access_data: access.into(),
+                card_uid: None,
             }),
         }
     }
@@ -910,6 +946,20 @@ mod tests {
         assert_eq!(e.sub_code.as_deref(), Some("invalid_credential"));
         let e = credential_from_offer(&offer(None, "!!"), &[1]).expect_err("base64");
         assert!(e.detail.unwrap_or_default().contains("access_data"));
+    }
+
+    #[test]
+    fn a_credential_on_another_card_is_refused() {
+        let mut o = offer(None, "");
+        let uid = [0x04, 0xA1, 0xB2, 0xC3];
+        assert!(check_card_uid(&o, &uid, "r").is_ok());
+        if let Some(c) = o.credential.as_mut() {
+            c.card_uid = Some("04a1b2c3".into());
+        }
+        assert!(check_card_uid(&o, &uid, "r").is_ok());
+        let e = check_card_uid(&o, &[0xDE, 0xAD, 0xBE, 0xEF], "r").expect_err("other card");
+        assert_eq!(e.kind, "credential_cannot_be_reissued");
+        assert_eq!(e.sub_code.as_deref(), Some("credential_on_another_card"));
     }
 
     #[test]

@@ -69,6 +69,10 @@ pub struct OfferedCredential {
     /// Base64 of an opaque blob for the card.
     #[serde(default)]
     pub access_data: String,
+    /// Hex UID of the card an issued credential was written to (null: any card). An encode on
+    /// another card fails before any write (`credential_cannot_be_reissued`).
+    #[serde(default)]
+    pub card_uid: Option<String>,
 }
 
 /// `attempt_available`.
