@@ -196,6 +196,12 @@ fn state_dir(config: &Config) -> Check {
 }
 
 fn pcscd(config: Option<&Config>) -> Check {
+    if let Some(config) = config
+        && !config.encoders.auto_pcsc
+        && config.encoders.pcsc.iter().all(|entry| !entry.enabled)
+    {
+        return pass("pcscd", "not used: no PC/SC encoders are configured");
+    }
     match encoder_hal::pcsc::snapshot() {
         Ok(readers) => {
             let missing: Vec<String> = config
