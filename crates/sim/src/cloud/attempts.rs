@@ -315,8 +315,8 @@ impl Core {
                     "is_issued": c.is_issued,
                     "issue_counter": c.issue_counter.saturating_add(1),
                     "access_data": "",
-                    // Not in protocol v1 (an extra field, ignored by a v1 bridge): the one card
-                    // an issued credential may be written to again.
+                    // The one card an issued credential may be written to again
+                    // (docs/cloud-protocol.md, attempt_available); the bridge refuses others.
                     "card_uid": c.card_uid,
                 })
             });
