@@ -962,6 +962,401 @@ mod tests {
         assert_eq!(e.sub_code.as_deref(), Some("credential_on_another_card"));
     }
 
+    /// The runner's decisions against mocked hardware: `Encoder` and `CardSession` live in
+    /// encoder-hal, so they are mocked here with `mockall::mock!`.
+    mod mocked {
+        use std::sync::atomic::AtomicI64;
+        use std::sync::{Arc, Mutex, mpsc};
+        use std::time::{Duration, Instant, SystemTime};
+
+        use encoder_hal::{
+            Canceller, CardInfo, CardSession, Encoder, EncoderKind, ErrorKind, HalError,
+        };
+        use encoder_protocol::keys::{MasterKey, SiteKeys};
+        use encoder_protocol::transmit::{Transmit, TransmitError, TransmitErrorKind};
+        use encoder_sim::card::{CardType, VirtualCard};
+        use mockall::mock;
+
+        use super::super::*;
+        use crate::cloud::message::OfferedCredential;
+
+        mock! {
+            pub Enc {}
+            impl Encoder for Enc {
+                fn name(&self) -> &str;
+                fn kind(&self) -> EncoderKind;
+                fn wait_for_card(&mut self, timeout: Duration) -> Result<bool, HalError>;
+                fn open_session<'a>(&'a mut self) -> Result<Box<dyn CardSession + 'a>, HalError>;
+                fn canceller(&self) -> Canceller;
+            }
+        }
+
+        mock! {
+            pub Sess {}
+            impl Transmit for Sess {
+                fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError>;
+            }
+            impl CardSession for Sess {
+                fn info(&self) -> &CardInfo;
+            }
+        }
+
+        const READER: &str = "Mock Reader 00 00";
+
+        fn site() -> SiteKeys {
+            SiteKeys::new(1, MasterKey::new(*b"mock-test-site-1"))
+        }
+
+        fn attempt(action: ActionType, card_uid: Option<&str>) -> AttemptAvailable {
+            AttemptAvailable {
+                action_attempt_id: "attempt-1".into(),
+                action_type: action,
+                encoder_id: "enc-1".into(),
+                created_at: None,
+                expires_at: None,
+                credential: (action == ActionType::Encode).then(|| OfferedCredential {
+                    acs_credential_id: "66666666-6666-6666-6666-666666666666".into(),
+                    card_number: Some("4009613812".into()),
+                    starts_at: None,
+                    ends_at: None,
+                    is_issued: false,
+                    issue_counter: 1,
+                    access_data: "AQID".into(),
+                    card_uid: card_uid.map(str::to_owned),
+                }),
+            }
+        }
+
+        fn job(action: ActionType, deadline: Option<Duration>, card_uid: Option<&str>) -> Job {
+            Job {
+                attempt: attempt(action, card_uid),
+                kind: JobKind::Run,
+                deadline: deadline.map(|d| SystemTime::now() + d),
+                lease: Arc::new(AtomicI64::new(0)),
+            }
+        }
+
+        /// An encoder whose card wait answers `wait`; no session may be opened.
+        fn encoder(
+            wait: impl FnMut(Duration) -> Result<bool, HalError> + Send + 'static,
+        ) -> MockEnc {
+            let mut e = MockEnc::new();
+            e.expect_name().return_const(READER.to_owned());
+            e.expect_kind().return_const(EncoderKind::Pcsc);
+            e.expect_canceller().return_const(Canceller::new());
+            e.expect_wait_for_card().times(1).returning(wait);
+            e.expect_open_session().never();
+            e
+        }
+
+        fn run(encoder: &mut MockEnc, job: &Job, card_wait: Duration) -> Outcome {
+            let site = site();
+            let exec = Exec {
+                encoder_id: "enc-1",
+                card_wait,
+                site: &site,
+                store: None,
+                control: None,
+            };
+            execute(encoder, job, &exec)
+        }
+
+        fn error_of(outcome: &Outcome) -> ResultError {
+            match outcome {
+                Outcome::Result(r) => {
+                    assert_eq!(r.status, "error", "{r:?}");
+                    assert!(r.result.is_none());
+                    r.error.clone().expect("an error")
+                }
+                Outcome::Cancelled => panic!("expected a result, got Cancelled"),
+            }
+        }
+
+        #[test]
+        fn no_card_within_the_wait_reports_the_waited_time() {
+            let mut e = encoder(|_| Ok(false));
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Encode, None, None),
+                Duration::from_secs(2),
+            );
+            let error = error_of(&outcome);
+            assert_eq!(error.kind, "no_card_on_encoder");
+            assert_eq!(error.sub_code.as_deref(), Some("card_wait_timeout"));
+            assert!(error.message.contains("within 2 seconds"), "{error:?}");
+            let detail = error.detail.unwrap_or_default();
+            assert!(detail.contains("waited 2000 ms"), "{detail}");
+            assert!(detail.contains(READER), "{detail}");
+        }
+
+        #[test]
+        fn an_unavailable_reader_or_service_during_the_wait_is_not_online() {
+            for kind in [ErrorKind::ReaderUnavailable, ErrorKind::NoService] {
+                let mut e = encoder(move |_| Err(HalError::new(kind, "gone")));
+                let outcome = run(
+                    &mut e,
+                    &job(ActionType::Scan, None, None),
+                    Duration::from_secs(5),
+                );
+                let error = error_of(&outcome);
+                assert_eq!(error.kind, "encoder_not_online", "{kind}");
+                assert_eq!(error.sub_code.as_deref(), Some(kind.name()));
+                assert!(
+                    error
+                        .detail
+                        .unwrap_or_default()
+                        .contains("waiting for a card")
+                );
+            }
+        }
+
+        #[test]
+        fn a_timeout_during_the_wait_is_a_communication_timeout() {
+            let mut e = encoder(|_| Err(HalError::new(ErrorKind::Timeout, "no answer")));
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Encode, None, None),
+                Duration::from_secs(5),
+            );
+            assert_eq!(error_of(&outcome).kind, "encoder_communication_timeout");
+        }
+
+        #[test]
+        fn a_cancelled_wait_reports_nothing() {
+            let mut e = encoder(|_| Err(HalError::new(ErrorKind::Cancelled, "cancelled")));
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Encode, None, None),
+                Duration::from_secs(5),
+            );
+            assert_eq!(outcome, Outcome::Cancelled);
+        }
+
+        #[test]
+        fn the_deadline_bounds_the_card_wait() {
+            let mut e = MockEnc::new();
+            e.expect_name().return_const(READER.to_owned());
+            e.expect_canceller().return_const(Canceller::new());
+            e.expect_wait_for_card()
+                .withf(|wait| *wait <= Duration::from_secs(2) && *wait > Duration::from_secs(1))
+                .times(1)
+                .returning(|_| Ok(false));
+            e.expect_open_session().never();
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Scan, Some(Duration::from_secs(2)), None),
+                Duration::from_secs(30),
+            );
+            let error = error_of(&outcome);
+            assert_eq!(error.kind, "action_attempt_expired");
+            assert_eq!(error.sub_code.as_deref(), Some("deadline_passed"));
+        }
+
+        #[test]
+        fn the_card_wait_bounds_a_later_deadline() {
+            let mut e = MockEnc::new();
+            e.expect_name().return_const(READER.to_owned());
+            e.expect_canceller().return_const(Canceller::new());
+            e.expect_wait_for_card()
+                .withf(|wait| *wait == Duration::from_secs(3))
+                .times(1)
+                .returning(|_| Ok(false));
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Scan, Some(Duration::from_secs(60)), None),
+                Duration::from_secs(3),
+            );
+            assert_eq!(error_of(&outcome).kind, "no_card_on_encoder");
+        }
+
+        /// A session over an in-process virtual card; `fail` may replace the card's answer.
+        fn session_on(
+            uid: &[u8],
+            sent: Arc<Mutex<Vec<Vec<u8>>>>,
+            mut fail: impl FnMut(&[u8], usize) -> Option<TransmitError> + Send + 'static,
+        ) -> MockSess {
+            let mut card = VirtualCard::new(CardType::Classic1k, Some(uid)).expect("card");
+            let info = CardInfo {
+                atr: card.atr(),
+                uid: uid.to_vec(),
+                sak: None,
+            };
+            let mut s = MockSess::new();
+            s.expect_info().return_const(info);
+            s.expect_transmit().returning(move |command| {
+                let mut sent = sent.lock().expect("lock");
+                sent.push(command.to_vec());
+                let writes = sent.iter().filter(|c| is_write(c)).count();
+                if let Some(e) = fail(command, writes) {
+                    return Err(e);
+                }
+                Ok(card.transmit(command))
+            });
+            s
+        }
+
+        fn encoder_with(session: MockSess) -> MockEnc {
+            let mut e = MockEnc::new();
+            e.expect_name().return_const(READER.to_owned());
+            e.expect_canceller().return_const(Canceller::new());
+            e.expect_wait_for_card().times(1).returning(|_| Ok(true));
+            let mut session = Some(session);
+            e.expect_open_session().times(1).returning(move || {
+                session
+                    .take()
+                    .map(|s| Box::new(s) as Box<dyn CardSession>)
+                    .ok_or_else(|| HalError::new(ErrorKind::Other, "opened twice"))
+            });
+            e
+        }
+
+        #[test]
+        fn a_credential_for_another_card_is_refused_before_any_write() {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let mut e = encoder_with(session_on(
+                &[0xDE, 0xAD, 0xBE, 0xEF],
+                Arc::clone(&sent),
+                |_, _| None,
+            ));
+            let outcome = run(
+                &mut e,
+                &job(
+                    ActionType::Encode,
+                    Some(Duration::from_secs(60)),
+                    Some("04a1b2c3"),
+                ),
+                Duration::from_secs(5),
+            );
+            let error = error_of(&outcome);
+            assert_eq!(error.kind, "credential_cannot_be_reissued");
+            assert_eq!(
+                error.sub_code.as_deref(),
+                Some("credential_on_another_card")
+            );
+            let sent = sent.lock().expect("lock");
+            assert!(
+                !sent.iter().any(|c| c.starts_with(&[0xFF, 0xD6])),
+                "no card write: {sent:?}"
+            );
+        }
+
+        #[test]
+        fn the_same_card_is_encoded() {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let mut e = encoder_with(session_on(
+                &[0x04, 0xA1, 0xB2, 0xC3],
+                Arc::clone(&sent),
+                |_, _| None,
+            ));
+            let outcome = run(
+                &mut e,
+                &job(
+                    ActionType::Encode,
+                    Some(Duration::from_secs(60)),
+                    Some("04A1B2C3"),
+                ),
+                Duration::from_secs(5),
+            );
+            let Outcome::Result(result) = outcome else {
+                panic!("cancelled")
+            };
+            assert_eq!(result.status, "success", "{result:?}");
+            assert!(sent.lock().expect("lock").iter().any(|c| is_write(c)));
+        }
+
+        #[test]
+        fn a_card_removed_after_the_first_write_is_an_interrupted_encoding() {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let mut e = encoder_with(session_on(
+                &[0x04, 0xA1, 0xB2, 0xC3],
+                Arc::clone(&sent),
+                // The first write goes through; every later command finds the card gone.
+                |_, writes| {
+                    (writes > 1).then(|| {
+                        TransmitError::new(TransmitErrorKind::CardRemoved, "card left the field")
+                    })
+                },
+            ));
+            let outcome = run(
+                &mut e,
+                &job(ActionType::Encode, Some(Duration::from_secs(60)), None),
+                Duration::from_secs(5),
+            );
+            let error = error_of(&outcome);
+            assert_eq!(error.kind, "encoding_interrupted", "{error:?}");
+            assert_eq!(
+                sent.lock()
+                    .expect("lock")
+                    .iter()
+                    .filter(|c| is_write(c))
+                    .count(),
+                2,
+                "one write reached the card, the second found it gone"
+            );
+        }
+
+        /// The runner thread: `cancel_job` ends a blocked card wait at once, and the job
+        /// reports nothing (docs/cloud-protocol.md §4, `attempt_cancelled`).
+        #[test]
+        fn a_runner_cancelled_before_the_card_reports_no_result() {
+            let factory: EncoderFactory = Box::new(|| {
+                let canceller = Canceller::new();
+                let waiting = canceller.clone();
+                let mut e = MockEnc::new();
+                e.expect_name().return_const(READER.to_owned());
+                e.expect_canceller().return_const(canceller);
+                e.expect_wait_for_card().returning(move |timeout| {
+                    if waiting.sleep(timeout) {
+                        Ok(false)
+                    } else {
+                        Err(HalError::new(ErrorKind::Cancelled, "cancelled"))
+                    }
+                });
+                e.expect_open_session().never();
+                Box::new(e)
+            });
+            let (tx, rx) = mpsc::channel();
+            let tx = Mutex::new(tx);
+            let runner = Runner::spawn(
+                RunnerSpec {
+                    encoder_id: "enc-1".into(),
+                    card_wait: Duration::from_secs(30),
+                    factory,
+                },
+                Arc::new(site()),
+                None,
+                Arc::new(move |finished| {
+                    let _ = tx.lock().expect("lock").send(finished);
+                }),
+            )
+            .expect("runner");
+            runner
+                .run(job(ActionType::Encode, None, None))
+                .map_err(|_| "gone")
+                .expect("queued");
+            // Let the job reach its card wait, then cancel it.
+            std::thread::sleep(Duration::from_millis(200));
+            let cancelled = Instant::now();
+            runner.cancel_job("attempt-1");
+            let finished = rx.recv_timeout(Duration::from_secs(5)).expect("finished");
+            assert!(cancelled.elapsed() < Duration::from_secs(1));
+            assert_eq!(finished.attempt_id, "attempt-1");
+            assert_eq!(finished.outcome, Outcome::Cancelled);
+            // The runner works on with a fresh encoder: a cancel of another attempt does
+            // not touch the next job, which ends with its card wait.
+            let mut next = job(ActionType::Scan, Some(Duration::from_millis(300)), None);
+            next.attempt.action_attempt_id = "attempt-2".into();
+            runner.run(next).map_err(|_| "gone").expect("queued");
+            runner.cancel_job("attempt-1");
+            let finished = rx.recv_timeout(Duration::from_secs(5)).expect("finished");
+            assert_eq!(finished.attempt_id, "attempt-2");
+            assert!(matches!(finished.outcome, Outcome::Result(_)));
+            if let Some(thread) = runner.stop() {
+                thread.join().expect("join");
+            }
+        }
+    }
+
     #[test]
     fn writes_are_recognised() {
         assert!(is_write(&[0xFF, 0xD6, 0x00, 0x04, 0x10]));
