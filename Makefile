@@ -13,9 +13,20 @@ NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 # (the PN532 emulator's fidelity test), and for the package test dpkg, systemd-analyze,
 # systemd-sysusers, curl and jq.
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux libnfc-bin systemd curl jq
+	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard
 
-.PHONY: all deps build lint test demo bench deb check-deb clean
+# Where cargo puts its output (honours CARGO_TARGET_DIR).
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+
+# The soak (make soak; tests/src/bin/soak.rs): attempts through the cloud simulator's API onto
+# 4 virtual readers while websockets drop, the cloud, pcscd and the bridge restart, readers
+# are unplugged and cards torn, at seeded moments. The full run is bounded (under 10 minutes);
+# `make test` runs a 2-minute variant. Needs root (the rig).
+SOAK_SECS ?= 480
+SOAK_ATTEMPTS ?= 1000
+SOAK_SEED ?= 1
+
+.PHONY: all deps build lint test soak demo bench deb check-deb clean
 
 all: build
 
@@ -42,7 +53,14 @@ lint: deps
 test: lint build
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE)
 	$(CARGO) test --workspace --doc --locked
+	$(MAKE) soak SOAK_SECS=100 SOAK_ATTEMPTS=100000
 	$(MAKE) check-deb
+
+soak: deps
+	$(CARGO) build --locked -p encoder-bridge -p encoder-sim -p encoder-tests --bin soak
+	ENCODER_BRIDGE=$(TARGET_DIR)/debug/encoder-bridge ENCODER_SIM=$(TARGET_DIR)/debug/encoder-sim \
+	SOAK_SECS=$(SOAK_SECS) SOAK_ATTEMPTS=$(SOAK_ATTEMPTS) SOAK_SEED=$(SOAK_SEED) \
+	$(TARGET_DIR)/debug/soak
 
 # The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
 deb: deps

@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod e2e;
 
 pub mod jobs;
+pub mod soak;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
