@@ -62,6 +62,15 @@ soak: deps
 	SOAK_SECS=$(SOAK_SECS) SOAK_ATTEMPTS=$(SOAK_ATTEMPTS) SOAK_SEED=$(SOAK_SEED) \
 	$(TARGET_DIR)/debug/soak
 
+# The bridge's figures in one table (tests/benches/bridge.rs): per job through pcscd and the
+# PN532 emulator next to their floors, daemon overhead, throughput with 1/4/8 readers, memory
+# and CPU idle (BENCH_IDLE_SECS, default 60) and at peak, and a pyscard script side by side.
+# Not part of `make test`. Needs root (the rig).
+bench: deps
+	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
+	ENCODER_BRIDGE=$(TARGET_DIR)/release/encoder-bridge ENCODER_SIM=$(TARGET_DIR)/release/encoder-sim \
+	$(CARGO) bench --locked -p encoder-tests --bench bridge
+
 # The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
 deb: deps
 	$(CARGO) deb -p encoder-bridge --locked
