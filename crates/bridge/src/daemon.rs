@@ -29,7 +29,9 @@ use crate::cloud::session::{Action, Session};
 use crate::config::Config;
 use crate::discovery::{self, Wanted};
 use crate::notify;
-use crate::runner::{Finished, Job, JobKind, Outcome, Runner, RunnerSpec};
+use crate::runner::{
+    EncoderState, Finished, Job, JobKind, Outcome, PROBE_EVERY, Probe, Runner, RunnerSpec,
+};
 use crate::secrets::{self, Token};
 use crate::store::{Phase, Store, StoreError};
 
@@ -53,7 +55,13 @@ pub enum DaemonError {
 enum Event {
     Runner(Box<Finished>),
     Reader(ReaderEvent),
+    /// An idle probe found an encoder's state (PN532).
+    State(String, EncoderState),
 }
+
+/// How long the daemon waits at start for the first probe of each PN532 and for pcscd's
+/// reader list, so `hello` carries the encoders' real state.
+pub const SETTLE_BOUND: Duration = Duration::from_secs(2);
 
 struct Encoder {
     wanted: Wanted,
@@ -72,6 +80,8 @@ struct Daemon {
     events: mpsc::UnboundedSender<Event>,
     ws: Option<Ws>,
     draining: Option<Instant>,
+    /// Encoders whose runner has not reported its first probe yet.
+    unprobed: std::collections::HashSet<String>,
 }
 
 /// Runs the daemon until `shutdown` completes (graceful: the card operation in flight is
@@ -101,18 +111,42 @@ pub async fn run(
         events: events.clone(),
         ws: None,
         draining: None,
+        unprobed: std::collections::HashSet::new(),
     };
     let actions = daemon
         .session
         .restore(store.outbox()?, store.attempts()?, Instant::now());
     daemon.perform(actions).await;
+    // The encoders' state before `hello`: pcscd's readers as it lists them now, each PN532
+    // as its runner's first probe finds it (bounded by SETTLE_BOUND; later changes follow as
+    // `encoder_status`).
+    let settle_by = tokio::time::Instant::now() + SETTLE_BOUND;
+    let readers = pcsc_readers(settle_by).await;
     for wanted in discovery::configured(&daemon.config) {
-        let online =
-            wanted.kind == EncoderKind::Pn532 && std::path::Path::new(&wanted.reader).exists();
-        daemon.add_encoder(wanted, online).await;
+        let (online, card) = match wanted.kind {
+            EncoderKind::Pn532 => (discovery::serial_access(&wanted.reader).is_ok(), None),
+            EncoderKind::Pcsc => match readers.get(&wanted.reader) {
+                Some(&(online, card)) => (online, Some(card)),
+                None => (false, Some(false)),
+            },
+        };
+        daemon.add_encoder(wanted, online, card).await;
+    }
+    for (name, &(online, card)) in &readers {
+        if let Some(wanted) = discovery::pcsc_reader(&daemon.config, name)
+            && !wanted.configured
+        {
+            daemon.add_encoder(wanted, online, Some(card)).await;
+        }
     }
     let forward = events.clone();
     let _monitor = discovery::watch_pcsc(move |event| forward.send(Event::Reader(event)).is_ok());
+    while !daemon.unprobed.is_empty() {
+        match tokio::time::timeout_at(settle_by, inbox.recv()).await {
+            Ok(Some(event)) => daemon.event(event).await,
+            Ok(None) | Err(_) => break,
+        }
+    }
 
     notify::ready();
     let url = daemon.config.cloud.url.clone();
@@ -327,6 +361,28 @@ async fn next_frame(
     }
 }
 
+/// pcscd's readers now: name -> (usable, card in the field); empty when pcscd cannot be
+/// asked before `by`.
+async fn pcsc_readers(by: tokio::time::Instant) -> HashMap<String, (bool, bool)> {
+    use encoder_hal::pcsc::{ReaderState, snapshot};
+    let asked = tokio::task::spawn_blocking(snapshot);
+    match tokio::time::timeout_at(by, asked).await {
+        Ok(Ok(Ok(readers))) => readers
+            .into_iter()
+            .map(|r| {
+                let online = r.state != ReaderState::Unavailable;
+                let card = matches!(r.state, ReaderState::CardPresent | ReaderState::InUse);
+                (r.name, (online, card))
+            })
+            .collect(),
+        Ok(Ok(Err(e))) => {
+            tracing::debug!("cannot list PC/SC readers at start: {e}");
+            HashMap::new()
+        }
+        Ok(Err(_)) | Err(_) => HashMap::new(),
+    }
+}
+
 fn system_time(text: Option<&str>) -> Option<SystemTime> {
     let seconds = message::parse_time(text?)?.unix_timestamp_nanos();
     let nanos = u64::try_from(seconds).ok()?;
@@ -466,6 +522,19 @@ impl Daemon {
                 self.perform(actions).await;
             }
             Event::Reader(event) => self.reader_event(event).await,
+            Event::State(id, state) => {
+                self.unprobed.remove(&id);
+                tracing::info!(
+                    encoder = %id,
+                    online = state.online,
+                    card_present = state.card_present,
+                    "encoder state"
+                );
+                let actions =
+                    self.session
+                        .encoder_status(&id, Some(state.online), Some(state.card_present));
+                self.perform(actions).await;
+            }
         }
     }
 
@@ -474,7 +543,7 @@ impl Daemon {
             ReaderEvent::Added(name) => {
                 if let Some(wanted) = discovery::pcsc_reader(&self.config, &name) {
                     tracing::info!(reader = %name, "reader added");
-                    self.add_encoder(wanted, true).await;
+                    self.add_encoder(wanted, true, None).await;
                 } else {
                     tracing::info!(reader = %name, "reader ignored (configuration)");
                 }
@@ -515,7 +584,8 @@ impl Daemon {
         }
     }
 
-    async fn add_encoder(&mut self, wanted: Wanted, online: bool) {
+    /// Drives `wanted` (once) and tells the session; `card_present: None` keeps what is known.
+    async fn add_encoder(&mut self, wanted: Wanted, online: bool, card_present: Option<bool>) {
         let id = match self.store.encoder_id(wanted.kind.name(), &wanted.reader) {
             Ok(id) => id,
             Err(e) => {
@@ -525,10 +595,22 @@ impl Daemon {
         };
         if !self.encoders.contains_key(&id) {
             let events = self.events.clone();
+            let probe = (wanted.kind == EncoderKind::Pn532).then(|| {
+                let events = self.events.clone();
+                let id = id.clone();
+                self.unprobed.insert(id.clone());
+                Probe {
+                    every: PROBE_EVERY,
+                    report: Box::new(move |state| {
+                        let _ = events.send(Event::State(id.clone(), state));
+                    }) as Box<dyn Fn(EncoderState) + Send>,
+                }
+            });
             let spec = RunnerSpec {
                 encoder_id: id.clone(),
                 card_wait: wanted.card_wait,
                 factory: discovery::factory(&wanted),
+                probe,
             };
             let runner = Runner::spawn(
                 spec,
@@ -555,13 +637,20 @@ impl Daemon {
                 },
             );
         }
+        let card_present = online
+            && card_present.unwrap_or_else(|| {
+                self.session
+                    .encoders()
+                    .find(|e| e.encoder_id == id)
+                    .is_some_and(|e| e.card_present)
+            });
         let info = EncoderInfo {
             encoder_id: id,
             display_name: wanted.display_name.clone(),
             kind: wanted.kind.name().to_owned(),
             reader: wanted.reader.clone(),
             online,
-            card_present: false,
+            card_present,
         };
         let actions = self.session.encoder_added(info, Instant::now());
         self.perform(actions).await;

@@ -202,6 +202,52 @@ pub struct RunnerSpec {
     pub card_wait: Duration,
     /// Creates the encoder.
     pub factory: EncoderFactory,
+    /// Probe the encoder while idle and report its state (PN532); `None`: never (PC/SC,
+    /// whose state the hot-plug monitor reports).
+    pub probe: Option<Probe>,
+}
+
+/// Whether an encoder works and holds a card, as an idle probe found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncoderState {
+    /// The encoder answers (for a PN532: its serial link opened and the chip answered).
+    pub online: bool,
+    /// A card is in its field.
+    pub card_present: bool,
+}
+
+/// Idle probing of an encoder that gives no events of its own (a PN532 on a serial line).
+///
+/// A probe is one `wait_for_card` with a zero wait: for a PN532 one bounded
+/// `InListPassiveTarget` (after opening the link: wake-up, `SAMConfiguration`,
+/// `GetFirmwareVersion` when it is not open). The runner thread probes when it starts, after
+/// every job, and then whenever it has been idle for `every`: never while a job runs, so a
+/// probe delays a new job by at most one probe, and it costs one short exchange per `every`.
+pub struct Probe {
+    /// The idle interval between two probes ([`PROBE_EVERY`] in the daemon).
+    pub every: Duration,
+    /// Called from the runner thread with the first state and every change.
+    pub report: Box<dyn Fn(EncoderState) + Send>,
+}
+
+/// How often an idle PN532 is probed.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+fn probe(encoder: &mut dyn Encoder) -> Option<EncoderState> {
+    match encoder.wait_for_card(Duration::ZERO) {
+        Ok(card_present) => Some(EncoderState {
+            online: true,
+            card_present,
+        }),
+        Err(e) if e.kind() == ErrorKind::Cancelled => None,
+        Err(e) => {
+            tracing::debug!(reader = %encoder.name(), "probe: {e}");
+            Some(EncoderState {
+                online: false,
+                card_present: false,
+            })
+        }
+    }
 }
 
 impl Runner {
@@ -223,7 +269,33 @@ impl Runner {
             ))
             .spawn(move || {
                 let mut encoder = (spec.factory)();
-                while let Ok(Cmd::Run(job)) = rx.recv() {
+                let mut last: Option<EncoderState> = None;
+                let mut report = |encoder: &mut Box<dyn Encoder>| {
+                    if let Some(p) = &spec.probe
+                        && let Some(state) = probe(encoder.as_mut())
+                        && last != Some(state)
+                    {
+                        last = Some(state);
+                        (p.report)(state);
+                    }
+                };
+                report(&mut encoder);
+                loop {
+                    let cmd = match &spec.probe {
+                        Some(p) => match rx.recv_timeout(p.every) {
+                            Ok(cmd) => cmd,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                report(&mut encoder);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        },
+                        None => match rx.recv() {
+                            Ok(cmd) => cmd,
+                            Err(_) => break,
+                        },
+                    };
+                    let Cmd::Run(job) = cmd else { break };
                     let exec = Exec {
                         encoder_id: &spec.encoder_id,
                         card_wait: spec.card_wait,
@@ -247,6 +319,7 @@ impl Runner {
                     if encoder.canceller().is_cancelled() && !ctl.aborted() {
                         encoder = (spec.factory)();
                     }
+                    report(&mut encoder);
                 }
             })?;
         Ok(Self {
@@ -1295,6 +1368,80 @@ mod tests {
             );
         }
 
+        /// An idle runner with a probe reports the encoder's first state and each change,
+        /// never the same state twice; probes are zero-length card waits.
+        #[test]
+        fn an_idle_probe_reports_changes_only() {
+            let script = Arc::new(Mutex::new(vec![
+                Ok(false),
+                Ok(false),
+                Ok(true),
+                Ok(true),
+                Err(HalError::new(ErrorKind::ReaderUnavailable, "unplugged")),
+                Err(HalError::new(ErrorKind::ReaderUnavailable, "unplugged")),
+                Ok(false),
+            ]));
+            let factory: EncoderFactory = Box::new(move || {
+                let script = Arc::clone(&script);
+                let mut e = MockEnc::new();
+                e.expect_name().return_const(READER.to_owned());
+                e.expect_canceller().return_const(Canceller::new());
+                e.expect_wait_for_card()
+                    .withf(Duration::is_zero)
+                    .returning(move |_| {
+                        let mut script = script.lock().expect("lock");
+                        if script.is_empty() {
+                            Ok(false)
+                        } else {
+                            script.remove(0)
+                        }
+                    });
+                Box::new(e)
+            });
+            let (tx, rx) = mpsc::channel();
+            let runner = Runner::spawn(
+                RunnerSpec {
+                    encoder_id: "enc-1".into(),
+                    card_wait: Duration::from_secs(30),
+                    factory,
+                    probe: Some(Probe {
+                        every: Duration::from_millis(20),
+                        report: Box::new(move |state| {
+                            let _ = tx.send(state);
+                        }),
+                    }),
+                },
+                Arc::new(site()),
+                None,
+                Arc::new(|_| {}),
+            )
+            .expect("runner");
+            let state = |online, card_present| EncoderState {
+                online,
+                card_present,
+            };
+            let mut seen = Vec::new();
+            while seen.len() < 4 {
+                seen.push(rx.recv_timeout(Duration::from_secs(5)).expect("a state"));
+            }
+            assert_eq!(
+                seen,
+                vec![
+                    state(true, false),
+                    state(true, true),
+                    state(false, false),
+                    state(true, false)
+                ]
+            );
+            assert!(
+                rx.recv_timeout(Duration::from_millis(200)).is_err(),
+                "no repeats"
+            );
+            if let Some(thread) = runner.stop() {
+                thread.join().expect("join");
+            }
+        }
+
         /// The runner thread: `cancel_job` ends a blocked card wait at once, and the job
         /// reports nothing (docs/cloud-protocol.md §4, `attempt_cancelled`).
         #[test]
@@ -1322,6 +1469,7 @@ mod tests {
                     encoder_id: "enc-1".into(),
                     card_wait: Duration::from_secs(30),
                     factory,
+                    probe: None,
                 },
                 Arc::new(site()),
                 None,
