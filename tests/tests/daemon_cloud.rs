@@ -635,3 +635,53 @@ fn restart_after_a_crash_while_writing_verifies_and_never_rewrites() {
     conn.send(&ack(&ids));
     assert_eq!(writes_in(&apdu_log), 0, "verification never writes");
 }
+
+/// `hello` carries what pcscd says at start: a present reader is online (with its card), a
+/// configured reader that is not there is offline, and no status flaps right after.
+#[test]
+fn hello_carries_the_readers_real_state() {
+    let rig = Rig::start(2);
+    let _card = rig.card(1, &["--type", "classic-1k", "--uid", "0A0B0C0D"]);
+    let cloud = CloudDouble::start(TOKEN);
+    let absent = "Absent Reader 00 00".to_owned();
+    let names = vec![Rig::reader_name(0), Rig::reader_name(1), absent.clone()];
+    let setup = Setup::new(&cloud.url(), &names, 10.0, TOKEN);
+    let _bridge = setup.spawn(&rig.env());
+    let mut conn = cloud.accept(STARTUP);
+    let hello = conn.handshake(STARTUP);
+    let state = |reader: &str| {
+        let id = encoder_id(&hello, reader);
+        let e = hello["encoders"]
+            .as_array()
+            .and_then(|l| l.iter().find(|e| e["encoder_id"] == id.as_str()))
+            .cloned()
+            .unwrap_or_default();
+        (id, e["online"].clone(), e["card_present"].clone())
+    };
+    let (empty, online, card) = state(&Rig::reader_name(0));
+    assert_eq!((online, card), (json!(true), json!(false)), "{hello}");
+    let (loaded, online, card) = state(&Rig::reader_name(1));
+    assert_eq!((online, card), (json!(true), json!(true)), "{hello}");
+    let (_, online, _) = state(&absent);
+    assert_eq!(online, json!(false), "{hello}");
+    // What an integrator lists right after the connect stays true: no status message takes
+    // a present reader offline or its card away.
+    assert!(
+        conn.quiet_for(Duration::from_millis(1500)),
+        "{:#?}",
+        conn.log
+    );
+    for message in &conn.log {
+        if message["type"] == "encoder_status" {
+            assert!(
+                message["encoder_id"] != empty.as_str() || message["online"] == true,
+                "{message}"
+            );
+            assert!(
+                message["encoder_id"] != loaded.as_str()
+                    || (message["online"] == true && message["card_present"] == true),
+                "{message}"
+            );
+        }
+    }
+}
