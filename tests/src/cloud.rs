@@ -34,6 +34,8 @@ enum Cmd {
     Send(Message),
     /// Drop the TCP connection without a close frame.
     Drop,
+    /// Keep the TCP connection open but stop reading, answering and sending (half-open).
+    Stall,
 }
 
 /// What the connection saw.
@@ -152,6 +154,13 @@ impl CloudDouble {
                                         return;
                                     }
                                 }
+                                Some(Cmd::Stall) => {
+                                    // Nothing is read any more, so no ping is answered; the
+                                    // socket stays open until the bridge gives up on it.
+                                    let _keep = (sink, stream, seen_tx);
+                                    std::future::pending::<()>().await;
+                                    return;
+                                }
                                 Some(Cmd::Drop) | None => return,
                             },
                             frame = stream.next() => {
@@ -225,6 +234,12 @@ impl Conn {
     /// Drops the connection without a close frame (a network failure).
     pub fn drop_now(self) {
         let _ = self.tx.send(Cmd::Drop);
+    }
+
+    /// Stops reading and answering (pings included) while the TCP connection stays open: a
+    /// half-open connection as the bridge sees it.
+    pub fn stall(&self) {
+        let _ = self.tx.send(Cmd::Stall);
     }
 
     /// The next event; panics after `limit`.

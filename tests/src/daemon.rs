@@ -54,6 +54,19 @@ impl Setup {
         Self { dir }
     }
 
+    /// Adds `key = value` lines to the `[cloud]` table (e.g. `ping_interval_secs = 1`);
+    /// before [`Setup::spawn`].
+    pub fn cloud_option(&self, line: &str) {
+        let path = self.config();
+        let text = std::fs::read_to_string(&path).expect("config");
+        let text = text.replacen(
+            "allow_insecure = true\n",
+            &format!("allow_insecure = true\n{line}\n"),
+            1,
+        );
+        std::fs::write(&path, text).expect("config");
+    }
+
     /// The configuration file.
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.toml")
@@ -231,6 +244,16 @@ pub fn grant(attempt: &str, deadline_secs: u64) -> Value {
         "type": "claim_granted",
         "action_attempt_id": attempt,
         "lease_expires_at": in_secs(30),
+        "deadline": in_secs(deadline_secs),
+    })
+}
+
+/// A `claim_granted` with a lease of `lease_secs` and a deadline `deadline_secs` from now.
+pub fn grant_with_lease(attempt: &str, lease_secs: u64, deadline_secs: u64) -> Value {
+    json!({
+        "type": "claim_granted",
+        "action_attempt_id": attempt,
+        "lease_expires_at": in_secs(lease_secs),
         "deadline": in_secs(deadline_secs),
     })
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use encoder_tests::cloud::{CloudDouble, Conn, Seen};
 use encoder_tests::daemon::{
-    Bridge, Setup, TOKEN, ack, attempt_id, encode_offer, encoder_id, grant, scan_offer, writes_in,
+    Bridge, Setup, TOKEN, ack, attempt_id, encode_offer, encoder_id, grant, grant_with_lease,
+    scan_offer, writes_in,
 };
 use encoder_tests::{Rig, STARTUP};
 use serde_json::{Value, json};
@@ -684,4 +685,113 @@ fn hello_carries_the_readers_real_state() {
             );
         }
     }
+}
+
+/// A cloud that keeps the TCP connection open but stops answering (pings included) is
+/// noticed and left: the bridge reconnects within the ping interval plus the pong timeout
+/// (plus the daemon's 1 s tick and the first reconnect delay).
+#[test]
+fn a_half_open_connection_is_noticed_and_reopened() {
+    let cloud = CloudDouble::start(TOKEN);
+    let setup = Setup::new(&cloud.url(), &[], 10.0, TOKEN);
+    setup.cloud_option("ping_interval_secs = 1\npong_timeout_secs = 2");
+    // No PC/SC reader is driven: no rig needed.
+    let bridge = setup.spawn(&("ENCODER_DAEMON_TEST", "liveness".into()));
+    let mut conn = cloud.accept(STARTUP);
+    conn.handshake(STARTUP);
+    // Answered pings keep the connection: nothing happens for a few intervals.
+    assert!(cloud.try_accept(Duration::from_millis(3500)).is_none());
+    let stalled = std::time::Instant::now();
+    conn.stall();
+    let mut again = cloud.accept(Duration::from_secs(10));
+    let took = stalled.elapsed();
+    assert!(
+        took <= Duration::from_secs(1 + 2 + 2),
+        "reconnected after {took:?}"
+    );
+    again.handshake(SHORT);
+    assert!(
+        bridge
+            .wait_log(SHORT, |v| v["message"]
+                == "no answer to a ping in time: reconnecting")
+            .is_some()
+    );
+}
+
+/// `attempt_cancelled` ends a card wait at once and no result is sent: the encoder is free
+/// for the next attempt right away.
+#[test]
+fn attempt_cancelled_ends_the_card_wait_without_a_result() {
+    let mut w = world(2, 1, 20.0);
+    let encoder = w.encoder(0);
+    let id = attempt_id();
+    w.conn.send(&scan_offer(&id, &encoder));
+    w.conn.recv_type("claim", SHORT);
+    w.conn.send(&grant(&id, 60));
+    w.bridge
+        .wait_log(SHORT, |v| v["message"] == "waiting for a card")
+        .expect("job waits");
+    w.conn.send(&json!({
+        "type": "attempt_cancelled", "action_attempt_id": id, "reason": "cancelled"
+    }));
+    let cancelled = std::time::Instant::now();
+    // The next attempt for the same encoder is claimed only once the wait has ended; no
+    // result comes in between (recv_type fails on one).
+    let next = attempt_id();
+    w.conn.send(&scan_offer(&next, &encoder));
+    let claim = w.conn.recv_type("claim", Duration::from_secs(2));
+    assert_eq!(claim["action_attempt_id"], next);
+    assert!(
+        cancelled.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        cancelled.elapsed()
+    );
+    w.conn.send(&json!({
+        "type": "claim_refused", "action_attempt_id": next, "reason": "already_claimed"
+    }));
+    assert!(
+        w.conn.quiet_for(Duration::from_secs(1)),
+        "{:#?}",
+        w.conn.log
+    );
+    assert!(
+        !w.conn.log.iter().any(|m| m["type"] == "result"),
+        "{:#?}",
+        w.conn.log
+    );
+}
+
+/// While it waits for a card, the bridge renews the lease at a third of what the grant
+/// gave: a 3 s lease is renewed every second.
+#[test]
+fn the_lease_is_renewed_while_waiting_for_a_card() {
+    let mut w = world(2, 1, 10.0);
+    let encoder = w.encoder(0);
+    let id = attempt_id();
+    w.conn.send(&scan_offer(&id, &encoder));
+    w.conn.recv_type("claim", SHORT);
+    w.conn.send(&grant_with_lease(&id, 3, 60));
+    let granted = std::time::Instant::now();
+    let mut renews = 0;
+    while granted.elapsed() < Duration::from_millis(3500) {
+        let message = w.conn.recv(SHORT);
+        match message["type"].as_str() {
+            Some("renew") => {
+                assert_eq!(message["action_attempt_id"], id);
+                renews += 1;
+                w.conn.send(&json!({
+                    "type": "lease_renewed",
+                    "action_attempt_id": id,
+                    "lease_expires_at": encoder_tests::cloud::in_secs(3),
+                }));
+            }
+            Some("encoder_status") => {}
+            _ => panic!("unexpected {message}"),
+        }
+    }
+    assert!(renews >= 2, "{renews} renews in 3.5 s");
+    w.conn.send(&json!({
+        "type": "attempt_cancelled", "action_attempt_id": id, "reason": "cancelled"
+    }));
+    assert!(w.conn.quiet_for(Duration::from_millis(500)));
 }

@@ -83,6 +83,20 @@ pub struct CloudConfig {
     /// Allow `ws://` (loopback tests, demo).
     #[serde(default)]
     pub allow_insecure: bool,
+    /// Seconds between two websocket pings (docs/cloud-protocol.md §1); at least 1.
+    #[serde(default = "default_ping_secs")]
+    pub ping_interval_secs: u64,
+    /// Seconds without any frame after a ping before the connection counts as dead and is
+    /// reopened; at least 1.
+    #[serde(default = "default_ping_secs")]
+    pub pong_timeout_secs: u64,
+}
+
+/// Default ping interval and pong timeout, in seconds.
+pub const DEFAULT_PING_SECS: u64 = 20;
+
+fn default_ping_secs() -> u64 {
+    DEFAULT_PING_SECS
 }
 
 /// `[site_keys]`: the site master keys.
@@ -282,6 +296,18 @@ impl Config {
                 "write it as wss://host/path",
             ));
         }
+        for (key, value) in [
+            ("cloud.ping_interval_secs", self.cloud.ping_interval_secs),
+            ("cloud.pong_timeout_secs", self.cloud.pong_timeout_secs),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(
+                    key,
+                    "must be at least 1 second",
+                    format!("set it to a number of seconds (default {DEFAULT_PING_SECS})"),
+                ));
+            }
+        }
         if let Some(name) = &self.cloud.token_env
             && (name.is_empty() || name.contains('='))
         {
@@ -342,6 +368,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// How often the bridge pings the cloud.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs(self.cloud.ping_interval_secs.max(1))
+    }
+
+    /// How long after a ping without any frame the connection counts as dead.
+    pub fn pong_timeout(&self) -> Duration {
+        Duration::from_secs(self.cloud.pong_timeout_secs.max(1))
     }
 
     /// The default card wait.
@@ -457,6 +493,8 @@ file = "key"
         assert_eq!(c.state.dir, PathBuf::from(DEFAULT_STATE_DIR));
         assert!(c.encoders.auto_pcsc);
         assert_eq!(c.card_wait(), Duration::from_secs(30));
+        assert_eq!(c.ping_interval(), Duration::from_secs(20));
+        assert_eq!(c.pong_timeout(), Duration::from_secs(20));
         assert!(matches!(
             c.reader_policy("Any Reader 00 00"),
             ReaderPolicy::Drive {
@@ -478,6 +516,19 @@ file = "key"
         let e = Config::parse(&MINIMAL.replace("wss://", "ws://")).expect_err("insecure");
         assert_eq!(e.key, "cloud.url");
         assert!(e.to_string().contains("allow_insecure"));
+        let zero = MINIMAL.replace(
+            "[[site_keys.key]]",
+            "ping_interval_secs = 0\n[[site_keys.key]]",
+        );
+        let e = Config::parse(&zero).expect_err("zero ping interval");
+        assert_eq!(e.key, "cloud.ping_interval_secs");
+        let short = MINIMAL.replace(
+            "[[site_keys.key]]",
+            "ping_interval_secs = 1\npong_timeout_secs = 2\n[[site_keys.key]]",
+        );
+        let c = Config::parse(&short).expect("short liveness");
+        assert_eq!(c.ping_interval(), Duration::from_secs(1));
+        assert_eq!(c.pong_timeout(), Duration::from_secs(2));
         let e = Config::parse(&format!("{MINIMAL}\n[encoders]\ncard_wait_secs = -1\n"))
             .expect_err("wait");
         assert_eq!(e.key, "encoders.card_wait_secs");

@@ -150,6 +150,8 @@ pub async fn run(
 
     notify::ready();
     let url = daemon.config.cloud.url.clone();
+    let ping_every = daemon.config.ping_interval();
+    let pong_deadline = daemon.config.pong_timeout();
     let mut backoff = Backoff::new(link::BACKOFF_INITIAL, link::BACKOFF_MAX);
     // The connect future lives across loop iterations: a select branch that fires meanwhile
     // must not abandon a half-open connection.
@@ -158,7 +160,7 @@ pub async fn run(
     let mut connected_at = Instant::now();
     let mut last_rx = Instant::now();
     let mut ping_sent: Option<Instant> = None;
-    let mut next_ping = Instant::now() + link::PING_EVERY;
+    let mut next_ping = Instant::now() + ping_every;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut flush_until: Option<Instant> = None;
@@ -202,7 +204,7 @@ pub async fn run(
                         connected_at = Instant::now();
                         last_rx = Instant::now();
                         ping_sent = None;
-                        next_ping = Instant::now() + link::PING_EVERY;
+                        next_ping = Instant::now() + ping_every;
                         let actions = daemon.session.connected(Instant::now());
                         daemon.perform(actions).await;
                     }
@@ -250,10 +252,13 @@ pub async fn run(
                 let actions = daemon.session.tick(now);
                 daemon.perform(actions).await;
                 if daemon.ws.is_some() {
-                    if ping_sent.is_some_and(|at| now.duration_since(at) > link::PONG_DEADLINE)
-                        && now.duration_since(last_rx) > link::PONG_DEADLINE
+                    if ping_sent.is_some_and(|at| now.duration_since(at) >= pong_deadline)
+                        && now.duration_since(last_rx) >= pong_deadline
                     {
-                        tracing::warn!("no answer to a ping within 20 s: reconnecting");
+                        tracing::warn!(
+                            pong_timeout_s = pong_deadline.as_secs(),
+                            "no answer to a ping in time: reconnecting"
+                        );
                         daemon.lost();
                         if daemon.draining.is_none() {
                         connecting = Some(Box::pin(connect_after(
@@ -263,7 +268,7 @@ pub async fn run(
                         )));
                     }
                     } else if now >= next_ping {
-                        next_ping = now + link::PING_EVERY;
+                        next_ping = now + ping_every;
                         if ping_sent.is_none() {
                             ping_sent = Some(now);
                         }

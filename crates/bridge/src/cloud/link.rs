@@ -16,10 +16,11 @@ use crate::secrets::Token;
 /// An open connection.
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-/// A websocket ping goes out this often (§1).
+/// A websocket ping goes out this often by default (§1; `cloud.ping_interval_secs`).
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 
-/// No frame within this long after a ping: the connection is dead (§1).
+/// No frame within this long after a ping: the connection is dead (§1; default of
+/// `cloud.pong_timeout_secs`).
 pub const PONG_DEADLINE: Duration = Duration::from_secs(20);
 
 /// First reconnect delay (§1).

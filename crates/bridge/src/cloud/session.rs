@@ -13,8 +13,13 @@ use super::message::{
 };
 use crate::store::{StoredAttempt, Writing};
 
-/// How often a held attempt's lease is renewed (§4).
+/// How often a held attempt's lease is renewed at most (§4): a third of the lease, so a 30 s
+/// lease is renewed every 10 s; never less often than this, never more often than
+/// [`RENEW_MIN`].
 pub const RENEW_EVERY: Duration = Duration::from_secs(10);
+
+/// The shortest renew interval (the daemon ticks once a second).
+pub const RENEW_MIN: Duration = Duration::from_secs(1);
 
 /// What the daemon must do.
 #[derive(Debug, Clone)]
@@ -54,6 +59,7 @@ pub enum Action {
 struct Running {
     encoder_id: String,
     next_renew: Instant,
+    renew_every: Duration,
     lease: Arc<AtomicI64>,
 }
 
@@ -177,6 +183,20 @@ impl Session {
         self.outbox.len()
     }
 
+    /// A third of what is left of a lease expiring at `lease_ms` (unix ms, cloud clock),
+    /// within [`RENEW_MIN`]..=[`RENEW_EVERY`].
+    fn renew_every(&self, lease_ms: i64) -> Duration {
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
+            + i128::from(self.skew.unwrap_or(0)) * 1000;
+        let left_ms = u64::try_from(i128::from(lease_ms) - now_ms).unwrap_or(0);
+        if lease_ms <= 0 || left_ms == 0 {
+            // No lease, or one our clock already sees lapsed (skew not known yet): the
+            // default pace.
+            return RENEW_EVERY;
+        }
+        Duration::from_millis(left_ms / 3).clamp(RENEW_MIN, RENEW_EVERY)
+    }
+
     fn send(&self, message: Outgoing) -> Option<Action> {
         self.connected.then_some(Action::Send(message))
     }
@@ -198,7 +218,7 @@ impl Session {
                 .map(|r| Action::Send(Outgoing::Result(r.clone()))),
         );
         for (id, running) in &mut self.running {
-            running.next_renew = now + RENEW_EVERY;
+            running.next_renew = now + running.renew_every;
             out.push(Action::Send(Outgoing::Renew {
                 action_attempt_id: id.clone(),
             }));
@@ -243,6 +263,7 @@ impl Session {
                 Running {
                     encoder_id: encoder_id.to_owned(),
                     next_renew: now + RENEW_EVERY,
+                    renew_every: RENEW_EVERY,
                     lease: Arc::new(AtomicI64::new(0)),
                 },
             );
@@ -341,26 +362,29 @@ impl Session {
             }
             Incoming::ClaimGranted(grant) => {
                 let id = grant.action_attempt_id;
-                if let Some(running) = self.running.get(&id) {
-                    running
-                        .lease
-                        .store(lease_ms(&grant.lease_expires_at), Ordering::SeqCst);
+                let lease = lease_ms(&grant.lease_expires_at);
+                let renew_every = self.renew_every(lease);
+                if let Some(running) = self.running.get_mut(&id) {
+                    running.lease.store(lease, Ordering::SeqCst);
+                    running.renew_every = renew_every;
+                    running.next_renew = running.next_renew.min(now + renew_every);
                     return Vec::new();
                 }
                 let Some(offer) = self.claiming.remove(&id) else {
                     tracing::warn!(attempt = %id, "grant for an attempt this bridge did not claim");
                     return Vec::new();
                 };
-                let lease = Arc::new(AtomicI64::new(lease_ms(&grant.lease_expires_at)));
+                let lease = Arc::new(AtomicI64::new(lease));
                 self.running.insert(
                     id.clone(),
                     Running {
                         encoder_id: offer.encoder_id.clone(),
-                        next_renew: now + RENEW_EVERY,
+                        next_renew: now + renew_every,
+                        renew_every,
                         lease: Arc::clone(&lease),
                     },
                 );
-                tracing::info!(attempt = %id, "claim granted");
+                tracing::info!(attempt = %id, renew_every_ms = renew_every.as_millis(), "claim granted");
                 vec![Action::Start {
                     offer,
                     deadline: Some(grant.deadline),
@@ -386,10 +410,11 @@ impl Session {
                 Vec::new()
             }
             Incoming::LeaseRenewed(renewed) => {
-                if let Some(running) = self.running.get(&renewed.action_attempt_id) {
-                    running
-                        .lease
-                        .store(lease_ms(&renewed.lease_expires_at), Ordering::SeqCst);
+                let lease = lease_ms(&renewed.lease_expires_at);
+                let renew_every = self.renew_every(lease);
+                if let Some(running) = self.running.get_mut(&renewed.action_attempt_id) {
+                    running.lease.store(lease, Ordering::SeqCst);
+                    running.renew_every = renew_every;
                 }
                 Vec::new()
             }
@@ -439,7 +464,7 @@ impl Session {
         let mut out = Vec::new();
         for (id, running) in &mut self.running {
             if running.next_renew <= now {
-                running.next_renew = now + RENEW_EVERY;
+                running.next_renew = now + running.renew_every;
                 out.push(Action::Send(Outgoing::Renew {
                     action_attempt_id: id.clone(),
                 }));
@@ -658,6 +683,32 @@ mod tests {
         );
         assert!(matches!(refused.as_slice(), [Action::Forget(id)] if id == "a2"));
         assert!(sent(&s.message(offer("a3", "e1"), now))[0].contains("a3"));
+    }
+
+    #[test]
+    fn the_renew_interval_is_a_third_of_the_lease() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        s.encoder_added(info("e1"), now);
+        s.connected(now);
+        s.message(offer("a1", "e1"), now);
+        let unix = time::OffsetDateTime::now_utc().unix_timestamp();
+        let start = s.message(
+            Incoming::ClaimGranted(ClaimGranted {
+                action_attempt_id: "a1".into(),
+                lease_expires_at: crate::cloud::message::from_unix(unix + 4).expect("time"),
+                deadline: crate::cloud::message::from_unix(unix + 60).expect("time"),
+            }),
+            now,
+        );
+        assert!(matches!(start.as_slice(), [Action::Start { .. }]));
+        // 3-4 s left: renewed after about a second, and again a second later.
+        assert!(s.tick(now + Duration::from_millis(500)).is_empty());
+        assert_eq!(sent(&s.tick(now + Duration::from_millis(1400))).len(), 1);
+        assert!(s.tick(now + Duration::from_millis(1500)).is_empty());
+        assert_eq!(sent(&s.tick(now + Duration::from_millis(2800))).len(), 1);
+        // A long lease is still renewed every 10 s at most.
+        assert_eq!(s.renew_every((unix + 600) * 1000), RENEW_EVERY);
     }
 
     #[test]
