@@ -445,6 +445,7 @@ impl Daemon {
                             reason: "message too big".into(),
                         }))
                         .await;
+                    drain(ws.get_mut()).await;
                 }
                 false
             }
@@ -813,6 +814,23 @@ impl Daemon {
                 detail: Some(format!("no runner for encoder {id} (reader \"{reader}\")")),
             };
             self.fail_now(&job.attempt, error);
+        }
+    }
+}
+
+/// Reads and drops what the peer is still sending (the rest of an oversized message) for a
+/// moment before the socket is dropped: closing a socket with unread data resets the
+/// connection, and the peer may then lose the close frame (1009) we just sent it. Bounded in
+/// time (1 s) and bytes (8 MiB).
+async fn drain<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) {
+    use tokio::io::AsyncReadExt as _;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut total = 0usize;
+    while total < 8 << 20 {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(n)) if n > 0 => total += n,
+            _ => break,
         }
     }
 }
