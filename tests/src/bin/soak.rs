@@ -89,6 +89,8 @@ struct Record {
     error: Option<String>,
     /// This encode was armed to tear.
     torn: bool,
+    /// ... and the card did leave the field during one of its writes.
+    tear_fired: bool,
 }
 
 struct World {
@@ -230,6 +232,7 @@ fn worker(w: &World, slot: usize, encoder: &str, seed: u64) {
             status: "pending".into(),
             error: None,
             torn: tear.is_some(),
+            tear_fired: false,
         };
         loop {
             std::thread::sleep(POLL);
@@ -244,6 +247,10 @@ fn worker(w: &World, slot: usize, encoder: &str, seed: u64) {
             if created.elapsed() > bound {
                 break;
             }
+        }
+        if tear.is_some() {
+            let log = w.dir.join(format!("card{slot}.{incarnation:04}.apdu"));
+            record.tear_fired = std::fs::read_to_string(log).is_ok_and(|t| t.contains("(torn"));
         }
         let succeeded = record.status == "success";
         lock(&w.records).push(record);
@@ -545,9 +552,10 @@ fn main() {
     }
 
     let torn = records.iter().filter(|r| r.torn).count();
-    let torn_failed = records
+    let fired = records.iter().filter(|r| r.tear_fired).count();
+    let fired_ok = records
         .iter()
-        .filter(|r| r.torn && r.status != "success")
+        .filter(|r| r.tear_fired && r.status == "success")
         .count();
     println!();
     println!(
@@ -573,7 +581,7 @@ fn main() {
         encode_records.len()
     );
     println!(
-        "  re-encodes armed to tear: {torn} ({torn_failed} did not succeed); first encodes torn: 0 (faults start after every card's first encode)"
+        "  re-encodes armed to tear: {torn}; torn mid-write: {fired} ({fired_ok} reported success: must be 0); first encodes torn: 0 (faults start after every card's first encode)"
     );
     println!(
         "  cards holding a credential whose attempt failed after it landed: {landed_despite_error}"
@@ -602,8 +610,11 @@ fn main() {
     for e in &harness {
         println!("  harness error: {e}");
     }
-    let failed =
-        !lost.is_empty() || !twice.is_empty() || !neither.is_empty() || !harness.is_empty();
+    let failed = fired_ok > 0
+        || !lost.is_empty()
+        || !twice.is_empty()
+        || !neither.is_empty()
+        || !harness.is_empty();
     if failed {
         println!("soak: FAILED (logs in {})", dir.display());
         if std::env::var_os("SOAK_DIR").is_none() {
