@@ -86,6 +86,8 @@ impl CloudDouble {
         let expected = format!("Bearer {token}");
         runtime.spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                // Small JSON messages both ways: Nagle would hold them for the peer's ACK.
+                let _ = stream.set_nodelay(true);
                 let expected = expected.clone();
                 let log = Arc::clone(&log);
                 let conn_tx = conn_tx.clone();

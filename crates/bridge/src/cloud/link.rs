@@ -88,7 +88,9 @@ pub async fn connect(url: &str, token: &Token) -> Result<(Ws, Option<String>), C
         HeaderValue::from_static(SUBPROTOCOL),
     );
     let connecting =
-        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), false, None);
+        // `true`: TCP_NODELAY. The protocol's messages are small and answer each other (claim,
+        // grant); Nagle would hold one behind the peer's delayed ACK.
+        tokio_tungstenite::connect_async_tls_with_config(request, Some(ws_config()), true, None);
     let (ws, response) = match tokio::time::timeout(Duration::from_secs(20), connecting).await {
         Err(_) => {
             return Err(ConnectError::Transport(

@@ -175,6 +175,11 @@ pub async fn run(
     let timer = tokio::spawn(expiry_timer(Arc::clone(&shared)));
     let app = api::router(Arc::clone(&shared));
     let stopping = Arc::clone(&shared);
+    // Small JSON messages both ways on the bridge websocket: without TCP_NODELAY a reply can
+    // wait for the peer's delayed ACK (40 ms).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
