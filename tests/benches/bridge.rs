@@ -447,11 +447,7 @@ fn main() {
     let (to_first, to_result, card) = daemon_overhead(&rig, dir.path());
 
     eprintln!("bench: 8 encoders: idle {idle_secs:.0} s, then throughput ...");
-    let cloud = CloudProc::start(
-        &dir.path().join("cloud.json"),
-        &dir.path().join("cloud.log"),
-        120.0,
-    );
+    let cloud = CloudProc::start_in_memory(&dir.path().join("cloud.log"), 120.0);
     let api = Api { addr: cloud.addr() };
     let readers: Vec<String> = (0..8).map(Rig::reader_name).collect();
     let cards: Vec<_> = (0..8)

@@ -34,11 +34,12 @@ fn append(path: &Path) -> std::fs::File {
         .expect("log file")
 }
 
-/// A running `encoder-sim cloud --state F` (restartable: the state file keeps everything).
+/// A running `encoder-sim cloud [--state F]` (restartable when it has a state file: the file
+/// keeps everything).
 pub struct CloudProc {
     child: Child,
     addr: SocketAddr,
-    state: PathBuf,
+    state: Option<PathBuf>,
     log: PathBuf,
     attempt_timeout: f64,
 }
@@ -47,18 +48,25 @@ impl CloudProc {
     /// Starts the simulator on 127.0.0.1 port 0, keeping its state in `state`, logging to
     /// `log`, with pending attempts expiring after `attempt_timeout` seconds.
     pub fn start(state: &Path, log: &Path, attempt_timeout: f64) -> Self {
-        let mut child = Command::new("setpriv")
+        Self::spawn(Some(state), log, attempt_timeout)
+    }
+
+    /// Starts the simulator with its state in memory only: no file is rewritten on every
+    /// change, so it does not slow down a throughput measurement (it cannot be restarted).
+    pub fn start_in_memory(log: &Path, attempt_timeout: f64) -> Self {
+        Self::spawn(None, log, attempt_timeout)
+    }
+
+    fn spawn(state: Option<&Path>, log: &Path, attempt_timeout: f64) -> Self {
+        let mut command = Command::new("setpriv");
+        command
             .args(["--pdeathsig", "KILL"])
             .arg(binary("encoder-sim"))
-            .args([
-                "cloud",
-                "--listen",
-                "127.0.0.1:0",
-                "--token",
-                TOKEN,
-                "--state",
-            ])
-            .arg(state)
+            .args(["cloud", "--listen", "127.0.0.1:0", "--token", TOKEN]);
+        if let Some(state) = state {
+            command.arg("--state").arg(state);
+        }
+        let mut child = command
             .arg("--attempt-timeout")
             .arg(attempt_timeout.to_string())
             .stdin(Stdio::null())
@@ -80,7 +88,7 @@ impl CloudProc {
         Self {
             child,
             addr,
-            state: state.to_owned(),
+            state: state.map(Path::to_owned),
             log: log.to_owned(),
             attempt_timeout,
         }
@@ -99,9 +107,17 @@ impl CloudProc {
     /// Stops it (SIGKILL, as a crash, or SIGTERM) and starts it again from its state file, on a
     /// new port.
     pub fn restart(&mut self, crash: bool, pause: Duration) {
+        assert!(
+            self.state.is_some(),
+            "an in-memory simulator cannot be restarted"
+        );
         self.stop(crash);
         std::thread::sleep(pause);
-        *self = Self::start(&self.state.clone(), &self.log.clone(), self.attempt_timeout);
+        *self = Self::spawn(
+            self.state.clone().as_deref(),
+            &self.log.clone(),
+            self.attempt_timeout,
+        );
     }
 
     /// Stops it.

@@ -124,11 +124,24 @@ impl Encoder for PcscEncoder {
                 pcsc::Protocols::ANY,
             )
             .map_err(|e| self.error("SCardConnect", e))?;
-        let atr = card
-            .status2_owned()
-            .map_err(|e| self.error("SCardStatus", e))?
-            .atr()
-            .to_vec();
+        // `status2_owned` asks for the sizes, then for the data: when the reader or card
+        // changes in between (pcscd restarting, a card swapped) the second call finds the
+        // buffers too small. Ask once more; if it still fails, the card changed under us.
+        let status = match card.status2_owned() {
+            Err(pcsc::Error::InsufficientBuffer) => card.status2_owned(),
+            other => other,
+        };
+        let atr = match status {
+            Ok(status) => status.atr().to_vec(),
+            Err(pcsc::Error::InsufficientBuffer) => {
+                return Err(HalError::new(
+                    ErrorKind::CardReset,
+                    "SCardStatus: the card or reader changed while it was read",
+                )
+                .on_reader(&self.name));
+            }
+            Err(e) => return Err(self.error("SCardStatus", e)),
+        };
         let mut session = PcscSession {
             card,
             reader: self.name.clone(),
