@@ -478,3 +478,60 @@ fn tear_at_every_write_of_encode_and_reencode() {
     );
     assert!(total > 100);
 }
+
+/// Two re-encodes torn one after the other, at every pair of writes and tear modes: the card
+/// must still read as a credential someone wrote (the first, or one of the two new ones), never
+/// as damaged. The first tear can leave the newest-looking slot with a valid header and a
+/// broken body; the second re-encode must then rewrite that slot, not the one still holding the
+/// card's credential (the soak found this: two torn re-encodes in a row left a card unreadable).
+#[test]
+fn two_torn_reencodes_in_a_row_leave_a_credential_someone_wrote() {
+    let site = site();
+    let modes = [TearMode::Lost, TearMode::Half, TearMode::Landed];
+    let first = realistic(8);
+    let second = realistic_next(8);
+    let mut third = realistic(0);
+    third.credential_id = "5c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f".into();
+    third.card_number = "4009613814".into();
+    let mut probe = InProcessCard::new(CardType::Classic1k, &UID);
+    encode_fresh(&mut probe, &site, &first).expect("probe encode");
+    let before = probe.writes();
+    encode_fresh(&mut probe, &site, &second).expect("probe re-encode");
+    let writes = probe.writes() - before;
+    let mut cases = 0usize;
+    for n1 in 0..writes {
+        for m1 in modes {
+            for n2 in 0..writes {
+                for m2 in modes {
+                    let what = format!("tear 1 at N={n1} {m1}, tear 2 at N={n2} {m2}");
+                    let mut card = InProcessCard::new(CardType::Classic1k, &UID);
+                    encode_fresh(&mut card, &site, &first).expect("setup");
+                    card.insert();
+                    card.card.set_tear_after_writes(Some(n1), m1);
+                    let atr = card.atr();
+                    let _ = encode(&mut card, &atr, &site, &second);
+                    card.card.set_tear_after_writes(None, m1);
+                    card.insert();
+                    card.card.set_tear_after_writes(Some(n2), m2);
+                    let atr = card.atr();
+                    let _ = encode(&mut card, &atr, &site, &third);
+                    card.card.set_tear_after_writes(None, m2);
+                    let out = scan_fresh(&mut card, &site).unwrap_or_else(|e| {
+                        panic!("{what}: the card reads as {e} ({})", e.detail())
+                    });
+                    let on_card = out
+                        .credential
+                        .unwrap_or_else(|| panic!("{what}: no credential on the card"))
+                        .credential;
+                    assert!(
+                        on_card == first || on_card == second || on_card == third,
+                        "{what}: a credential nobody wrote: {on_card:?}"
+                    );
+                    cases += 1;
+                }
+            }
+        }
+    }
+    eprintln!("double-tear cases run: {cases}");
+    assert!(cases >= 9);
+}

@@ -199,8 +199,9 @@ struct Plan {
     sequence: u8,
     /// Known state of target sectors: keys that open them, or `Factory` (needs a trailer).
     sector_keys: Vec<(u8, SectorKeys)>,
-    /// The target's header block as read (for the diff), if any.
-    head_block: Option<Block>,
+    /// Blocks of the target slot as read from the card (for the diff): those not listed are
+    /// read before they are compared.
+    known: Vec<(u8, Block)>,
     /// Sectors whose content is unknown and must be written whole (freshly claimed).
     fresh: bool,
     first_encode: bool,
@@ -345,7 +346,7 @@ fn claim<T: Transmit + ?Sized>(
         target: 0,
         sequence: 1,
         sector_keys: claimed,
-        head_block: None,
+        known: Vec::new(),
         fresh: true,
         first_encode: true,
         verify_directory: Some((verify_key.0, verify_key.1, after)),
@@ -362,11 +363,21 @@ fn choose_slot<T: Transmit + ?Sized>(
     preferred: &CardKeys,
 ) -> Result<Plan, JobError> {
     let step = "read_slot_header";
+    // Each slot's header, then at once (the sector is still authenticated) the rest of its
+    // record: the newest record must be verified before choosing (below), and the target's
+    // blocks are the diff's "before" without reading them again.
     let mut heads = Vec::with_capacity(2);
+    let mut records: Vec<Option<Vec<u8>>> = Vec::with_capacity(2);
     for slot in 0..2 {
-        heads.push(probe::read_slot_head(
-            s, &layout, slot, site, uid, preferred,
-        )?);
+        let head = probe::read_slot_head(s, &layout, slot, site, uid, preferred)?;
+        let record = match (&head.keys, &head.block, &head.header) {
+            (SectorKeys::Ours(keys), Some(block), Ok(header)) => {
+                probe::read_record(s, &layout, slot, keys, header, block)?
+            }
+            _ => None,
+        };
+        heads.push(head);
+        records.push(record);
     }
     if heads.iter().any(|h| matches!(h.keys, SectorKeys::Locked)) {
         return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
@@ -383,11 +394,32 @@ fn choose_slot<T: Transmit + ?Sized>(
             .and_then(|h| h.header.as_ref().ok())
             .map(|h| h.sequence)
     };
-    let (target, sequence) = match (seq(0), seq(1)) {
-        (Some(a), Some(b)) if format::is_newer(a, b) => (1, a.wrapping_add(1)),
-        (Some(a), None) => (1, a.wrapping_add(1)),
-        (_, Some(b)) => (0, b.wrapping_add(1)),
-        (None, None) => (0, 1),
+    let (newest, sequence) = match (seq(0), seq(1)) {
+        (Some(a), Some(b)) if format::is_newer(a, b) => (Some(0), a.wrapping_add(1)),
+        (Some(a), None) => (Some(0), a.wrapping_add(1)),
+        (_, Some(b)) => (Some(1), b.wrapping_add(1)),
+        (None, None) => (None, 1),
+    };
+    // Normally the other slot is overwritten, keeping the newest record intact. But a header
+    // says nothing of the blocks after it: when an earlier re-encode was torn after its header
+    // landed, the newest-looking slot holds no valid record and the older slot holds the
+    // card's credential. Overwriting that one would leave, at the next tear, no valid record at
+    // all; so verify the newest record and, when it does not verify, rewrite that slot
+    // instead (with a sequence number above both).
+    let valid = |slot: usize| {
+        let keys = heads.get(slot).and_then(|h| match &h.keys {
+            SectorKeys::Ours(keys) => Some(keys),
+            _ => None,
+        });
+        match (records.get(slot).and_then(Option::as_ref), keys) {
+            (Some(bytes), Some(keys)) => format::decode_record(bytes, uid, keys).is_ok(),
+            _ => false,
+        }
+    };
+    let target = match newest {
+        Some(slot) if valid(slot) => 1 - slot,
+        Some(slot) => slot,
+        None => 0,
     };
     // The card's keys: those that opened a slot, else the preferred ones.
     let card_keys = heads
@@ -398,6 +430,23 @@ fn choose_slot<T: Transmit + ?Sized>(
         })
         .unwrap_or_else(|| preferred.clone());
     let head = heads.get(target);
+    let known: Vec<(u8, Block)> = match (records.get(target).and_then(Option::as_ref), head) {
+        (Some(bytes), _) => layout
+            .slot_blocks(target)
+            .into_iter()
+            .zip(
+                bytes
+                    .chunks_exact(16)
+                    .filter_map(|c| Block::try_from(c).ok()),
+            )
+            .collect(),
+        (None, Some(h)) => h
+            .block
+            .iter()
+            .filter_map(|b| layout.slot_blocks(target).first().map(|first| (*first, *b)))
+            .collect(),
+        (None, None) => Vec::new(),
+    };
     let head_sector = layout.slot_sectors(target).first().copied().unwrap_or(0);
     let head_keys = head.map_or(SectorKeys::Locked, |h| h.keys.clone());
     let fresh = matches!(head_keys, SectorKeys::Factory);
@@ -405,7 +454,7 @@ fn choose_slot<T: Transmit + ?Sized>(
         target,
         sequence,
         sector_keys: vec![(head_sector, head_keys)],
-        head_block: head.and_then(|h| h.block),
+        known,
         fresh,
         first_encode: false,
         verify_directory: None,
@@ -444,9 +493,9 @@ fn write_record<T: Transmit + ?Sized>(
     let written = format::decode_record(&record.concat(), uid, &keys)
         .map_err(|e| s.fail(Uncategorized::InvalidCredential, step, None, e.to_string()))?;
     let blocks = plan.layout.slot_blocks(plan.target);
-    let Some(first) = blocks.first().copied() else {
+    if blocks.is_empty() {
         return Err(s.fail(Uncategorized::LayoutCorrupt, step, None, "empty slot"));
-    };
+    }
     let items: Vec<(u8, Block)> = blocks.into_iter().zip(record).collect();
     let mut sectors: Vec<u8> = items.iter().map(|(b, _)| geometry::sector_of(*b)).collect();
     sectors.dedup();
@@ -485,8 +534,8 @@ fn write_record<T: Transmit + ?Sized>(
         {
             let old = if fresh {
                 None
-            } else if *block == first && plan.head_block.is_some() {
-                plan.head_block
+            } else if let Some((_, known)) = plan.known.iter().find(|(b, _)| b == block) {
+                Some(*known)
             } else {
                 Some(s.read(*block, "diff_record")?)
             };
