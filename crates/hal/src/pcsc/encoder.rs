@@ -11,9 +11,7 @@ use crate::error::{ErrorKind, HalError};
 
 use super::context::ContextSlot;
 use super::errors::hal_error;
-
-/// `FF CA 00 00 00`: get the UID of the card in the field (PC/SC Part 3, reference/cards.md §4).
-const GET_UID: [u8; 5] = [0xFF, 0xCA, 0x00, 0x00, 0x00];
+use super::uid::{GET_UID, uid_from_reply};
 
 /// A PC/SC reader, driven from one thread with a context of its own.
 pub struct PcscEncoder {
@@ -152,19 +150,7 @@ impl Encoder for PcscEncoder {
             },
         };
         let reply = session.exchange(&GET_UID)?;
-        match reply.split_last_chunk::<2>() {
-            Some((uid, [0x90, 0x00])) if !uid.is_empty() => session.info.uid = uid.to_vec(),
-            _ => {
-                return Err(HalError::new(
-                    ErrorKind::Protocol,
-                    format!(
-                        "reader refused FF CA (get UID): {}",
-                        crate::encoder::hex(&reply)
-                    ),
-                )
-                .on_reader(&self.name));
-            }
-        }
+        session.info.uid = uid_from_reply(&reply).map_err(|e| e.on_reader(&self.name))?;
         Ok(Box::new(session))
     }
 

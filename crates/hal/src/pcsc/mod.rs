@@ -9,6 +9,7 @@ mod encoder;
 mod errors;
 mod monitor;
 mod snapshot;
+mod uid;
 
 pub use encoder::{PcscEncoder, PcscSession};
 pub use monitor::{ReaderEvent, ReaderMonitor};

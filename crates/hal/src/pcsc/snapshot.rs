@@ -6,6 +6,7 @@ use crate::encoder::CardInfo;
 use crate::error::{ErrorKind, HalError};
 
 use super::errors::hal_error;
+use super::uid::{GET_UID, uid_from_reply};
 
 /// What a reader is doing right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,16 +115,7 @@ fn read_uid(ctx: &pcsc::Context, reader: &std::ffi::CStr) -> Result<Vec<u8>, Hal
         .map_err(|e| hal_error("SCardConnect", e))?;
     let mut buffer = [0u8; 64];
     let reply = card
-        .transmit(&[0xFF, 0xCA, 0x00, 0x00, 0x00], &mut buffer)
+        .transmit(&GET_UID, &mut buffer)
         .map_err(|e| hal_error("SCardTransmit", e))?;
-    match reply.split_last_chunk::<2>() {
-        Some((uid, [0x90, 0x00])) if !uid.is_empty() => Ok(uid.to_vec()),
-        _ => Err(HalError::new(
-            ErrorKind::Protocol,
-            format!(
-                "reader refused FF CA (get UID): {}",
-                crate::encoder::hex(reply)
-            ),
-        )),
-    }
+    uid_from_reply(reply)
 }
