@@ -578,55 +578,52 @@ impl Core {
 
     /// `claim`: grant to exactly one bridge, or refuse.
     pub fn claim(&mut self, now: Millis, bridge_id: &str, attempt_id: &str) {
-        let Some(index) = self.index(attempt_id) else {
-            self.refused(bridge_id, attempt_id, "unknown_attempt");
-            return;
-        };
-        if let Some(reason) = self.claim_obstacle(now, bridge_id, index) {
-            self.refused(bridge_id, attempt_id, reason);
-            return;
+        if let Some((lease, deadline)) = self.lease_to(now, bridge_id, attempt_id) {
+            let grant = json!({
+                "type": "claim_granted",
+                "action_attempt_id": attempt_id,
+                "lease_expires_at": format_time(lease),
+                "deadline": format_time(deadline),
+            });
+            self.send(bridge_id, &grant);
         }
-        let lease = now.saturating_add(self.timing.lease_ms);
-        let Some(attempt) = self.state.attempts.get_mut(index) else {
-            return;
-        };
-        attempt.claim = Some(Claim {
-            bridge_id: bridge_id.to_owned(),
-            lease_expires_at: lease,
-        });
-        let grant = json!({
-            "type": "claim_granted",
-            "action_attempt_id": attempt_id,
-            "lease_expires_at": format_time(lease),
-            "deadline": format_time(attempt.expires_at),
-        });
-        self.dirty = true;
-        self.send(bridge_id, &grant);
     }
 
     /// `renew`: extend the holder's lease (a lapsed lease nobody else took is taken again).
     pub fn renew(&mut self, now: Millis, bridge_id: &str, attempt_id: &str) {
+        if let Some((lease, _)) = self.lease_to(now, bridge_id, attempt_id) {
+            self.send(
+                bridge_id,
+                &json!({"type": "lease_renewed", "action_attempt_id": attempt_id, "lease_expires_at": format_time(lease)}),
+            );
+        }
+    }
+
+    /// Gives `bridge_id` a fresh lease on the attempt, or sends the refusal (`claim_refused`)
+    /// and returns `None`. On success: the lease's end and the attempt's deadline.
+    fn lease_to(
+        &mut self,
+        now: Millis,
+        bridge_id: &str,
+        attempt_id: &str,
+    ) -> Option<(Millis, Millis)> {
         let Some(index) = self.index(attempt_id) else {
             self.refused(bridge_id, attempt_id, "unknown_attempt");
-            return;
+            return None;
         };
         if let Some(reason) = self.claim_obstacle(now, bridge_id, index) {
             self.refused(bridge_id, attempt_id, reason);
-            return;
+            return None;
         }
         let lease = now.saturating_add(self.timing.lease_ms);
-        let Some(attempt) = self.state.attempts.get_mut(index) else {
-            return;
-        };
+        let attempt = self.state.attempts.get_mut(index)?;
         attempt.claim = Some(Claim {
             bridge_id: bridge_id.to_owned(),
             lease_expires_at: lease,
         });
+        let deadline = attempt.expires_at;
         self.dirty = true;
-        self.send(
-            bridge_id,
-            &json!({"type": "lease_renewed", "action_attempt_id": attempt_id, "lease_expires_at": format_time(lease)}),
-        );
+        Some((lease, deadline))
     }
 
     fn index(&self, attempt_id: &str) -> Option<usize> {
