@@ -435,7 +435,7 @@ fn result(job: &Job, encoder_id: &str, outcome: Result<Value, ResultError>) -> O
 }
 
 fn hex(bytes: &[u8]) -> String {
-    encoder_hal::hex(bytes).replace(' ', "")
+    encoder_protocol::hex::encode(bytes)
 }
 
 /// The card number the cloud gave, or the decimal of the UID's last four bytes.

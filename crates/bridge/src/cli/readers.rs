@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use encoder_hal::ErrorKind;
 use encoder_hal::pcsc::{ReaderSnapshot, ReaderState, snapshot};
-use encoder_hal::{ErrorKind, hex};
+use encoder_protocol::hex::encode as compact;
 use serde_json::json;
 
 /// Options of `readers`.
@@ -116,8 +117,8 @@ fn reader_json(reader: &ReaderSnapshot) -> serde_json::Value {
         "state": reader.state.name(),
         "card": reader.card.as_ref().map(|card| json!({
             "type": card_type(&card.atr),
-            "atr": hex(&card.atr).replace(' ', ""),
-            "uid": if card.uid.is_empty() { None } else { Some(hex(&card.uid).replace(' ', "")) },
+            "atr": compact(&card.atr),
+            "uid": if card.uid.is_empty() { None } else { Some(compact(&card.uid)) },
         })),
         "error": reader.error.as_ref().map(error_json),
     })
@@ -139,7 +140,7 @@ fn reader_line(reader: &ReaderSnapshot) -> String {
     if let Some(card) = &reader.card {
         let _ = write!(line, " {:<12}", card_type(&card.atr));
         if !card.uid.is_empty() {
-            let _ = write!(line, " uid {}", hex(&card.uid).replace(' ', ""));
+            let _ = write!(line, " uid {}", compact(&card.uid));
         }
     }
     if let Some(e) = &reader.error {
