@@ -13,12 +13,12 @@ fn main() {
     let mut over = false;
     for access in [0usize, 8] {
         let mut card = InProcessCard::new(CardType::Classic1k, &[0x04, 0xA1, 0xB2, 0xC3]);
-        let atr = card.atr();
-        let blank = encode(&mut card, &atr, &site, &realistic(access)).expect("encode");
+        let info = card.info();
+        let blank = encode(&mut card, &info, &site, &realistic(access)).expect("encode");
         card.insert();
-        let reencode = encode(&mut card, &atr, &site, &realistic_next(access)).expect("re-encode");
+        let reencode = encode(&mut card, &info, &site, &realistic_next(access)).expect("re-encode");
         card.insert();
-        let scanned = scan(&mut card, &atr, &site).expect("scan");
+        let scanned = scan(&mut card, &info, &site).expect("scan");
         let counts = [blank.apdu_count, reencode.apdu_count, scanned.apdu_count];
         println!("realistic credential, card number 4009613812, access data {access} bytes:");
         for ((job, budget), count) in BUDGETS.iter().zip(counts) {

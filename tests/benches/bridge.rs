@@ -117,7 +117,7 @@ fn run_job(
     job: usize,
     session: &mut dyn encoder_hal::CardSession,
 ) -> (usize, usize, usize, Duration) {
-    let atr = session.info().atr.clone();
+    let info = session.info().clone();
     let site = site();
     let mut counting = Counting {
         inner: session,
@@ -127,9 +127,9 @@ fn run_job(
     };
     let t = Instant::now();
     let ok = match job {
-        0 => encode(&mut counting, &atr, &site, &realistic(8)).map(|_| ()),
-        1 => encode(&mut counting, &atr, &site, &realistic_next(8)).map(|_| ()),
-        _ => scan(&mut counting, &atr, &site).map(|_| ()),
+        0 => encode(&mut counting, &info, &site, &realistic(8)).map(|_| ()),
+        1 => encode(&mut counting, &info, &site, &realistic_next(8)).map(|_| ()),
+        _ => scan(&mut counting, &info, &site).map(|_| ()),
     };
     let took = t.elapsed();
     ok.unwrap_or_else(|e| panic!("{}: {e}", JOBS[job]));

@@ -90,12 +90,12 @@ fn main() {
         assert!(enc.wait_for_card(STARTUP).expect("wait"));
         for (i, job) in ["encode blank", "re-encode", "scan"].iter().enumerate() {
             let mut s = enc.open_session().expect("session");
-            let atr = s.info().atr.clone();
+            let info = s.info().clone();
             let t = Instant::now();
             let count = match i {
-                0 => encode(&mut *s, &atr, &site, &realistic(8)).map(|o| o.apdu_count),
-                1 => encode(&mut *s, &atr, &site, &realistic_next(8)).map(|o| o.apdu_count),
-                _ => scan(&mut *s, &atr, &site).map(|o| o.apdu_count),
+                0 => encode(&mut *s, &info, &site, &realistic(8)).map(|o| o.apdu_count),
+                1 => encode(&mut *s, &info, &site, &realistic_next(8)).map(|o| o.apdu_count),
+                _ => scan(&mut *s, &info, &site).map(|o| o.apdu_count),
             }
             .unwrap_or_else(|e| panic!("{job}: {e}"));
             times[i].push(t.elapsed());

@@ -53,6 +53,17 @@ impl InProcessCard {
         self.card.atr()
     }
 
+    /// What a PC/SC reader's hal hands a job for this card: its UID (read once with `FF CA`
+    /// when the card is opened) and the ATR.
+    pub fn info(&self) -> encoder_protocol::card::CardInfo {
+        encoder_protocol::card::CardInfo::new(
+            self.card.uid().to_vec(),
+            Some(self.card.atr()),
+            None,
+            None,
+        )
+    }
+
     /// The memory image.
     pub fn image(&self) -> Vec<u8> {
         self.card.image()

@@ -606,7 +606,8 @@ fn restart_after_a_crash_while_writing_verifies_and_never_rewrites() {
             panic!("offer")
         };
         let offer: AttemptAvailable = offer;
-        store.put_claimed(&offer, None).expect("claimed");
+        let text = serde_json::to_string(&offer).expect("json");
+        store.put_claimed(&id, &text, None).expect("claimed");
         store
             .mark_writing(
                 &id,

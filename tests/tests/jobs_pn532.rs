@@ -27,15 +27,15 @@ fn run_encode(
 ) -> Result<EncodeOutcome, JobError> {
     assert!(encoder.wait_for_card(WAIT).expect("wait"), "no card");
     let mut session = encoder.open_session().expect("session");
-    let atr = session.info().atr.clone();
-    encode(&mut *session, &atr, &site(), credential)
+    let info = session.info().clone();
+    encode(&mut *session, &info, &site(), credential)
 }
 
 fn run_scan(encoder: &mut Pn532Encoder) -> Result<ScanOutcome, JobError> {
     assert!(encoder.wait_for_card(WAIT).expect("wait"), "no card");
     let mut session = encoder.open_session().expect("session");
-    let atr = session.info().atr.clone();
-    scan(&mut *session, &atr, &site())
+    let info = session.info().clone();
+    scan(&mut *session, &info, &site())
 }
 
 #[test]

@@ -23,8 +23,8 @@ const BUDGET_SCAN: usize = 12;
 
 fn scan_fresh(card: &mut InProcessCard, site: &SiteKeys) -> Result<ScanOutcome, JobError> {
     card.insert();
-    let atr = card.atr();
-    scan(card, &atr, site)
+    let info = card.info();
+    scan(card, &info, site)
 }
 
 fn encode_fresh(
@@ -33,8 +33,8 @@ fn encode_fresh(
     credential: &Credential,
 ) -> Result<encoder_protocol::job::EncodeOutcome, JobError> {
     card.insert();
-    let atr = card.atr();
-    encode(card, &atr, site, credential)
+    let info = card.info();
+    encode(card, &info, site, credential)
 }
 
 fn scanned_credential(card: &mut InProcessCard, site: &SiteKeys) -> Credential {
@@ -437,8 +437,8 @@ fn tear_at_every_write_of_encode_and_reencode() {
                         let new = if phase == "blank" { &first } else { &second };
                         card.insert();
                         card.card.set_tear_after_writes(Some(n), mode);
-                        let atr = card.atr();
-                        match encode(&mut card, &atr, &site, new) {
+                        let info = card.info();
+                        match encode(&mut card, &info, &site, new) {
                             Ok(out) => {
                                 assert!(n >= writes, "{what}: success despite the tear");
                                 assert_eq!(out.written.credential, *new);
@@ -508,13 +508,13 @@ fn two_torn_reencodes_in_a_row_leave_a_credential_someone_wrote() {
                     encode_fresh(&mut card, &site, &first).expect("setup");
                     card.insert();
                     card.card.set_tear_after_writes(Some(n1), m1);
-                    let atr = card.atr();
-                    let _ = encode(&mut card, &atr, &site, &second);
+                    let info = card.info();
+                    let _ = encode(&mut card, &info, &site, &second);
                     card.card.set_tear_after_writes(None, m1);
                     card.insert();
                     card.card.set_tear_after_writes(Some(n2), m2);
-                    let atr = card.atr();
-                    let _ = encode(&mut card, &atr, &site, &third);
+                    let info = card.info();
+                    let _ = encode(&mut card, &info, &site, &third);
                     card.card.set_tear_after_writes(None, m2);
                     let out = scan_fresh(&mut card, &site).unwrap_or_else(|e| {
                         panic!("{what}: the card reads as {e} ({})", e.detail())

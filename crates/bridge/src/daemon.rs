@@ -22,18 +22,18 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use crate::cloud::link::{self, ConnectError, Ws};
 use crate::cloud::message::{
-    self, AttemptAvailable, EncoderInfo, Outgoing, ParseError, ProtocolError, ResultError,
-    ResultMsg,
+    self, AttemptAvailable, EncoderInfo, Outgoing, ParseError, ProtocolError,
 };
 use crate::cloud::session::{Action, Session};
+use crate::cloud::translate;
 use crate::config::Config;
 use crate::discovery::{self, Wanted};
+use crate::job::{CardJob, JobReport};
 use crate::notify;
-use crate::runner::{
-    EncoderState, Finished, Job, JobKind, Outcome, PROBE_EVERY, Probe, Runner, RunnerSpec,
-};
+use crate::runner::{EncoderState, Finished, PROBE_EVERY, Probe, Runner, RunnerSpec};
 use crate::secrets::{self, Token};
 use crate::store::{Phase, Store, StoreError};
+use encoder_protocol::cloud_error::{CloudError, ErrorType, SubCode};
 
 /// How long a graceful stop lets a card operation in flight finish.
 pub const FINISH_BOUND: Duration = Duration::from_secs(15);
@@ -113,9 +113,17 @@ pub async fn run(
         draining: None,
         unprobed: std::collections::HashSet::new(),
     };
+    let loaded = store.load()?;
+    for damaged in &loaded.damaged {
+        tracing::error!(
+            table = damaged.table,
+            key = %damaged.key,
+            "{damaged}; it is left in place (see `encoder-bridge doctor`)"
+        );
+    }
     let actions = daemon
         .session
-        .restore(store.outbox()?, store.attempts()?, Instant::now());
+        .restore(loaded.outbox, loaded.attempts, Instant::now());
     daemon.perform(actions).await;
     // The encoders' state before `hello`: pcscd's readers as it lists them now, each PN532
     // as its runner's first probe finds it (bounded by SETTLE_BOUND; later changes follow as
@@ -508,17 +516,26 @@ impl Daemon {
         match event {
             Event::Runner(finished) => {
                 let finished = *finished;
-                let result = match finished.outcome {
-                    Outcome::Result(r) => Some(r),
-                    Outcome::Cancelled => None,
-                };
+                let result = translate::result_message(
+                    &finished.attempt_id,
+                    &finished.encoder_id,
+                    finished.action,
+                    &finished.report,
+                );
                 if let Some(r) = &result {
                     tracing::info!(
                         attempt = %r.action_attempt_id,
                         status = %r.status,
-                        error = r.error.as_ref().map_or("", |e| e.kind.as_str()),
+                        error = finished.report.error().map_or("", |e| e.kind.name()),
                         "attempt finished"
                     );
+                    // Durable before it is sent (docs/cloud-protocol.md §5).
+                    let text = serde_json::to_string(r).unwrap_or_default();
+                    if let Err(e) = self.store.finish(&r.action_attempt_id, &text) {
+                        // Report it anyway: at most once still holds (the phase `writing`
+                        // is stored).
+                        tracing::error!(attempt = %r.action_attempt_id, "{e}");
+                    }
                 }
                 let actions = self.session.finished(
                     &finished.attempt_id,
@@ -664,38 +681,27 @@ impl Daemon {
     }
 
     fn job(
-        offer: AttemptAvailable,
-        kind: JobKind,
+        offer: &AttemptAvailable,
+        writing: Option<crate::store::Writing>,
         deadline: Option<&str>,
         lease: Arc<AtomicI64>,
-    ) -> Job {
+    ) -> CardJob {
         let deadline = system_time(deadline).or_else(|| system_time(offer.expires_at.as_deref()));
-        Job {
-            attempt: offer,
-            kind,
-            deadline,
-            lease,
-        }
+        translate::card_job(offer, writing, deadline, lease)
     }
 
-    /// Reports a result the runner could not produce (no runner, store failure).
-    fn fail_now(&mut self, offer: &AttemptAvailable, error: ResultError) {
-        let result = ResultMsg {
-            action_attempt_id: offer.action_attempt_id.clone(),
-            action_type: offer.action_type,
-            encoder_id: offer.encoder_id.clone(),
-            status: "error".into(),
-            finished_at: message::now_rfc3339(),
-            result: None,
-            error: Some(error),
-        };
-        if let Err(e) = self.store.finish(&result) {
-            tracing::error!("{e}");
-        }
+    /// Reports a result no runner could produce (no runner, store failure).
+    fn fail_now(&mut self, offer: &AttemptAvailable, error: CloudError) {
+        self.finish_without_runner(offer, JobReport::now(Err(error)));
+    }
+
+    /// Hands `report` for `offer` to the event loop as a runner would.
+    fn finish_without_runner(&mut self, offer: &AttemptAvailable, report: JobReport) {
         let _ = self.events.send(Event::Runner(Box::new(Finished {
             attempt_id: offer.action_attempt_id.clone(),
             encoder_id: offer.encoder_id.clone(),
-            outcome: Outcome::Result(result),
+            action: translate::action_kind(offer.action_type),
+            report,
         })));
     }
 
@@ -715,46 +721,41 @@ impl Daemon {
                 deadline,
                 lease,
             } => {
-                let phase = match self.store.put_claimed(&offer, deadline.as_deref()) {
+                let offer_json = serde_json::to_string(&offer).unwrap_or_default();
+                let phase = match self.store.put_claimed(
+                    &offer.action_attempt_id,
+                    &offer_json,
+                    deadline.as_deref(),
+                ) {
                     Ok(p) => p,
                     Err(e) => {
                         tracing::error!("{e}");
-                        let error = ResultError {
-                            kind: "uncategorized_error".into(),
-                            message: "The bridge cannot record its work. Try again later.".into(),
-                            sub_code: Some("state_store_failed".into()),
-                            detail: Some(e.to_string()),
-                        };
+                        let error = CloudError::new(
+                            ErrorType::UncategorizedError,
+                            SubCode::StateStoreFailed,
+                            "The bridge cannot record its work. Try again later.",
+                            e.to_string(),
+                        );
                         self.fail_now(&offer, error);
                         return;
                     }
                 };
-                let kind = match phase {
-                    Phase::Claimed => JobKind::Run,
-                    Phase::Writing => {
-                        let writing = self
-                            .store
-                            .attempt(&offer.action_attempt_id)
-                            .ok()
-                            .flatten()
-                            .and_then(|a| a.writing);
-                        match writing {
-                            Some(w) => JobKind::Verify(w),
-                            None => JobKind::Run,
-                        }
-                    }
+                let writing = match phase {
+                    Phase::Claimed => None,
+                    Phase::Writing => self
+                        .store
+                        .attempt(&offer.action_attempt_id)
+                        .ok()
+                        .flatten()
+                        .and_then(|a| a.writing),
                     Phase::Done | Phase::Acknowledged => {
                         // Already finished: never run twice; the outbox has the result.
-                        let _ = self.events.send(Event::Runner(Box::new(Finished {
-                            attempt_id: offer.action_attempt_id.clone(),
-                            encoder_id: offer.encoder_id.clone(),
-                            outcome: Outcome::Cancelled,
-                        })));
+                        self.finish_without_runner(&offer, JobReport::Cancelled);
                         return;
                     }
                 };
-                let job = Self::job(offer.clone(), kind, deadline.as_deref(), lease);
-                self.dispatch(job);
+                let job = Self::job(&offer, writing, deadline.as_deref(), lease);
+                self.dispatch(&offer, job);
             }
             Action::Verify { attempt, writing } => {
                 tracing::warn!(
@@ -763,12 +764,12 @@ impl Daemon {
                     "an encode was cut off by a restart while writing: verifying the card, never rewriting"
                 );
                 let job = Self::job(
-                    attempt.offer,
-                    JobKind::Verify(writing),
+                    &attempt.offer,
+                    Some(writing),
                     None,
                     Arc::new(AtomicI64::new(0)),
                 );
-                self.dispatch(job);
+                self.dispatch(&attempt.offer, job);
             }
             Action::Cancel {
                 attempt_id,
@@ -795,26 +796,22 @@ impl Daemon {
         }
     }
 
-    fn dispatch(&mut self, job: Job) {
-        let encoder = self.encoders.get(&job.attempt.encoder_id);
-        let job = match encoder.and_then(|e| e.runner.as_ref()) {
-            Some(runner) => match runner.run(job) {
-                Ok(()) => return,
-                Err(job) => *job,
-            },
-            None => job,
-        };
+    fn dispatch(&mut self, offer: &AttemptAvailable, job: CardJob) {
+        let encoder = self.encoders.get(&offer.encoder_id);
+        if let Some(runner) = encoder.and_then(|e| e.runner.as_ref())
+            && runner.run(job).is_ok()
         {
-            let reader = encoder.map_or_else(String::new, |e| e.wanted.reader.clone());
-            let id = encoder.map_or_else(String::new, |e| e.id.clone());
-            let error = ResultError {
-                kind: "encoder_not_online".into(),
-                message: "The encoder is not connected.".into(),
-                sub_code: Some("reader_unavailable".into()),
-                detail: Some(format!("no runner for encoder {id} (reader \"{reader}\")")),
-            };
-            self.fail_now(&job.attempt, error);
+            return;
         }
+        let reader = encoder.map_or_else(String::new, |e| e.wanted.reader.clone());
+        let id = encoder.map_or_else(String::new, |e| e.id.clone());
+        let error = CloudError::new(
+            ErrorType::EncoderNotOnline,
+            SubCode::ReaderUnavailable,
+            "The encoder is not connected.",
+            format!("no runner for encoder {id} (reader \"{reader}\")"),
+        );
+        self.fail_now(offer, error);
     }
 }
 

@@ -14,12 +14,17 @@
 
 #![forbid(unsafe_code)]
 
+mod apdu_guard;
+pub mod card_job;
 pub mod cli;
 pub mod cloud;
 pub mod config;
 pub mod daemon;
 pub mod discovery;
+pub mod job;
 pub mod notify;
 pub mod runner;
 pub mod secrets;
 pub mod store;
+#[cfg(test)]
+mod test_support;

@@ -1,11 +1,18 @@
 //! Durable state in redb (an embedded ACID store; every commit is fsynced).
 //!
 //! Tables:
+//! - `meta`: `schema` → the version of this layout ([`SCHEMA`]); a store written by a newer
+//!   version is refused, never misread;
 //! - `identity`: `bridge_id`, and `encoder:<kind>:<reader>` → encoder id, so a reader keeps its
 //!   id across restarts;
-//! - `attempts`: attempt id → [`StoredAttempt`] (JSON): the offer, the phase, what is being
-//!   written;
-//! - `outbox`: attempt id → the `result` message (JSON), until the cloud acknowledges it.
+//! - `attempts`: attempt id → [`StoredAttempt`] (JSON): the phase, what is being written, and
+//!   the offer as the cloud sent it, kept opaque (the cloud module reads it back);
+//! - `outbox`: attempt id → the `result` message, opaque JSON text, until the cloud
+//!   acknowledges it.
+//!
+//! The store knows no wire type: what it keeps of the cloud's messages is text the cloud
+//! module wrote and reads. A row that cannot be decoded is reported with its key
+//! ([`Loaded::damaged`]), never skipped in silence.
 //!
 //! The phases give the at-most-once rule of docs/cloud-protocol.md §5: `claimed` is stored
 //! before the card is touched, `writing` before the first card write, `done` together with the
@@ -18,12 +25,16 @@ use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-use crate::cloud::message::{AttemptAvailable, ResultMsg};
-
+const META: TableDefinition<'_, &str, &str> = TableDefinition::new("meta");
 const IDENTITY: TableDefinition<'_, &str, &str> = TableDefinition::new("identity");
 const ATTEMPTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("attempts");
 const OUTBOX: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("outbox");
+
+/// The layout version this software writes and reads. Layout 1 has no `meta` row (it is
+/// the layout of the first release, which wrote none).
+pub const SCHEMA: u32 = 1;
 
 /// File name of the store inside the state directory.
 pub const FILE_NAME: &str = "state.redb";
@@ -64,10 +75,10 @@ pub struct Writing {
 }
 
 /// An attempt as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredAttempt {
-    /// The offer as the cloud sent it.
-    pub offer: AttemptAvailable,
+    /// The offer as the cloud sent it (JSON), opaque to the store.
+    pub offer: Box<RawValue>,
     /// Where it is.
     pub phase: Phase,
     /// The attempt's deadline (RFC 3339), from the grant.
@@ -76,6 +87,38 @@ pub struct StoredAttempt {
     pub writing: Option<Writing>,
     /// Unix seconds of the last change.
     pub updated_at: i64,
+}
+
+/// A row that cannot be decoded: reported (log, `doctor`), never skipped in silence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DamagedRow {
+    /// The table.
+    pub table: &'static str,
+    /// The row's key (an attempt id).
+    pub key: String,
+    /// Why it cannot be decoded.
+    pub error: String,
+}
+
+impl std::fmt::Display for DamagedRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "state row {}/{} cannot be decoded: {}",
+            self.table, self.key, self.error
+        )
+    }
+}
+
+/// What the store holds, as loaded at start.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Every attempt, by id.
+    pub attempts: Vec<(String, StoredAttempt)>,
+    /// Every unacknowledged result: attempt id and message text.
+    pub outbox: Vec<(String, String)>,
+    /// Rows that could not be decoded.
+    pub damaged: Vec<DamagedRow>,
 }
 
 /// The store.
@@ -109,12 +152,24 @@ impl Store {
             ))
         })?;
         let store = Self { db, path };
-        store.write(|txn| {
+        let found = store.write(|txn| {
+            let mut meta = txn.open_table(META)?;
+            let found = meta.get("schema")?.map(|v| v.value().to_owned());
+            if found.is_none() {
+                meta.insert("schema", SCHEMA.to_string().as_str())?;
+            }
             txn.open_table(IDENTITY)?;
             txn.open_table(ATTEMPTS)?;
             txn.open_table(OUTBOX)?;
-            Ok(())
+            Ok(found)
         })?;
+        if let Some(found) = found
+            && found.parse::<u32>().map_or(true, |v| v > SCHEMA)
+        {
+            return Err(store.error(format!(
+                "written by a newer encoder-bridge (state layout {found}; this version reads {SCHEMA}) (fix: install that version again, or move the state directory away to start afresh, which loses unacknowledged results)"
+            )));
+        }
         store.prune()?;
         Ok(store)
     }
@@ -159,58 +214,86 @@ impl Store {
         self.id_for(&format!("encoder:{kind}:{reader}"))
     }
 
-    /// The stored attempt `id`.
+    /// The stored attempt `id`; a row that cannot be decoded is an error naming it.
     pub fn attempt(&self, id: &str) -> Result<Option<StoredAttempt>, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
-        Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
+        value
+            .map(|v| decode(id, v.value()).map_err(|d| self.error(d)))
+            .transpose()
     }
 
-    /// Every stored attempt.
-    pub fn attempts(&self) -> Result<Vec<StoredAttempt>, StoreError> {
+    /// Everything kept for a start: attempts, the outbox, and the rows that cannot be decoded.
+    pub fn load(&self) -> Result<Loaded, StoreError> {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let mut loaded = Loaded::default();
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.error(e))? {
-            let (_, value) = row.map_err(|e| self.error(e))?;
-            if let Ok(attempt) = serde_json::from_slice(value.value()) {
-                out.push(attempt);
+            let (key, value) = row.map_err(|e| self.error(e))?;
+            let key = key.value().to_owned();
+            match decode(&key, value.value()) {
+                Ok(attempt) => loaded.attempts.push((key, attempt)),
+                Err(damaged) => loaded.damaged.push(damaged),
             }
         }
-        Ok(out)
+        let table = txn.open_table(OUTBOX).map_err(|e| self.error(e))?;
+        for row in table.iter().map_err(|e| self.error(e))? {
+            let (key, value) = row.map_err(|e| self.error(e))?;
+            let key = key.value().to_owned();
+            match std::str::from_utf8(value.value()) {
+                Ok(text) => loaded.outbox.push((key, text.to_owned())),
+                Err(e) => loaded.damaged.push(DamagedRow {
+                    table: "outbox",
+                    key,
+                    error: e.to_string(),
+                }),
+            }
+        }
+        Ok(loaded)
     }
 
-    fn put(txn: &redb::WriteTransaction, attempt: &StoredAttempt) -> Result<(), redb::Error> {
+    fn put(
+        txn: &redb::WriteTransaction,
+        id: &str,
+        attempt: &StoredAttempt,
+    ) -> Result<(), redb::Error> {
         let mut table = txn.open_table(ATTEMPTS)?;
-        let bytes = serde_json::to_vec(attempt).unwrap_or_default();
-        table.insert(attempt.offer.action_attempt_id.as_str(), bytes.as_slice())?;
+        let bytes =
+            serde_json::to_vec(attempt).map_err(|e| redb::Error::Corrupted(e.to_string()))?;
+        table.insert(id, bytes.as_slice())?;
         Ok(())
     }
 
     fn get(txn: &redb::WriteTransaction, id: &str) -> Result<Option<StoredAttempt>, redb::Error> {
         let table = txn.open_table(ATTEMPTS)?;
         let value = table.get(id)?;
-        Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
+        value
+            .map(|v| decode(id, v.value()).map_err(|d| redb::Error::Corrupted(d.to_string())))
+            .transpose()
     }
 
-    /// Stores a granted attempt as `claimed`, unless it is already further along; returns the
-    /// phase it is in afterwards.
+    /// Stores a granted attempt `id` as `claimed` with the offer's text, unless it is already
+    /// further along; returns the phase it is in afterwards.
     pub fn put_claimed(
         &self,
-        offer: &AttemptAvailable,
+        id: &str,
+        offer_json: &str,
         deadline: Option<&str>,
     ) -> Result<Phase, StoreError> {
+        let offer = RawValue::from_string(offer_json.to_owned())
+            .map_err(|e| self.error(format!("the offer of {id} is not JSON: {e}")))?;
         self.write(|txn| {
-            if let Some(existing) = Self::get(txn, &offer.action_attempt_id)?
+            if let Some(existing) = Self::get(txn, id)?
                 && existing.phase != Phase::Claimed
             {
                 return Ok(existing.phase);
             }
             Self::put(
                 txn,
+                id,
                 &StoredAttempt {
-                    offer: offer.clone(),
+                    offer,
                     phase: Phase::Claimed,
                     deadline: deadline.map(str::to_owned),
                     writing: None,
@@ -221,29 +304,36 @@ impl Store {
         })
     }
 
-    /// Moves `id` to `writing` (before the first card write).
+    /// Moves `id` to `writing` (before the first card write). An attempt that was never
+    /// stored as `claimed` is an error: a card must not be written for an attempt the store
+    /// does not know, or a restart could not tell that it was written.
     pub fn mark_writing(&self, id: &str, writing: Writing) -> Result<(), StoreError> {
-        self.write(|txn| {
-            if let Some(mut attempt) = Self::get(txn, id)? {
-                attempt.phase = Phase::Writing;
-                attempt.writing = Some(writing);
-                attempt.updated_at = now();
-                Self::put(txn, &attempt)?;
-            }
+        let found = self.write(|txn| {
+            let Some(mut attempt) = Self::get(txn, id)? else {
+                return Ok(false);
+            };
+            attempt.phase = Phase::Writing;
+            attempt.writing = Some(writing);
+            attempt.updated_at = now();
+            Self::put(txn, id, &attempt)?;
+            Ok(true)
+        })?;
+        if found {
             Ok(())
-        })
+        } else {
+            Err(self.error(format!("attempt {id} is not stored as claimed")))
+        }
     }
 
-    /// Stores the result in the outbox and marks the attempt `done`, in one transaction.
-    pub fn finish(&self, result: &ResultMsg) -> Result<(), StoreError> {
+    /// Stores the result message (`message`, the text to send) of attempt `id` in the outbox
+    /// and marks the attempt `done`, in one transaction.
+    pub fn finish(&self, id: &str, message: &str) -> Result<(), StoreError> {
         self.write(|txn| {
-            let bytes = serde_json::to_vec(result).unwrap_or_default();
-            txn.open_table(OUTBOX)?
-                .insert(result.action_attempt_id.as_str(), bytes.as_slice())?;
-            if let Some(mut attempt) = Self::get(txn, &result.action_attempt_id)? {
+            txn.open_table(OUTBOX)?.insert(id, message.as_bytes())?;
+            if let Some(mut attempt) = Self::get(txn, id)? {
                 attempt.phase = Phase::Done;
                 attempt.updated_at = now();
-                Self::put(txn, &attempt)?;
+                Self::put(txn, id, &attempt)?;
             }
             Ok(())
         })
@@ -256,7 +346,7 @@ impl Store {
             if let Some(mut attempt) = Self::get(txn, id)? {
                 attempt.phase = Phase::Acknowledged;
                 attempt.updated_at = now();
-                Self::put(txn, &attempt)?;
+                Self::put(txn, id, &attempt)?;
             }
             Ok(())
         })
@@ -273,28 +363,15 @@ impl Store {
         })
     }
 
-    /// Every result not yet acknowledged.
-    pub fn outbox(&self) -> Result<Vec<ResultMsg>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
-        let table = txn.open_table(OUTBOX).map_err(|e| self.error(e))?;
-        let mut out = Vec::new();
-        for row in table.iter().map_err(|e| self.error(e))? {
-            let (_, value) = row.map_err(|e| self.error(e))?;
-            if let Ok(result) = serde_json::from_slice(value.value()) {
-                out.push(result);
-            }
-        }
-        Ok(out)
-    }
-
     fn prune(&self) -> Result<(), StoreError> {
         let old: Vec<String> = self
-            .attempts()?
+            .load()?
+            .attempts
             .into_iter()
-            .filter(|a| {
+            .filter(|(_, a)| {
                 a.phase == Phase::Acknowledged && now() - a.updated_at > KEEP_ACKNOWLEDGED_SECS
             })
-            .map(|a| a.offer.action_attempt_id)
+            .map(|(id, _)| id)
             .collect();
         if old.is_empty() {
             return Ok(());
@@ -309,6 +386,14 @@ impl Store {
     }
 }
 
+fn decode(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
+    serde_json::from_slice(bytes).map_err(|e| DamagedRow {
+        table: "attempts",
+        key: key.to_owned(),
+        error: e.to_string(),
+    })
+}
+
 #[cfg(test)]
 #[allow(
     clippy::unwrap_used,
@@ -318,30 +403,10 @@ impl Store {
 )]
 mod tests {
     use super::*;
-    use crate::cloud::message::ActionType;
 
-    fn offer(id: &str) -> AttemptAvailable {
-        AttemptAvailable {
-            action_attempt_id: id.into(),
-            action_type: ActionType::Scan,
-            encoder_id: "e".into(),
-            created_at: None,
-            expires_at: None,
-            credential: None,
-        }
-    }
-
-    fn result(id: &str) -> ResultMsg {
-        ResultMsg {
-            action_attempt_id: id.into(),
-            action_type: ActionType::Scan,
-            encoder_id: "e".into(),
-            status: "success".into(),
-            finished_at: "2024-12-01T15:00:00.000Z".into(),
-            result: Some(serde_json::json!({})),
-            error: None,
-        }
-    }
+    const OFFER: &str =
+        r#"{"action_attempt_id":"a","action_type":"SCAN_CREDENTIAL","encoder_id":"e"}"#;
+    const RESULT: &str = r#"{"type":"result","action_attempt_id":"a","status":"success"}"#;
 
     #[test]
     fn ids_survive_a_reopen_and_phases_never_go_back() {
@@ -352,7 +417,7 @@ mod tests {
             let encoder = store.encoder_id("pcsc", "R 00").expect("id");
             assert_ne!(encoder, store.encoder_id("pcsc", "R 01").expect("id"));
             assert_eq!(
-                store.put_claimed(&offer("a"), None).expect("claim"),
+                store.put_claimed("a", OFFER, None).expect("claim"),
                 Phase::Claimed
             );
             store
@@ -370,24 +435,105 @@ mod tests {
         assert_eq!(store.bridge_id().expect("id"), bridge);
         assert_eq!(store.encoder_id("pcsc", "R 00").expect("id"), encoder);
         assert_eq!(
-            store.put_claimed(&offer("a"), None).expect("claim"),
+            store.put_claimed("a", OFFER, None).expect("claim"),
             Phase::Writing
         );
-        store.finish(&result("a")).expect("finish");
-        assert_eq!(store.outbox().expect("outbox").len(), 1);
+        let kept = store.attempt("a").expect("get").expect("there");
+        assert_eq!(kept.offer.get(), OFFER, "the offer is kept as sent");
+        store.finish("a", RESULT).expect("finish");
+        assert_eq!(
+            store.load().expect("load").outbox,
+            vec![("a".to_owned(), RESULT.to_owned())]
+        );
         store.forget("a").expect("forget keeps a finished attempt");
         assert_eq!(
             store.attempt("a").expect("get").map(|a| a.phase),
             Some(Phase::Done)
         );
         store.acknowledge("a").expect("ack");
-        assert!(store.outbox().expect("outbox").is_empty());
+        assert!(store.load().expect("load").outbox.is_empty());
         assert_eq!(
             store.attempt("a").expect("get").map(|a| a.phase),
             Some(Phase::Acknowledged)
         );
-        store.put_claimed(&offer("b"), None).expect("claim");
+        store.put_claimed("b", OFFER, None).expect("claim");
         store.forget("b").expect("forget");
         assert!(store.attempt("b").expect("get").is_none());
+    }
+
+    #[test]
+    fn writing_an_attempt_that_was_never_claimed_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let writing = Writing {
+            uid: "01020304".into(),
+            card_number: "1".into(),
+        };
+        let e = store.mark_writing("nobody", writing).expect_err("unknown");
+        assert!(e.to_string().contains("nobody"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_row_is_reported_with_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.put_claimed("good", OFFER, None).expect("claim");
+        store
+            .write(|txn| {
+                txn.open_table(ATTEMPTS)?
+                    .insert("bad", b"{not json".as_slice())?;
+                Ok(())
+            })
+            .expect("raw write");
+        let loaded = store.load().expect("load");
+        assert_eq!(loaded.attempts.len(), 1);
+        assert_eq!(loaded.damaged.len(), 1);
+        assert_eq!(loaded.damaged[0].key, "bad");
+        assert!(loaded.damaged[0].to_string().contains("attempts/bad"));
+        assert!(store.attempt("bad").is_err(), "never read as absent");
+        assert!(
+            store.put_claimed("bad", OFFER, None).is_err(),
+            "never overwritten"
+        );
+    }
+
+    #[test]
+    fn a_store_of_a_newer_version_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .write(|txn| {
+                    txn.open_table(META)?.insert("schema", "99")?;
+                    Ok(())
+                })
+                .expect("raw write");
+        }
+        let e = Store::open(dir.path()).expect_err("newer");
+        let text = e.to_string();
+        assert!(text.contains("newer") && text.contains("99"), "{text}");
+    }
+
+    #[test]
+    fn rows_of_the_first_release_still_read() {
+        // The first release wrote no meta row and this very JSON.
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .write(|txn| {
+                    txn.open_table(META)?.remove("schema")?;
+                    let old = format!(
+                        r#"{{"offer":{OFFER},"phase":"writing","deadline":null,"writing":{{"uid":"01020304","card_number":"7"}},"updated_at":1}}"#
+                    );
+                    txn.open_table(ATTEMPTS)?.insert("a", old.as_bytes())?;
+                    Ok(())
+                })
+                .expect("raw write");
+        }
+        let store = Store::open(dir.path()).expect("open");
+        let a = store.attempt("a").expect("get").expect("there");
+        assert_eq!(a.phase, Phase::Writing);
+        assert_eq!(a.writing.map(|w| w.card_number).as_deref(), Some("7"));
     }
 }

@@ -8,9 +8,9 @@
 //! block, and pcsc-lite wants one context per thread, reference/cards.md §6); other threads
 //! interrupt a blocked wait through the [`Canceller`] the encoder hands out.
 
-use std::fmt;
 use std::time::Duration;
 
+pub use encoder_protocol::card::CardInfo;
 use encoder_protocol::transmit::Transmit;
 
 use crate::cancel::Canceller;
@@ -32,29 +32,6 @@ impl EncoderKind {
             Self::Pcsc => "pcsc",
             Self::Pn532 => "pn532",
         }
-    }
-}
-
-/// What the reader knows of the card in its field.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CardInfo {
-    /// Answer to reset as the reader reports it (PC/SC Part 3 synthesises one for storage cards).
-    pub atr: Vec<u8>,
-    /// The card's UID, from `FF CA 00 00 00`.
-    pub uid: Vec<u8>,
-    /// The SAK (select acknowledge), where the reader gives it. PC/SC readers of the
-    /// ACR122U kind do not (the protocol crate reads it from the ATR where a reader encodes it
-    /// there); the PN532 backend does.
-    pub sak: Option<u8>,
-}
-
-impl fmt::Debug for CardInfo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CardInfo")
-            .field("atr", &hex(&self.atr))
-            .field("uid", &hex(&self.uid))
-            .field("sak", &self.sak)
-            .finish()
     }
 }
 

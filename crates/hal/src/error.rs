@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use encoder_protocol::cloud_error::{CloudError, ErrorType, SubCode};
 use encoder_protocol::transmit::{TransmitError, TransmitErrorKind};
 
 /// What went wrong, independent of the transport that reported it.
@@ -41,20 +42,41 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The stable sub-code of this kind (its name is the kind's stable name).
+    pub fn sub_code(self) -> SubCode {
+        match self {
+            Self::CardRemoved => SubCode::CardRemoved,
+            Self::CardReset => SubCode::CardReset,
+            Self::NoCard => SubCode::NoCard,
+            Self::Busy => SubCode::ReaderBusy,
+            Self::Timeout => SubCode::Timeout,
+            Self::NoService => SubCode::NoService,
+            Self::ReaderUnavailable => SubCode::ReaderUnavailable,
+            Self::Permission => SubCode::PermissionDenied,
+            Self::Cancelled => SubCode::Cancelled,
+            Self::Protocol => SubCode::ProtocolError,
+            Self::Other => SubCode::Other,
+        }
+    }
+
     /// Stable machine name of this kind.
     pub fn name(self) -> &'static str {
+        self.sub_code().name()
+    }
+
+    /// The cloud's error type for a failure of this kind outside a card operation (waiting for
+    /// the card, opening it): a card that left is `no_card_on_encoder`, a reader that is gone
+    /// `encoder_not_online`, a silent one `encoder_communication_timeout`.
+    pub fn error_type(self) -> ErrorType {
         match self {
-            Self::CardRemoved => "card_removed",
-            Self::CardReset => "card_reset",
-            Self::NoCard => "no_card",
-            Self::Busy => "reader_busy",
-            Self::Timeout => "timeout",
-            Self::NoService => "no_service",
-            Self::ReaderUnavailable => "reader_unavailable",
-            Self::Permission => "permission_denied",
-            Self::Cancelled => "cancelled",
-            Self::Protocol => "protocol_error",
-            Self::Other => "other",
+            Self::CardRemoved | Self::CardReset | Self::NoCard => ErrorType::NoCardOnEncoder,
+            Self::NoService | Self::ReaderUnavailable | Self::Permission => {
+                ErrorType::EncoderNotOnline
+            }
+            Self::Timeout => ErrorType::EncoderCommunicationTimeout,
+            Self::Busy | Self::Cancelled | Self::Protocol | Self::Other => {
+                ErrorType::UncategorizedError
+            }
         }
     }
 
@@ -147,6 +169,29 @@ impl HalError {
     /// A one-line hint a person can act on.
     pub fn hint(&self) -> &'static str {
         self.kind.hint()
+    }
+
+    /// This failure as the cloud is told of it, when it happened at `step` (e.g. "waiting for
+    /// a card") outside a card operation.
+    pub fn cloud_error(&self, step: &str) -> CloudError {
+        let message = match self.kind.error_type() {
+            ErrorType::NoCardOnEncoder => {
+                "The card left the encoder before it could be read. Place it again and keep it there."
+            }
+            ErrorType::EncoderNotOnline => "The encoder is not connected.",
+            ErrorType::EncoderCommunicationTimeout => "The encoder stopped responding.",
+            _ => "The encoder reported an error. Try again.",
+        };
+        let reader = self.reader.as_deref().unwrap_or("?");
+        CloudError::new(
+            self.kind.error_type(),
+            self.kind.sub_code(),
+            message,
+            format!(
+                "{step} on reader \"{reader}\": {}: {}",
+                self.kind, self.detail
+            ),
+        )
     }
 }
 

@@ -204,6 +204,63 @@ pub fn type_from_atr(atr: &[u8]) -> Option<CardType> {
     }
 }
 
+/// What the reader knows of the card in its field, read once when the hal opens the card
+/// (design.md, "The boundaries"): jobs take it and never ask the card for its UID again.
+///
+/// PC/SC readers give an ATR (synthesised by the reader for storage cards, docs/reference/
+/// pcsc-part3.md) and the UID from `FF CA`; the PN532 gives UID, SAK and, for ISO 14443-4
+/// cards, the ATS, straight from the chip's `InListPassiveTarget` answer, and no ATR.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CardInfo {
+    /// The card's UID (4, 7 or 10 bytes on a sound card; jobs check the length).
+    pub uid: Vec<u8>,
+    /// The answer to reset as a PC/SC reader reports it; `None` where there is none (PN532).
+    pub atr: Option<Vec<u8>>,
+    /// The SAK, where the reader gives it (PN532; PC/SC readers of the ACR122U kind do not).
+    pub sak: Option<u8>,
+    /// The ATS of an ISO 14443-4 card, where the reader gives it.
+    pub ats: Option<Vec<u8>>,
+    /// The identification of ATR and SAK, made once in [`CardInfo::new`].
+    pub identification: Identification,
+}
+
+impl CardInfo {
+    /// Identifies the card from what the reader gave (see [`identify_detailed`]).
+    pub fn new(uid: Vec<u8>, atr: Option<Vec<u8>>, sak: Option<u8>, ats: Option<Vec<u8>>) -> Self {
+        let identification = identify_detailed(atr.as_deref().unwrap_or_default(), sak);
+        Self {
+            uid,
+            atr,
+            sak,
+            ats,
+            identification,
+        }
+    }
+
+    /// The card type decided by [`identify_detailed`].
+    pub fn card_type(&self) -> CardType {
+        self.identification.card_type
+    }
+
+    /// `true` when the ATR or the SAK said what the card is (an unidentifiable card is
+    /// treated as a possible MIFARE Classic 1K and probed, docs/card-format.md §2).
+    pub fn is_identified(&self) -> bool {
+        self.identification.from_atr.is_some() || self.identification.from_sak.is_some()
+    }
+}
+
+impl std::fmt::Debug for CardInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CardInfo")
+            .field("uid", &crate::hex::encode(&self.uid))
+            .field("atr", &self.atr.as_deref().map(crate::hex::encode))
+            .field("sak", &self.sak)
+            .field("ats", &self.ats.as_deref().map(crate::hex::encode))
+            .field("card_type", &self.card_type().name())
+            .finish_non_exhaustive()
+    }
+}
+
 /// The full result of identification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Identification {

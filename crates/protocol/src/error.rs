@@ -1,5 +1,5 @@
 //! Job errors, mapped to the cloud's stable error types (design.md, "Errors that reach the
-//! cloud"; reference/cloud.md).
+//! cloud"; docs/cloud-protocol.md §3). The names themselves live in [`crate::cloud_error`].
 //!
 //! [`JobError::name`] is the cloud's error type; `Display` is a sentence for a person at a
 //! front desk; [`JobError::detail`] is for engineers (step, block, status word, APDU count).
@@ -8,6 +8,7 @@
 use std::fmt;
 
 use crate::card::CardType;
+use crate::cloud_error::{CloudError, ErrorType, SubCode};
 use crate::status::StatusWord;
 
 /// Where in a job something happened, for engineers.
@@ -59,15 +60,20 @@ pub enum Incompatibility {
 }
 
 impl Incompatibility {
-    /// Stable sub-code.
-    pub fn code(self) -> &'static str {
+    /// The stable sub-code.
+    pub fn sub_code(self) -> SubCode {
         match self {
-            Self::NotMifareClassic(_) => "not_mifare_classic",
-            Self::NoRoom => "no_free_sectors",
-            Self::SectorsLocked => "sectors_locked",
-            Self::DirectoryLocked => "directory_locked",
-            Self::UnknownFormat => "unknown_format_version",
+            Self::NotMifareClassic(_) => SubCode::NotMifareClassic,
+            Self::NoRoom => SubCode::NoFreeSectors,
+            Self::SectorsLocked => SubCode::SectorsLocked,
+            Self::DirectoryLocked => SubCode::DirectoryLocked,
+            Self::UnknownFormat => SubCode::UnknownFormatVersion,
         }
+    }
+
+    /// Its stable name.
+    pub fn code(self) -> &'static str {
+        self.sub_code().name()
     }
 }
 
@@ -98,20 +104,25 @@ pub enum Uncategorized {
 }
 
 impl Uncategorized {
-    /// Stable sub-code.
-    pub fn code(self) -> &'static str {
+    /// The stable sub-code.
+    pub fn sub_code(self) -> SubCode {
         match self {
-            Self::ReadBackMismatch => "read_back_mismatch",
-            Self::CardPayloadCorrupt => "card_payload_corrupt",
-            Self::DirectoryCorrupt => "directory_corrupt",
-            Self::LayoutCorrupt => "layout_corrupt",
-            Self::CommandRejected => "command_rejected",
-            Self::UnexpectedResponse => "unexpected_response",
-            Self::UidUnavailable => "uid_unavailable",
-            Self::InvalidCredential => "invalid_credential",
-            Self::TransmitFailed => "transmit_failed",
-            Self::KeyError => "key_error",
+            Self::ReadBackMismatch => SubCode::ReadBackMismatch,
+            Self::CardPayloadCorrupt => SubCode::CardPayloadCorrupt,
+            Self::DirectoryCorrupt => SubCode::DirectoryCorrupt,
+            Self::LayoutCorrupt => SubCode::LayoutCorrupt,
+            Self::CommandRejected => SubCode::CommandRejected,
+            Self::UnexpectedResponse => SubCode::UnexpectedResponse,
+            Self::UidUnavailable => SubCode::UidUnavailable,
+            Self::InvalidCredential => SubCode::InvalidCredential,
+            Self::TransmitFailed => SubCode::TransmitFailed,
+            Self::KeyError => SubCode::KeyError,
         }
+    }
+
+    /// Its stable name.
+    pub fn code(self) -> &'static str {
+        self.sub_code().name()
     }
 
     fn message(self) -> &'static str {
@@ -187,25 +198,45 @@ fn incompatible_message(reason: Incompatibility) -> &'static str {
 }
 
 impl JobError {
-    /// The cloud's stable error type.
-    pub fn name(&self) -> &'static str {
+    /// The cloud's error type.
+    pub fn error_type(&self) -> ErrorType {
         match self {
-            Self::NoCard(_) => "no_card_on_encoder",
-            Self::Incompatible { .. } => "incompatible_card_format",
-            Self::EncodingInterrupted(_) => "encoding_interrupted",
-            Self::EncoderNotOnline(_) => "encoder_not_online",
-            Self::CommunicationTimeout(_) => "encoder_communication_timeout",
-            Self::Uncategorized { .. } => "uncategorized_error",
+            Self::NoCard(_) => ErrorType::NoCardOnEncoder,
+            Self::Incompatible { .. } => ErrorType::IncompatibleCardFormat,
+            Self::EncodingInterrupted(_) => ErrorType::EncodingInterrupted,
+            Self::EncoderNotOnline(_) => ErrorType::EncoderNotOnline,
+            Self::CommunicationTimeout(_) => ErrorType::EncoderCommunicationTimeout,
+            Self::Uncategorized { .. } => ErrorType::UncategorizedError,
+        }
+    }
+
+    /// The cloud's stable error type, by name.
+    pub fn name(&self) -> &'static str {
+        self.error_type().name()
+    }
+
+    /// The stable sub-code, where the type has one.
+    pub fn sub_code_value(&self) -> Option<SubCode> {
+        match self {
+            Self::Incompatible { reason, .. } => Some(reason.sub_code()),
+            Self::Uncategorized { code, .. } => Some(code.sub_code()),
+            _ => None,
         }
     }
 
     /// A stable sub-code, where the type has one (e.g. `read_back_mismatch`).
     pub fn sub_code(&self) -> Option<&'static str> {
-        match self {
-            Self::Incompatible { reason, .. } => Some(reason.code()),
-            Self::Uncategorized { code, .. } => Some(code.code()),
-            _ => None,
-        }
+        self.sub_code_value().map(SubCode::name)
+    }
+
+    /// The error as the cloud is told of it; `reader` goes into the engineers' detail.
+    pub fn to_cloud(&self, reader: &str) -> CloudError {
+        CloudError::new(
+            self.error_type(),
+            self.sub_code_value(),
+            self.to_string(),
+            format!("{} on reader \"{reader}\"", self.detail()),
+        )
     }
 
     /// Step, block, status word and APDU count.

@@ -16,6 +16,7 @@
 
 pub mod apdu;
 pub mod card;
+pub mod cloud_error;
 pub mod error;
 pub mod format;
 pub mod hex;

@@ -79,11 +79,23 @@ impl std::error::Error for TransmitError {}
 pub trait Transmit {
     /// Sends `command` and returns the response APDU (data followed by SW1 SW2).
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError>;
+
+    /// Called by a job just before it sends its first command that writes to the card (the
+    /// jobs know; nobody has to recognise a write by its bytes). An error stops the job with
+    /// the card untouched. The bridge records the phase `writing` here (docs/cloud-protocol.md
+    /// §5); the default does nothing.
+    fn before_first_write(&mut self) -> Result<(), TransmitError> {
+        Ok(())
+    }
 }
 
 impl<T: Transmit + ?Sized> Transmit for &mut T {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
         (**self).transmit(command)
+    }
+
+    fn before_first_write(&mut self) -> Result<(), TransmitError> {
+        (**self).before_first_write()
     }
 }
 
@@ -120,5 +132,9 @@ impl<T: Transmit> Transmit for Counting<T> {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
         self.count += 1;
         self.inner.transmit(command)
+    }
+
+    fn before_first_write(&mut self) -> Result<(), TransmitError> {
+        self.inner.before_first_write()
     }
 }

@@ -343,8 +343,8 @@ fn faults(w: &World, seed: u64) -> BTreeMap<&'static str, usize> {
 fn card_holds(image: &Path, site: &SiteKeys) -> Result<Option<String>, String> {
     let bytes = std::fs::read(image).map_err(|e| format!("{}: {e}", image.display()))?;
     let mut card = InProcessCard::from_image(CardType::Classic1k, &bytes);
-    let atr = card.atr();
-    let outcome = scan(&mut card, &atr, site).map_err(|e| e.to_string())?;
+    let info = card.info();
+    let outcome = scan(&mut card, &info, site).map_err(|e| e.to_string())?;
     Ok(outcome.credential.map(|c| c.credential.credential_id))
 }
 

@@ -1,5 +1,5 @@
 //! `encoder-bridge scan` and `encoder-bridge encode`: the daemon's job code path
-//! ([`crate::runner::execute`]) run once, from the command line, without the cloud.
+//! ([`crate::card_job::execute`]) run once, from the command line, without the cloud.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,10 +9,14 @@ use std::time::Duration;
 
 use encoder_hal::EncoderKind;
 
-use crate::cloud::message::{ActionType, AttemptAvailable, OfferedCredential};
+use encoder_protocol::format::CardCredential;
+use encoder_protocol::hex;
+
+use crate::card_job::{Exec, execute};
+use crate::cloud::translate;
 use crate::config::{Config, DEFAULT_CONFIG};
 use crate::discovery::{self, Wanted};
-use crate::runner::{Exec, Job, JobKind, Outcome, execute};
+use crate::job::{CardJob, JobAction, JobReport, Success};
 
 /// Which encoder, and how to print.
 #[derive(Debug, clap::Args)]
@@ -107,25 +111,14 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
     }
 }
 
-fn go(
-    target: &Target,
-    action_type: ActionType,
-    credential: Option<OfferedCredential>,
-) -> Result<ExitCode, Box<dyn std::error::Error>> {
+fn go(target: &Target, action: JobAction) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let config = Config::load(&target.config)?;
     let site = crate::secrets::load_site_keys(&config)?;
     let wanted = pick(&config, target)?;
     let mut encoder = (discovery::factory(&wanted))();
-    let job = Job {
-        attempt: AttemptAvailable {
-            action_attempt_id: format!("local-{}", uuid::Uuid::new_v4()),
-            action_type,
-            encoder_id: "local".into(),
-            created_at: None,
-            expires_at: None,
-            credential,
-        },
-        kind: JobKind::Run,
+    let job = CardJob {
+        id: format!("local-{}", uuid::Uuid::new_v4()),
+        action,
         deadline: None,
         lease: Arc::new(AtomicI64::new(0)),
     };
@@ -137,94 +130,101 @@ fn go(
         );
     }
     let exec = Exec {
-        encoder_id: "local",
         card_wait: wanted.card_wait,
         site: &site,
         store: None,
         control: None,
     };
-    let Outcome::Result(result) = execute(encoder.as_mut(), &job, &exec) else {
+    let report = execute(encoder.as_mut(), &job, &exec);
+    let JobReport::Done { outcome, .. } = &report else {
         return Err("cancelled".into());
     };
-    let ok = result.error.is_none();
     if target.json {
-        let value = match (&result.result, &result.error) {
-            (Some(r), _) => serde_json::json!({ "status": "success", "result": r }),
-            (None, e) => serde_json::json!({ "status": "error", "error": e }),
-        };
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else if let Some(r) = &result.result {
-        print_human(r);
-    } else if let Some(e) = &result.error {
-        println!("failed: {} ({})", e.message, e.kind);
-        if let Some(sub) = &e.sub_code {
-            println!("  sub_code: {sub}");
-        }
-        if let Some(detail) = &e.detail {
-            println!("  detail:   {detail}");
+        println!("{}", translate::report_json(&report).unwrap_or_default());
+    } else {
+        match outcome {
+            Ok(success) => print_human(success),
+            Err(e) => {
+                println!("failed: {} ({})", e.message, e.kind);
+                if let Some(sub) = e.sub_code {
+                    println!("  sub_code: {sub}");
+                }
+                println!("  detail:   {}", e.detail);
+            }
         }
     }
-    Ok(if ok {
+    Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
 }
 
-fn print_human(r: &serde_json::Value) {
-    let card = &r["card"];
-    println!(
-        "card: {} uid {}{}",
-        card["type"].as_str().unwrap_or("?"),
-        card["uid"].as_str().unwrap_or("?"),
-        card["state"]
-            .as_str()
-            .map_or_else(String::new, |s| format!(" ({s})"))
-    );
-    let credential = if r.get("acs_credential_on_encoder").is_some() {
-        &r["acs_credential_on_encoder"]
-    } else {
-        r
-    };
-    if credential.is_null() {
-        println!("credential: none of ours");
-        return;
-    }
-    for key in [
-        "acs_credential_id",
-        "card_number",
-        "starts_at",
-        "ends_at",
-        "issue_counter",
-        "key_version",
-        "issued_at",
-    ] {
-        if let Some(v) = credential.get(key).filter(|v| !v.is_null()) {
-            println!(
-                "{key}: {}",
-                v.as_str().map_or_else(|| v.to_string(), str::to_owned)
-            );
+fn time_text(unix: Option<i64>) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix?).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+fn print_credential(written: &CardCredential) {
+    let c = &written.credential;
+    println!("acs_credential_id: {}", c.credential_id);
+    println!("card_number: {}", c.card_number);
+    for (key, value) in [("starts_at", c.starts_at), ("ends_at", c.ends_at)] {
+        if let Some(text) = time_text(value) {
+            println!("{key}: {text}");
         }
     }
-    if let Some(w) = r.get("written") {
-        println!("written: {w}");
+    println!("issue_counter: {}", c.issue_counter);
+    println!("key_version: {}", written.key_version);
+}
+
+fn print_human(success: &Success) {
+    match success {
+        Success::Scanned(scan) => {
+            println!(
+                "card: {} uid {} ({})",
+                scan.card_type.name(),
+                hex::encode(&scan.uid),
+                scan.state.name()
+            );
+            match &scan.credential {
+                Some(written) => print_credential(written),
+                None => println!("credential: none of ours"),
+            }
+        }
+        Success::Encoded {
+            written,
+            uid,
+            card_type,
+            first_encode,
+        } => {
+            println!("card: {} uid {}", card_type.name(), hex::encode(uid));
+            print_credential(written);
+            println!(
+                "written: format_version {} sequence {} first_encode {}",
+                written.format_version,
+                written.sequence,
+                first_encode.map_or_else(|| "unknown".to_owned(), |f| f.to_string())
+            );
+        }
     }
 }
 
 /// `scan`.
 pub(crate) fn scan(args: &ScanArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    go(&args.target, ActionType::Scan, None)
+    go(&args.target, JobAction::Scan)
 }
 
 /// `encode`.
 pub(crate) fn encode(args: &EncodeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let text = std::fs::read_to_string(&args.credential)
         .map_err(|e| format!("cannot read {}: {e}", args.credential.display()))?;
-    let credential: OfferedCredential = serde_json::from_str(&text).map_err(|e| {
+    let request = translate::encode_request_from_json(&text).map_err(|e| {
         format!(
             "{}: {e} (expected {{\"acs_credential_id\": UUID, \"card_number\": \"123\", \"starts_at\": RFC 3339, \"ends_at\": RFC 3339, \"issue_counter\": 1, \"access_data\": BASE64}})",
             args.credential.display()
         )
     })?;
-    go(&args.target, ActionType::Encode, Some(credential))
+    go(&args.target, JobAction::Encode(request))
 }

@@ -106,18 +106,14 @@ fn kind(reader: &ReaderSnapshot) -> &'static str {
     }
 }
 
-fn card_type(atr: &[u8]) -> &'static str {
-    encoder_protocol::card::identify(atr, None).name()
-}
-
 fn reader_json(reader: &ReaderSnapshot) -> serde_json::Value {
     json!({
         "name": reader.name,
         "kind": kind(reader),
         "state": reader.state.name(),
         "card": reader.card.as_ref().map(|card| json!({
-            "type": card_type(&card.atr),
-            "atr": compact(&card.atr),
+            "type": card.card_type().name(),
+            "atr": card.atr.as_deref().map(compact),
             "uid": if card.uid.is_empty() { None } else { Some(compact(&card.uid)) },
         })),
         "error": reader.error.as_ref().map(error_json),
@@ -138,7 +134,7 @@ fn reader_line(reader: &ReaderSnapshot) -> String {
     );
     // Writing to a String cannot fail.
     if let Some(card) = &reader.card {
-        let _ = write!(line, " {:<12}", card_type(&card.atr));
+        let _ = write!(line, " {:<12}", card.card_type().name());
         if !card.uid.is_empty() {
             let _ = write!(line, " uid {}", compact(&card.uid));
         }

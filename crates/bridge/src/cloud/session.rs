@@ -10,8 +10,33 @@ use std::time::{Duration, Instant};
 
 use super::message::{
     AttemptAvailable, EncoderInfo, Incoming, Outgoing, PROTOCOL_VERSION, ResultMsg, parse_time,
+    rfc3339,
 };
-use crate::store::{StoredAttempt, Writing};
+use crate::store::{Phase, StoredAttempt, Writing};
+
+/// An attempt kept across a restart, its offer read back from the store.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// The offer as the cloud sent it.
+    pub offer: AttemptAvailable,
+    /// Where it was.
+    pub phase: Phase,
+    /// What it was writing, from [`Phase::Writing`] on.
+    pub writing: Option<Writing>,
+}
+
+impl Restored {
+    /// Reads a stored attempt back; the error says why its offer cannot be read.
+    pub fn from_store(stored: &StoredAttempt) -> Result<Self, String> {
+        let offer: AttemptAvailable =
+            serde_json::from_str(stored.offer.get()).map_err(|e| e.to_string())?;
+        Ok(Self {
+            offer,
+            phase: stored.phase,
+            writing: stored.writing.clone(),
+        })
+    }
+}
 
 /// How often a held attempt's lease is renewed at most (§4): a third of the lease, so a 30 s
 /// lease is renewed every 10 s; never less often than this, never more often than
@@ -38,7 +63,7 @@ pub enum Action {
     /// Scan the card of an encode cut off by a restart, and report.
     Verify {
         /// The stored attempt.
-        attempt: Box<StoredAttempt>,
+        attempt: Box<Restored>,
         /// What it was writing.
         writing: Writing,
     },
@@ -74,7 +99,7 @@ pub struct Session {
     queue: HashMap<String, VecDeque<AttemptAvailable>>,
     claiming: HashMap<String, AttemptAvailable>,
     running: HashMap<String, Running>,
-    verifying: HashMap<String, Vec<StoredAttempt>>,
+    verifying: HashMap<String, Vec<Restored>>,
     finished: HashSet<String>,
     outbox: BTreeMap<String, ResultMsg>,
     connected: bool,
@@ -110,19 +135,38 @@ impl Session {
 
     /// Loads what the store kept across a restart: unacknowledged results, attempts that were
     /// claimed (re-claimed on connect) and attempts cut off while writing (verified).
+    ///
+    /// `outbox` holds attempt ids and result texts, `attempts` the stored attempts by id, as
+    /// [`crate::store::Store::load`] gives them. What cannot be read back is logged with its
+    /// key: a result that cannot be resent, an attempt that cannot be claimed again.
     pub fn restore(
         &mut self,
-        outbox: Vec<ResultMsg>,
-        attempts: Vec<StoredAttempt>,
+        outbox: Vec<(String, String)>,
+        attempts: Vec<(String, StoredAttempt)>,
         now: Instant,
     ) -> Vec<Action> {
-        for result in outbox {
-            self.finished.insert(result.action_attempt_id.clone());
-            self.outbox.insert(result.action_attempt_id.clone(), result);
+        for (id, text) in outbox {
+            match serde_json::from_str::<ResultMsg>(&text) {
+                Ok(result) => {
+                    self.finished.insert(id.clone());
+                    self.outbox.insert(id, result);
+                }
+                Err(e) => {
+                    self.finished.insert(id.clone());
+                    tracing::error!(attempt = %id, "the stored result cannot be read back, it is not resent: {e}");
+                }
+            }
         }
         let mut actions = Vec::new();
-        for attempt in attempts {
-            let id = attempt.offer.action_attempt_id.clone();
+        for (id, stored) in attempts {
+            let attempt = match Restored::from_store(&stored) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.finished.insert(id.clone());
+                    tracing::error!(attempt = %id, "the stored offer cannot be read back: {e}");
+                    continue;
+                }
+            };
             match attempt.phase {
                 crate::store::Phase::Claimed => {
                     let encoder = attempt.offer.encoder_id.clone();
@@ -183,15 +227,31 @@ impl Session {
         self.outbox.len()
     }
 
-    /// A third of what is left of a lease expiring at `lease_ms` (unix ms, cloud clock),
+    /// A time of the cloud's clock (unix ms) on the local clock: the cloud's times (lease,
+    /// deadline) are compared with the local clock by the runner, so they are corrected by the
+    /// skew measured at `welcome` (docs/cloud-protocol.md §4). 0 (no lease) stays 0.
+    fn local_ms(&self, cloud_ms: i64) -> i64 {
+        if cloud_ms <= 0 {
+            return cloud_ms;
+        }
+        cloud_ms.saturating_sub(self.skew.unwrap_or(0).saturating_mul(1000))
+    }
+
+    /// The grant's deadline (RFC 3339, cloud clock) on the local clock.
+    fn local_deadline(&self, cloud: &str) -> String {
+        match (parse_time(cloud), self.skew) {
+            (Some(t), Some(skew)) => rfc3339(t - time::Duration::seconds(skew)),
+            _ => cloud.to_owned(),
+        }
+    }
+
+    /// A third of what is left of a lease expiring at `lease_ms` (unix ms, local clock),
     /// within [`RENEW_MIN`]..=[`RENEW_EVERY`].
-    fn renew_every(&self, lease_ms: i64) -> Duration {
-        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
-            + i128::from(self.skew.unwrap_or(0)) * 1000;
+    fn renew_every(lease_ms: i64) -> Duration {
+        let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
         let left_ms = u64::try_from(i128::from(lease_ms) - now_ms).unwrap_or(0);
         if lease_ms <= 0 || left_ms == 0 {
-            // No lease, or one our clock already sees lapsed (skew not known yet): the
-            // default pace.
+            // No lease, or one already lapsed: the default pace.
             return RENEW_EVERY;
         }
         Duration::from_millis(left_ms / 3).clamp(RENEW_MIN, RENEW_EVERY)
@@ -362,8 +422,8 @@ impl Session {
             }
             Incoming::ClaimGranted(grant) => {
                 let id = grant.action_attempt_id;
-                let lease = lease_ms(&grant.lease_expires_at);
-                let renew_every = self.renew_every(lease);
+                let lease = self.local_ms(lease_ms(&grant.lease_expires_at));
+                let renew_every = Self::renew_every(lease);
                 if let Some(running) = self.running.get_mut(&id) {
                     running.lease.store(lease, Ordering::SeqCst);
                     running.renew_every = renew_every;
@@ -387,7 +447,7 @@ impl Session {
                 tracing::info!(attempt = %id, renew_every_ms = renew_every.as_millis(), "claim granted");
                 vec![Action::Start {
                     offer,
-                    deadline: Some(grant.deadline),
+                    deadline: Some(self.local_deadline(&grant.deadline)),
                     lease,
                 }]
             }
@@ -410,8 +470,8 @@ impl Session {
                 Vec::new()
             }
             Incoming::LeaseRenewed(renewed) => {
-                let lease = lease_ms(&renewed.lease_expires_at);
-                let renew_every = self.renew_every(lease);
+                let lease = self.local_ms(lease_ms(&renewed.lease_expires_at));
+                let renew_every = Self::renew_every(lease);
                 if let Some(running) = self.running.get_mut(&renewed.action_attempt_id) {
                     running.lease.store(lease, Ordering::SeqCst);
                     running.renew_every = renew_every;
@@ -708,7 +768,66 @@ mod tests {
         assert!(s.tick(now + Duration::from_millis(1500)).is_empty());
         assert_eq!(sent(&s.tick(now + Duration::from_millis(2800))).len(), 1);
         // A long lease is still renewed every 10 s at most.
-        assert_eq!(s.renew_every((unix + 600) * 1000), RENEW_EVERY);
+        assert_eq!(Session::renew_every((unix + 600) * 1000), RENEW_EVERY);
+    }
+
+    /// The runner compares the lease and the deadline with the local clock: a cloud whose clock
+    /// is two minutes behind must not make every granted attempt look lapsed (nor one ahead
+    /// make a lapsed lease look alive).
+    #[test]
+    fn leases_and_deadlines_are_corrected_by_the_clock_skew() {
+        use crate::cloud::message::{Welcome, from_unix};
+        for skew in [-120_i64, 0, 120] {
+            let now = Instant::now();
+            let mut s = Session::new("b".into(), "0".into());
+            s.encoder_added(info("e1"), now);
+            s.connected(now);
+            let local = time::OffsetDateTime::now_utc().unix_timestamp();
+            let cloud = local + skew;
+            s.message(
+                Incoming::Welcome(Welcome {
+                    protocol: PROTOCOL_VERSION,
+                    server_time: from_unix(cloud).expect("time"),
+                }),
+                now,
+            );
+            assert_eq!(s.skew(), Some(skew));
+            s.message(offer("a1", "e1"), now);
+            let start = s.message(
+                Incoming::ClaimGranted(ClaimGranted {
+                    action_attempt_id: "a1".into(),
+                    lease_expires_at: from_unix(cloud + 30).expect("time"),
+                    deadline: from_unix(cloud + 60).expect("time"),
+                }),
+                now,
+            );
+            let [
+                Action::Start {
+                    lease, deadline, ..
+                },
+            ] = start.as_slice()
+            else {
+                panic!("{start:?}")
+            };
+            let lease_s = lease.load(Ordering::SeqCst) / 1000;
+            assert!(
+                (local + 29..=local + 31).contains(&lease_s),
+                "skew {skew}: lease {lease_s} vs local now {local}"
+            );
+            let deadline = parse_time(deadline.as_deref().expect("deadline"))
+                .expect("time")
+                .unix_timestamp();
+            assert!(
+                (local + 59..=local + 61).contains(&deadline),
+                "skew {skew}: deadline {deadline} vs local now {local}"
+            );
+            // Renewed every third of the 30 s (times have second resolution), whatever the skew.
+            let every = s.running.get("a1").map(|r| r.renew_every).expect("running");
+            assert!(
+                (Duration::from_secs(9)..=RENEW_EVERY).contains(&every),
+                "skew {skew}: {every:?}"
+            );
+        }
     }
 
     #[test]
@@ -731,7 +850,7 @@ mod tests {
             unreachable!()
         };
         let stored = StoredAttempt {
-            offer: o,
+            offer: serde_json::value::to_raw_value(&o).expect("json"),
             phase: crate::store::Phase::Writing,
             deadline: None,
             writing: Some(Writing {
@@ -740,7 +859,17 @@ mod tests {
             }),
             updated_at: 0,
         };
-        assert!(s.restore(vec![], vec![stored], now).is_empty());
+        let unreadable = StoredAttempt {
+            offer: serde_json::value::to_raw_value(&1).expect("json"),
+            phase: crate::store::Phase::Claimed,
+            deadline: None,
+            writing: None,
+            updated_at: 0,
+        };
+        let outbox = vec![("x".to_owned(), "not a result".to_owned())];
+        let attempts = vec![("w".to_owned(), stored), ("u".to_owned(), unreadable)];
+        assert!(s.restore(outbox, attempts, now).is_empty());
+        assert_eq!(s.unacknowledged(), 0, "an unreadable result is not resent");
         let actions = s.encoder_added(info("e1"), now);
         assert!(matches!(actions.as_slice(), [Action::Verify { .. }]));
         // A re-offer of it is ignored: never run twice.

@@ -143,12 +143,9 @@ impl Encoder for PcscEncoder {
         let mut session = PcscSession {
             card,
             reader: self.name.clone(),
-            info: CardInfo {
-                atr,
-                uid: Vec::new(),
-                sak: None,
-            },
+            info: CardInfo::new(Vec::new(), Some(atr), None, None),
         };
+        // The one `FF CA` of a job: the protocol's jobs take the UID from this CardInfo.
         let reply = session.exchange(&GET_UID)?;
         session.info.uid = uid_from_reply(&reply).map_err(|e| e.on_reader(&self.name))?;
         Ok(Box::new(session))

@@ -86,11 +86,7 @@ pub fn snapshot() -> Result<Vec<ReaderSnapshot>, HalError> {
             } else {
                 ReaderState::CardPresent
             };
-            let mut info = CardInfo {
-                atr,
-                uid: Vec::new(),
-                sak: None,
-            };
+            let mut info = CardInfo::new(Vec::new(), Some(atr), None, None);
             if snap.state == ReaderState::CardPresent {
                 match read_uid(&ctx, state.name()) {
                     Ok(uid) => info.uid = uid,

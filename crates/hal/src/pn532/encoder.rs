@@ -259,11 +259,7 @@ impl Encoder for Pn532Encoder {
                 HalError::new(ErrorKind::NoCard, "no card in the field").on_reader(&self.path)
             );
         };
-        let info = CardInfo {
-            atr: atr_for(&target),
-            uid: target.uid.clone(),
-            sak: Some(target.sak),
-        };
+        let info = card_info(&target);
         Ok(Box::new(Pn532Session {
             encoder: self,
             info,
@@ -273,49 +269,6 @@ impl Encoder for Pn532Encoder {
     fn canceller(&self) -> Canceller {
         self.canceller.clone()
     }
-}
-
-/// The PC/SC Part 3 ATR an ACR122U reports for `target` (reference/cards.md §4).
-pub fn atr_for(target: &Target) -> Vec<u8> {
-    let name: Option<u16> = match target.sak {
-        0x08 | 0x28 | 0x68 | 0x88 => Some(0x0001),
-        0x18 | 0x38 => Some(0x0002),
-        0x09 => Some(0x0026),
-        0x00 => Some(0x0003),
-        _ if target.sak & 0x20 != 0 => None,
-        _ => Some(0x0000),
-    };
-    let mut atr = if let Some(name) = name {
-        let [hi, lo] = name.to_be_bytes();
-        vec![
-            0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00, 0x00, 0x03, 0x06, 0x03, hi, lo,
-            0x00, 0x00, 0x00, 0x00,
-        ]
-    } else {
-        {
-            let historical = ats_historical_bytes(&target.ats);
-            let n = u8::try_from(historical.len().min(15)).unwrap_or(15);
-            let mut atr = vec![0x3B, 0x80 | n, 0x80, 0x01];
-            atr.extend(historical.iter().take(15));
-            atr
-        }
-    };
-    let tck = atr.iter().skip(1).fold(0u8, |acc, b| acc ^ b);
-    atr.push(tck);
-    atr
-}
-
-/// The historical bytes of an ATS `TL T0 [TA] [TB] [TC] historical...`.
-fn ats_historical_bytes(ats: &[u8]) -> &[u8] {
-    let Some(&t0) = ats.get(1) else {
-        return &[];
-    };
-    let interface = [0x10u8, 0x20, 0x40]
-        .iter()
-        .filter(|bit| t0 & **bit != 0)
-        .count();
-    let end = ats.first().map_or(0, |tl| usize::from(*tl)).min(ats.len());
-    ats.get(2 + interface..end).unwrap_or_default()
 }
 
 /// An open session with the card on a PN532 encoder.
@@ -488,10 +441,19 @@ impl Drop for Pn532Session<'_> {
     }
 }
 
+/// The card as the chip reported it in `InListPassiveTarget`: UID, SAK and the ATS of an
+/// ISO 14443-4 card; no ATR, which a PN532 does not have (nothing is made up for the protocol
+/// crate to parse back).
+fn card_info(target: &Target) -> CardInfo {
+    let ats = (!target.ats.is_empty()).then(|| target.ats.clone());
+    CardInfo::new(target.uid.clone(), None, Some(target.sak), ats)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+    use encoder_protocol::card::CardType;
 
     fn target(sak: u8, uid: &[u8], ats: &[u8]) -> Target {
         Target {
@@ -504,45 +466,22 @@ mod tests {
     }
 
     #[test]
-    fn atrs_match_the_acr122u() {
-        // reference/cards.md §4 1K example.
-        assert_eq!(
-            atr_for(&target(0x08, &[1, 2, 3, 4], &[])),
-            [
-                0x3B, 0x8F, 0x80, 0x01, 0x80, 0x4F, 0x0C, 0xA0, 0x00, 0x00, 0x03, 0x06, 0x03, 0x00,
-                0x01, 0x00, 0x00, 0x00, 0x00, 0x6A
-            ]
-        );
-        let k4 = atr_for(&target(0x18, &[1, 2, 3, 4], &[]));
-        assert_eq!(&k4[13..15], &[0x00, 0x02]);
-        assert_eq!(
-            &atr_for(&target(0x09, &[1, 2, 3, 4], &[]))[13..15],
-            &[0x00, 0x26]
-        );
-        assert_eq!(
-            &atr_for(&target(0x00, &[1, 2, 3, 4, 5, 6, 7], &[]))[13..15],
-            &[0x00, 0x03]
-        );
-        for sak in [0x08, 0x18, 0x09, 0x00, 0x28, 0x38, 0x88] {
-            let atr = atr_for(&target(sak, &[1, 2, 3, 4], &[]));
-            assert_eq!(
-                atr[1..].iter().fold(0, |a, b| a ^ b),
-                0,
-                "TCK of {atr:02X?}"
-            );
+    fn card_info_is_what_the_chip_said() {
+        for (sak, card_type) in [
+            (0x08, CardType::Classic1k),
+            (0x18, CardType::Classic4k),
+            (0x09, CardType::ClassicMini),
+            (0x00, CardType::Ultralight),
+        ] {
+            let info = card_info(&target(sak, &[1, 2, 3, 4], &[]));
+            assert_eq!(info.card_type(), card_type, "SAK {sak:02X}");
+            assert_eq!(info.atr, None);
+            assert_eq!(info.ats, None);
+            assert_eq!(info.uid, [1, 2, 3, 4]);
         }
-    }
-
-    #[test]
-    fn iso14443_4_atr_carries_the_ats_historical_bytes() {
-        // DESFire ATS 06 75 77 81 02 80: T0 75 -> TA TB TC present, historical = 80.
-        let atr = atr_for(&target(
-            0x20,
-            &[1, 2, 3, 4, 5, 6, 7],
-            &[0x06, 0x75, 0x77, 0x81, 0x02, 0x80],
-        ));
-        assert_eq!(atr, [0x3B, 0x81, 0x80, 0x01, 0x80, 0x80]);
-        let atr = atr_for(&target(0x20, &[1, 2, 3, 4], &[]));
-        assert_eq!(atr, [0x3B, 0x80, 0x80, 0x01, 0x01]);
+        let ats = [0x06, 0x75, 0x77, 0x81, 0x02, 0x80];
+        let info = card_info(&target(0x20, &[1, 2, 3, 4, 5, 6, 7], &ats));
+        assert_eq!(info.card_type(), CardType::Iso14443_4);
+        assert_eq!(info.ats.as_deref(), Some(&ats[..]));
     }
 }

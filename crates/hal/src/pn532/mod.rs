@@ -14,5 +14,5 @@ mod encoder;
 pub mod frame;
 mod link;
 
-pub use encoder::{Pn532Config, Pn532Encoder, Pn532Session, atr_for};
+pub use encoder::{Pn532Config, Pn532Encoder, Pn532Session};
 pub use link::{Link, LinkConfig};

@@ -8,7 +8,7 @@
 
 use super::probe::{self, Layout, Sector0, SectorKeys};
 use super::session::Session;
-use crate::card::{self, CardType};
+use crate::card::{CardInfo, CardType};
 use crate::error::{Incompatibility, JobError, Uncategorized};
 use crate::format::{self, CardCredential, Credential, FormatError};
 use crate::keys::{CardKeys, Crypto1Key, SiteKeys};
@@ -70,14 +70,13 @@ fn fresh_mad(geometry: Geometry) -> Mad1 {
 #[allow(clippy::too_many_lines)] // one linear sequence of steps reads best in one place
 pub fn encode<T: Transmit + ?Sized>(
     tx: &mut T,
-    atr: &[u8],
+    info: &CardInfo,
     site: &SiteKeys,
     credential: &Credential,
 ) -> Result<EncodeOutcome, JobError> {
-    let from_atr = card::type_from_atr(atr);
-    let card_type = from_atr.unwrap_or(CardType::Unknown);
+    let card_type = info.card_type();
     let mut s = Session::new(tx, card_type);
-    if from_atr.is_some() && !card_type.is_mifare_classic() {
+    if info.is_identified() && !card_type.is_mifare_classic() {
         return Err(s.incompatible(
             Incompatibility::NotMifareClassic(card_type),
             "identify",
@@ -105,7 +104,7 @@ pub fn encode<T: Transmit + ?Sized>(
         ));
     }
     let geometry = card_type.geometry().unwrap_or(Geometry::CLASSIC_1K);
-    let uid = s.uid()?;
+    let uid = s.uid(info)?;
     let sector0 = probe::open_sector0(&mut s, site, &uid)?;
     let read = probe::read_mad(&mut s, &sector0)?;
     let (mut mad, fresh_directory) = match (&sector0, read) {

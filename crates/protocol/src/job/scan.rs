@@ -2,7 +2,7 @@
 
 use super::probe::{self, Layout, Sector0, SectorKeys};
 use super::session::Session;
-use crate::card::{self, CardType};
+use crate::card::{CardInfo, CardType};
 use crate::error::{Incompatibility, JobError, Uncategorized};
 use crate::format::{self, CardCredential, FormatError};
 use crate::keys::SiteKeys;
@@ -62,13 +62,12 @@ pub struct ScanOutcome {
 #[allow(clippy::too_many_lines)] // one linear sequence of steps reads best in one place
 pub fn scan<T: Transmit + ?Sized>(
     tx: &mut T,
-    atr: &[u8],
+    info: &CardInfo,
     site: &SiteKeys,
 ) -> Result<ScanOutcome, JobError> {
-    let from_atr = card::type_from_atr(atr);
-    let card_type = from_atr.unwrap_or(CardType::Unknown);
+    let card_type = info.card_type();
     let mut s = Session::new(tx, card_type);
-    let uid = s.uid()?;
+    let uid = s.uid(info)?;
     let done = |s: &Session<'_, T>, state, credential| ScanOutcome {
         uid: uid.clone(),
         card_type,
@@ -77,7 +76,7 @@ pub fn scan<T: Transmit + ?Sized>(
         apdu_count: s.apdus,
     };
     // An ATR that names a non-Classic card: do not touch it further.
-    if from_atr.is_some() && !card_type.is_mifare_classic() {
+    if info.is_identified() && !card_type.is_mifare_classic() {
         return Ok(done(&s, CardState::Unsupported, None));
     }
     let geometry = card_type.geometry().unwrap_or(Geometry::CLASSIC_1K);

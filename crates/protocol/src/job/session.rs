@@ -3,7 +3,7 @@
 //! sector authenticated once per pass, and maps every failure to a [`JobError`].
 
 use crate::apdu::{self, Command, KeySlot, Response};
-use crate::card::CardType;
+use crate::card::{CardInfo, CardType};
 use crate::error::{Detail, Incompatibility, JobError, Uncategorized};
 use crate::keys::Crypto1Key;
 use crate::mifare::Block;
@@ -112,23 +112,17 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         Ok(response)
     }
 
-    /// `FF CA`: the UID (4, 7 or 10 bytes).
-    pub(crate) fn uid(&mut self) -> Result<Vec<u8>, JobError> {
-        let step = "get_uid";
-        let response = self.send(&apdu::get_uid(), step, None)?;
-        if !response.status().is_success() {
-            return Err(self.fail(Uncategorized::UidUnavailable, step, None, "reader refused"));
-        }
-        let uid = response.data().to_vec();
-        if !crate::keys::UID_LENGTHS.contains(&uid.len()) {
+    /// The UID the hal read when it opened the card (4, 7 or 10 bytes), checked; no APDU.
+    pub(crate) fn uid(&self, info: &CardInfo) -> Result<Vec<u8>, JobError> {
+        if !crate::keys::UID_LENGTHS.contains(&info.uid.len()) {
             return Err(self.fail(
                 Uncategorized::UidUnavailable,
-                step,
+                "get_uid",
                 None,
-                format!("UID of {} bytes", uid.len()),
+                format!("UID of {} bytes", info.uid.len()),
             ));
         }
-        Ok(uid)
+        Ok(info.uid.clone())
     }
 
     fn slot_for(&mut self, key: Crypto1Key, step: &'static str) -> Result<KeySlot, JobError> {
@@ -254,6 +248,18 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         }
     }
 
+    /// Tells the transport, once per job, that the first card write comes next; from then on
+    /// a lost card is `encoding_interrupted`. A refusal leaves the card untouched.
+    fn announce_write(&mut self, step: &'static str, block: u8) -> Result<(), JobError> {
+        if !self.wrote {
+            self.tx
+                .before_first_write()
+                .map_err(|e| self.transmit_error(&e, step, Some(block)))?;
+            self.wrote = true;
+        }
+        Ok(())
+    }
+
     /// Writes a data block of the currently authenticated sector.
     pub(crate) fn write(
         &mut self,
@@ -269,7 +275,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
                 e.to_string(),
             )
         })?;
-        self.wrote = true;
+        self.announce_write(step, block)?;
         let response = self.send(&cmd, step, Some(block))?;
         self.check_write(&response, step, block)
     }
@@ -290,7 +296,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
                 e.to_string(),
             )
         })?;
-        self.wrote = true;
+        self.announce_write(step, block)?;
         let response = self.send(&cmd, step, Some(block))?;
         self.check_write(&response, step, block)?;
         // The keys changed under the current authentication: authenticate afresh next time.

@@ -8,6 +8,7 @@
 
 use super::fake::{FakeCard, TearMode};
 use super::*;
+use crate::card::CardInfo;
 use crate::error::JobError;
 use crate::format::{APP_AID, Credential};
 use crate::hex;
@@ -23,6 +24,15 @@ const UID: [u8; 4] = [0xDE, 0xAD, 0xBE, 0xEF];
 
 fn atr() -> Vec<u8> {
     hex::decode(ATR_1K).unwrap()
+}
+
+/// What the hal would hand the job for a 1K card with [`UID`].
+fn info() -> CardInfo {
+    info_with(&atr(), &UID)
+}
+
+fn info_with(atr: &[u8], uid: &[u8]) -> CardInfo {
+    CardInfo::new(uid.to_vec(), Some(atr.to_vec()), None, None)
 }
 
 fn site() -> SiteKeys {
@@ -42,14 +52,14 @@ fn cred(n: u8) -> Credential {
 
 fn fresh_scan(card: &mut FakeCard, site: &SiteKeys) -> Result<ScanOutcome, JobError> {
     card.reinsert();
-    scan(card, &atr(), site)
+    scan(card, &info(), site)
 }
 
 #[test]
 fn blank_encode_scan_reencode_within_budgets() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
     let site = site();
-    let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    let out = encode(&mut card, &info(), &site, &cred(1)).unwrap();
     eprintln!("encode blank 1K: {} APDUs", out.apdu_count);
     assert!(out.first_encode);
     assert!(out.apdu_count <= 30, "{}", out.apdu_count);
@@ -65,7 +75,7 @@ fn blank_encode_scan_reencode_within_budgets() {
 
     for n in 2..6 {
         card.reinsert();
-        let out = encode(&mut card, &atr(), &site, &cred(n)).unwrap();
+        let out = encode(&mut card, &info(), &site, &cred(n)).unwrap();
         eprintln!("re-encode #{n}: {} APDUs", out.apdu_count);
         assert!(!out.first_encode);
         assert!(out.apdu_count <= 20, "{}", out.apdu_count);
@@ -77,7 +87,7 @@ fn blank_encode_scan_reencode_within_budgets() {
     }
     // Same credential again: only header and MAC blocks change.
     card.reinsert();
-    let again = encode(&mut card, &atr(), &site, &cred(5)).unwrap();
+    let again = encode(&mut card, &info(), &site, &cred(5)).unwrap();
     eprintln!("re-encode same credential: {} APDUs", again.apdu_count);
 }
 
@@ -85,7 +95,7 @@ fn blank_encode_scan_reencode_within_budgets() {
 fn card_layout_matches_the_documented_format() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
     let site = site();
-    encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    encode(&mut card, &info(), &site, &cred(1)).unwrap();
     let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
     assert_eq!(mad.sectors_of(APP_AID), vec![1, 2, 3, 4]);
     let keys = site.card_keys(1, &UID).unwrap();
@@ -110,21 +120,22 @@ fn card_layout_matches_the_documented_format() {
 #[test]
 fn not_mifare_classic_is_not_touched() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
-    let atr = hex::decode(ATR_DESFIRE).unwrap();
-    let err = encode(&mut card, &atr, &site(), &cred(1)).unwrap_err();
+    let info = info_with(&hex::decode(ATR_DESFIRE).unwrap(), &UID);
+    let err = encode(&mut card, &info, &site(), &cred(1)).unwrap_err();
     assert_eq!(err.name(), "incompatible_card_format");
     assert_eq!(err.sub_code(), Some("not_mifare_classic"));
     assert_eq!(card.count, 0);
-    let out = scan(&mut card, &atr, &site()).unwrap();
+    let out = scan(&mut card, &info, &site()).unwrap();
     assert_eq!(out.state, CardState::Unsupported);
     assert_eq!(out.card_type.name(), "iso14443-4");
-    assert_eq!(out.apdu_count, 1);
+    assert_eq!(out.apdu_count, 0);
+    assert_eq!(card.count, 0, "the UID comes from CardInfo: no FF CA");
 }
 
 #[test]
 fn blank_card_scans_as_blank() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
-    let out = scan(&mut card, &atr(), &site()).unwrap();
+    let out = scan(&mut card, &info(), &site()).unwrap();
     assert_eq!(out.state, CardState::Blank);
     assert!(out.credential.is_none());
     eprintln!("scan blank: {} APDUs", out.apdu_count);
@@ -160,7 +171,7 @@ fn other_applications_are_kept() {
     let mut card = card_with_other_application();
     let before = card.blocks.clone();
     let site = site();
-    let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    let out = encode(&mut card, &info(), &site, &cred(1)).unwrap();
     eprintln!(
         "encode card with other application: {} APDUs",
         out.apdu_count
@@ -176,7 +187,7 @@ fn other_applications_are_kept() {
     let scanned = fresh_scan(&mut card, &site).unwrap();
     assert_eq!(scanned.credential.unwrap().credential, cred(1));
     card.reinsert();
-    encode(&mut card, &atr(), &site, &cred(2)).unwrap();
+    encode(&mut card, &info(), &site, &cred(2)).unwrap();
     assert_eq!(
         fresh_scan(&mut card, &site)
             .unwrap()
@@ -190,7 +201,7 @@ fn other_applications_are_kept() {
 #[test]
 fn foreign_card_scans_as_foreign() {
     let mut card = card_with_other_application();
-    let out = scan(&mut card, &atr(), &site()).unwrap();
+    let out = scan(&mut card, &info(), &site()).unwrap();
     assert_eq!(out.state, CardState::Foreign);
     assert!(out.credential.is_none());
 }
@@ -206,7 +217,7 @@ fn no_room_and_locked_cards_are_incompatible() {
     card.blocks[1] = b1;
     card.blocks[2] = b2;
     let before = card.blocks.clone();
-    let err = encode(&mut card, &atr(), &site(), &cred(1)).unwrap_err();
+    let err = encode(&mut card, &info(), &site(), &cred(1)).unwrap_err();
     assert_eq!(err.name(), "incompatible_card_format");
     assert_eq!(err.sub_code(), Some("no_free_sectors"));
     assert_eq!(card.blocks, before);
@@ -222,7 +233,7 @@ fn no_room_and_locked_cards_are_incompatible() {
                 .unwrap(),
         );
     }
-    let err = encode(&mut card, &atr(), &site(), &cred(1)).unwrap_err();
+    let err = encode(&mut card, &info(), &site(), &cred(1)).unwrap_err();
     assert_eq!(err.name(), "incompatible_card_format");
     assert_eq!(card.writes, 0);
     assert_eq!(
@@ -235,12 +246,12 @@ fn no_room_and_locked_cards_are_incompatible() {
 fn another_sites_card_is_foreign_and_incompatible() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
     let other = SiteKeys::new(1, MasterKey::new([9; 16]));
-    encode(&mut card, &atr(), &other, &cred(1)).unwrap();
+    encode(&mut card, &info(), &other, &cred(1)).unwrap();
     let out = fresh_scan(&mut card, &site()).unwrap();
     assert_eq!(out.state, CardState::Foreign);
     card.reinsert();
     let before = card.blocks.clone();
-    let err = encode(&mut card, &atr(), &site(), &cred(2)).unwrap_err();
+    let err = encode(&mut card, &info(), &site(), &cred(2)).unwrap_err();
     assert_eq!(err.name(), "incompatible_card_format");
     assert_eq!(card.blocks, before);
 }
@@ -249,7 +260,7 @@ fn another_sites_card_is_foreign_and_incompatible() {
 fn key_rotation_keeps_old_cards_readable() {
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
     let old = SiteKeys::new(1, MasterKey::new([1; 16]));
-    encode(&mut card, &atr(), &old, &cred(1)).unwrap();
+    encode(&mut card, &info(), &old, &cred(1)).unwrap();
     let rotated = SiteKeys::new(2, MasterKey::new([2; 16]))
         .with_key(1, MasterKey::new([1; 16]))
         .unwrap();
@@ -258,7 +269,7 @@ fn key_rotation_keeps_old_cards_readable() {
     assert_eq!(got.key_version, 1);
     assert_eq!(got.credential, cred(1));
     card.reinsert();
-    let out = encode(&mut card, &atr(), &rotated, &cred(2)).unwrap();
+    let out = encode(&mut card, &info(), &rotated, &cred(2)).unwrap();
     assert_eq!(out.written.key_version, 1);
     assert_eq!(
         fresh_scan(&mut card, &rotated)
@@ -270,7 +281,7 @@ fn key_rotation_keeps_old_cards_readable() {
     );
     // New cards get the current version.
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &[1, 2, 3, 4, 5, 6, 7]);
-    let out = encode(&mut card, &atr(), &rotated, &cred(3)).unwrap();
+    let out = encode(&mut card, &info(), &rotated, &cred(3)).unwrap();
     assert_eq!(out.written.key_version, 2);
 }
 
@@ -280,7 +291,7 @@ fn large_record_uses_two_sectors_per_slot() {
     let site = site();
     let mut c = cred(1);
     c.access_data = (0..40).collect();
-    let out = encode(&mut card, &atr(), &site, &c).unwrap();
+    let out = encode(&mut card, &info(), &site, &c).unwrap();
     eprintln!("encode large record: {} APDUs", out.apdu_count);
     assert_eq!(
         fresh_scan(&mut card, &site)
@@ -294,7 +305,7 @@ fn large_record_uses_two_sectors_per_slot() {
     // Capacity of a two-sector slot: 96 - 11 = 85 body bytes = 24 + 1 (BCD "1") + 60.
     c.access_data = (0..60).collect();
     c.card_number = "1".into();
-    let out = encode(&mut card, &atr(), &site, &c).unwrap();
+    let out = encode(&mut card, &info(), &site, &c).unwrap();
     eprintln!("re-encode large record: {} APDUs", out.apdu_count);
     assert_eq!(
         fresh_scan(&mut card, &site)
@@ -306,7 +317,7 @@ fn large_record_uses_two_sectors_per_slot() {
     );
     c.access_data = (0..61).collect();
     card.reinsert();
-    let err = encode(&mut card, &atr(), &site, &c).unwrap_err();
+    let err = encode(&mut card, &info(), &site, &c).unwrap_err();
     assert_eq!(err.sub_code(), Some("invalid_credential"));
     assert_eq!(card.count, 0);
 }
@@ -314,7 +325,10 @@ fn large_record_uses_two_sectors_per_slot() {
 #[test]
 fn mini_and_4k_cards() {
     let site = site();
-    let atr_mini = hex::decode("3B8F8001804F0CA000000306030026000000004D").unwrap();
+    let atr_mini = info_with(
+        &hex::decode("3B8F8001804F0CA000000306030026000000004D").unwrap(),
+        &UID,
+    );
     let mut card = FakeCard::blank(Geometry::MINI, &UID);
     encode(&mut card, &atr_mini, &site, &cred(1)).unwrap();
     card.reinsert();
@@ -328,7 +342,10 @@ fn mini_and_4k_cards() {
     );
     let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
     assert_eq!(mad.aid(5), Some(Aid::NOT_APPLICABLE));
-    let atr_4k = hex::decode("3B8F8001804F0CA0000003060300020000000069").unwrap();
+    let atr_4k = info_with(
+        &hex::decode("3B8F8001804F0CA0000003060300020000000069").unwrap(),
+        &[1, 2, 3, 4, 5, 6, 7],
+    );
     let mut card = FakeCard::blank(Geometry::CLASSIC_4K, &[1, 2, 3, 4, 5, 6, 7]);
     encode(&mut card, &atr_4k, &site, &cred(2)).unwrap();
     card.reinsert();
@@ -344,23 +361,23 @@ fn mini_and_4k_cards() {
 fn tear_at_every_apdu() {
     let site = site();
     let mut base = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
-    encode(&mut base, &atr(), &site, &cred(1)).unwrap();
+    encode(&mut base, &info(), &site, &cred(1)).unwrap();
     base.reinsert();
-    encode(&mut base, &atr(), &site, &cred(2)).unwrap();
+    encode(&mut base, &info(), &site, &cred(2)).unwrap();
     for (start, old, new) in [
         (FakeCard::blank(Geometry::CLASSIC_1K, &UID), None, cred(1)),
         (base.clone(), Some(cred(2)), cred(3)),
     ] {
         let mut probe = start.clone();
         probe.reinsert();
-        let total = encode(&mut probe, &atr(), &site, &new).unwrap().apdu_count;
+        let total = encode(&mut probe, &info(), &site, &new).unwrap().apdu_count;
         for n in 1..=total {
             for mode in [TearMode::NotApplied, TearMode::Applied, TearMode::Half] {
                 let mut card = start.clone();
                 card.reinsert();
                 card.tear_at = Some(n);
                 card.tear_mode = mode;
-                let err = encode(&mut card, &atr(), &site, &new).unwrap_err();
+                let err = encode(&mut card, &info(), &site, &new).unwrap_err();
                 let wrote_before = card.log[..n - 1].iter().any(|c| c.get(1) == Some(&0xD6));
                 let torn_cmd = card.log[n - 1].clone();
                 let expected = if wrote_before || torn_cmd.get(1) == Some(&0xD6) {
@@ -390,7 +407,7 @@ fn tear_at_every_apdu() {
                     }
                 }
                 card.reinsert();
-                let redo = encode(&mut card, &atr(), &site, &new).unwrap_or_else(|e| {
+                let redo = encode(&mut card, &info(), &site, &new).unwrap_or_else(|e| {
                     panic!("recovery after tear at {n} {mode:?}: {}", e.detail())
                 });
                 assert_eq!(redo.written.credential, new);
@@ -424,13 +441,13 @@ fn transport_failures_are_classified() {
         (TransmitErrorKind::Other, "uncategorized_error"),
     ] {
         assert_eq!(
-            scan(&mut Failing(kind), &atr(), &site())
+            scan(&mut Failing(kind), &info(), &site())
                 .unwrap_err()
                 .name(),
             name
         );
         assert_eq!(
-            encode(&mut Failing(kind), &atr(), &site(), &cred(1))
+            encode(&mut Failing(kind), &info(), &site(), &cred(1))
                 .unwrap_err()
                 .name(),
             name
@@ -448,17 +465,17 @@ fn errors_and_debug_output_hold_no_keys() {
         hex::encode(&keys.mac_key().to_bytes()),
     ];
     let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
-    encode(&mut card, &atr(), &site, &cred(1)).unwrap();
+    encode(&mut card, &info(), &site, &cred(1)).unwrap();
     let mut texts = vec![format!("{site:?}"), format!("{keys:?}")];
     for n in [3, 9, 15] {
         let mut c = card.clone();
         c.reinsert();
         c.tear_at = Some(n);
-        let e = encode(&mut c, &atr(), &site, &cred(2)).unwrap_err();
+        let e = encode(&mut c, &info(), &site, &cred(2)).unwrap_err();
         texts.push(format!("{e:?} {e} {}", e.detail()));
     }
     card.reinsert();
-    let out = scan(&mut card, &atr(), &site).unwrap();
+    let out = scan(&mut card, &info(), &site).unwrap();
     texts.push(format!("{out:?}"));
     for log in &card.log {
         texts.push(crate::apdu::redact_apdu(log));
@@ -496,12 +513,15 @@ proptest! {
             ],
             0..40),
         atr in proptest::collection::vec(any::<u8>(), 0..24),
+        uid in proptest::collection::vec(any::<u8>(), 0..11),
+        sak in proptest::option::of(any::<u8>()),
     ) {
+        let arbitrary = CardInfo::new(uid, Some(atr), sak, None);
         let mut r = Random(responses.clone());
-        let _ = scan(&mut r, &atr, &site());
+        let _ = scan(&mut r, &arbitrary, &site());
         let mut r = Random(responses.clone());
-        let _ = encode(&mut r, &atr, &site(), &cred(1));
+        let _ = encode(&mut r, &arbitrary, &site(), &cred(1));
         let mut r = Random(responses);
-        let _ = encode(&mut r, &hex::decode(ATR_1K).unwrap(), &site(), &cred(1));
+        let _ = encode(&mut r, &info(), &site(), &cred(1));
     }
 }
