@@ -117,7 +117,7 @@ impl Control {
     }
 }
 
-/// Creates the encoder (again, after a cancelled wait).
+/// Creates the encoder, once per runner.
 pub type EncoderFactory = Box<dyn Fn() -> Box<dyn Encoder> + Send>;
 
 enum Cmd {
@@ -254,8 +254,10 @@ impl Runner {
                         action: job.action.kind(),
                         report: job_report,
                     });
-                    if encoder.canceller().is_cancelled() && !ctl.aborted() {
-                        encoder = (spec.factory)();
+                    // A cancelled card wait is over: the same encoder waits again for the
+                    // next job (after an abort the bridge is stopping: leave it cancelled).
+                    if !ctl.aborted() {
+                        encoder.canceller().reset();
                     }
                     report(&mut encoder);
                 }
@@ -391,7 +393,10 @@ mod tests {
     /// reports nothing (docs/cloud-protocol.md §4, `attempt_cancelled`).
     #[test]
     fn a_runner_cancelled_before_the_card_reports_no_result() {
-        let factory: EncoderFactory = Box::new(|| {
+        let made = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&made);
+        let factory: EncoderFactory = Box::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let canceller = Canceller::new();
             let waiting = canceller.clone();
             let mut e = MockEnc::new();
@@ -435,8 +440,8 @@ mod tests {
         assert!(cancelled.elapsed() < Duration::from_secs(1));
         assert_eq!(finished.attempt_id, "attempt-1");
         assert_eq!(finished.report, JobReport::Cancelled);
-        // The runner works on with a fresh encoder: a cancel of another attempt does
-        // not touch the next job, which ends with its card wait.
+        // The runner works on with the same encoder, re-armed: a cancel of another attempt
+        // does not touch the next job, which ends with its card wait.
         let mut next = job(false, Some(Duration::from_millis(300)), None);
         next.id = "attempt-2".into();
         runner.run(next).map_err(|_| "gone").expect("queued");
@@ -444,6 +449,11 @@ mod tests {
         let finished = rx.recv_timeout(Duration::from_secs(5)).expect("finished");
         assert_eq!(finished.attempt_id, "attempt-2");
         assert!(matches!(finished.report, JobReport::Done { .. }));
+        assert_eq!(
+            made.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "a cancelled wait does not rebuild the encoder"
+        );
         if let Some(thread) = runner.stop() {
             thread.join().expect("join");
         }

@@ -42,12 +42,20 @@ pub const FILE_NAME: &str = "state.redb";
 /// How long acknowledged attempts are remembered (to ignore a late repeated offer).
 const KEEP_ACKNOWLEDGED_SECS: i64 = 7 * 24 * 3600;
 
-/// A store failure (disk full, corrupt file, permission).
+/// A store failure (disk full, corrupt file, permission, a newer layout).
 #[derive(Debug, thiserror::Error)]
 #[error("state store {path}: {message}")]
 pub struct StoreError {
     path: String,
     message: String,
+    newer: bool,
+}
+
+impl StoreError {
+    /// The store was written by a newer version, whose layout this one does not read.
+    pub fn is_newer_layout(&self) -> bool {
+        self.newer
+    }
 }
 
 /// The phase of an attempt.
@@ -139,6 +147,7 @@ impl Store {
         let err = |message: String| StoreError {
             path: path.display().to_string(),
             message,
+            newer: false,
         };
         std::fs::create_dir_all(dir).map_err(|e| {
             err(format!(
@@ -166,9 +175,12 @@ impl Store {
         if let Some(found) = found
             && found.parse::<u32>().map_or(true, |v| v > SCHEMA)
         {
-            return Err(store.error(format!(
-                "written by a newer encoder-bridge (state layout {found}; this version reads {SCHEMA}) (fix: install that version again, or move the state directory away to start afresh, which loses unacknowledged results)"
-            )));
+            return Err(StoreError {
+                newer: true,
+                ..store.error(format!(
+                    "written by a newer encoder-bridge (state layout {found}; this version reads {SCHEMA}) (fix: install that version again, or move the state directory away to start afresh, which loses unacknowledged results)"
+                ))
+            });
         }
         store.prune()?;
         Ok(store)
@@ -178,6 +190,7 @@ impl Store {
         StoreError {
             path: self.path.display().to_string(),
             message: e.to_string(),
+            newer: false,
         }
     }
 
@@ -510,6 +523,7 @@ mod tests {
                 .expect("raw write");
         }
         let e = Store::open(dir.path()).expect_err("newer");
+        assert!(e.is_newer_layout());
         let text = e.to_string();
         assert!(text.contains("newer") && text.contains("99"), "{text}");
     }

@@ -15,8 +15,10 @@ struct Shared {
 
 /// A cloneable handle that cancels the blocking calls of one encoder.
 ///
-/// Once cancelled it stays cancelled: the encoder's waits and backoff sleeps return
-/// [`crate::ErrorKind::Cancelled`] at once. Use a new encoder after a reset.
+/// Once cancelled it stays cancelled until [`Canceller::reset`]: the encoder's waits and
+/// backoff sleeps return [`crate::ErrorKind::Cancelled`] at once. The owner of the encoder
+/// resets it when the cancelled operation is over (the runner does, after a job whose card
+/// wait was cancelled), and the encoder is used again as it is.
 #[derive(Clone, Default)]
 pub struct Canceller {
     shared: Arc<Shared>,
@@ -55,7 +57,18 @@ impl Canceller {
         }
     }
 
-    /// Whether [`Canceller::cancel`] was called.
+    /// Re-arms a cancelled handle: later waits block again. Hooks stay registered. Call it
+    /// only from the thread that drives the encoder, between two operations, so no cancel
+    /// meant for a running operation is lost.
+    pub fn reset(&self) {
+        *self
+            .shared
+            .cancelled
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = false;
+    }
+
+    /// Whether [`Canceller::cancel`] was called (since the last [`Canceller::reset`]).
     pub fn is_cancelled(&self) -> bool {
         *self
             .shared
@@ -130,6 +143,27 @@ mod tests {
         }));
         assert_eq!(count.load(Ordering::SeqCst), 11);
         assert!(!canceller.sleep(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_reset_handle_blocks_again_and_its_hooks_still_fire() {
+        let canceller = Canceller::new();
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = Arc::clone(&count);
+        canceller.on_cancel(Box::new(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }));
+        canceller.cancel();
+        assert!(!canceller.sleep(Duration::from_secs(1)));
+        canceller.reset();
+        assert!(!canceller.is_cancelled());
+        assert!(canceller.sleep(Duration::from_millis(1)), "blocks again");
+        canceller.cancel();
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "the hook fires on the next cancel"
+        );
     }
 
     #[test]

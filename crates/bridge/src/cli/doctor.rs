@@ -3,15 +3,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use encoder_hal::ErrorKind;
-use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::cloud::link::{self, ConnectError};
-use crate::cloud::message::{self, Incoming, Outgoing, PROTOCOL_VERSION};
 use crate::config::{Config, DEFAULT_CONFIG};
 use crate::secrets;
 
@@ -31,6 +27,13 @@ pub(crate) struct Args {
 
 /// Largest clock difference to the cloud that passes.
 const MAX_SKEW_SECS: i64 = 5;
+
+/// The `--json` output.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    ok: bool,
+    checks: &'a [Check],
+}
 
 #[derive(Debug, Serialize)]
 struct Check {
@@ -99,6 +102,7 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
             Err(e) => checks.push(fail("site_keys", e.problem, e.fix)),
         }
         checks.push(state_dir(config));
+        checks.extend(state_store(config));
     }
     checks.push(pcscd(config.as_ref()));
     if let Some(config) = &config {
@@ -129,7 +133,10 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     if args.json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "ok": ok, "checks": checks }))?
+            serde_json::to_string_pretty(&Report {
+                ok,
+                checks: &checks
+            })?
         );
     } else {
         for c in &checks {
@@ -149,6 +156,58 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The store's content: a layout this version reads, and every row decodable. A store the
+/// running service holds is locked: then the service's own log reports damaged rows.
+fn state_store(config: &Config) -> Vec<Check> {
+    let file = config.state.dir.join(crate::store::FILE_NAME);
+    if !file.exists() {
+        return Vec::new();
+    }
+    let store = match crate::store::Store::open(&config.state.dir) {
+        Ok(s) => s,
+        Err(e) if e.is_newer_layout() => {
+            return vec![fail(
+                "store",
+                e.to_string(),
+                "install the newer encoder-bridge again (its state cannot be read by this one)",
+            )];
+        }
+        Err(e) => {
+            return vec![pass(
+                "store",
+                format!(
+                    "not checked: {e} (the running service holds it; its log reports damaged rows)"
+                ),
+            )];
+        }
+    };
+    match store.load() {
+        Ok(loaded) if loaded.damaged.is_empty() => vec![pass(
+            "store",
+            format!(
+                "{} attempts, {} results awaiting the cloud's acknowledgement",
+                loaded.attempts.len(),
+                loaded.outbox.len()
+            ),
+        )],
+        Ok(loaded) => loaded
+            .damaged
+            .iter()
+            .map(|d| {
+                fail(
+                    "store",
+                    d.to_string(),
+                    format!(
+                        "the attempt {} is lost to the bridge: check it in the cloud's dashboard; the row stays until the state directory is reset",
+                        d.key
+                    ),
+                )
+            })
+            .collect(),
+        Err(e) => vec![fail("store", e.to_string(), "see the error")],
+    }
 }
 
 fn state_dir(config: &Config) -> Check {
@@ -241,8 +300,8 @@ fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
         Err(e) => return vec![fail("cloud", e.to_string(), "see the error")],
     };
     runtime.block_on(async {
-        let (mut ws, _) = match link::connect(&config.cloud.url, token).await {
-            Ok(pair) => pair,
+        let server_time = match link::probe(&config.cloud.url, token).await {
+            Ok(time) => time,
             Err(e @ ConnectError::Unauthorized(_)) => {
                 return vec![
                     pass("cloud", format!("{} is reachable", config.cloud.url)),
@@ -265,29 +324,7 @@ fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
             pass("cloud", format!("{} is reachable", config.cloud.url)),
             pass("token", "accepted by the cloud"),
         ];
-        let hello = Outgoing::Hello {
-            protocol: PROTOCOL_VERSION,
-            bridge_id: uuid::Uuid::new_v4().to_string(),
-            bridge_version: env!("CARGO_PKG_VERSION").to_owned(),
-            encoders: Vec::new(),
-            probe: true,
-        };
-        let _ = ws.send(Message::text(hello.to_text())).await;
-        let welcome = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(Ok(frame)) = ws.next().await {
-                if let Message::Text(text) = frame
-                    && let Ok(Incoming::Welcome(w)) = message::parse(text.as_str())
-                {
-                    return Some(w);
-                }
-            }
-            None
-        })
-        .await
-        .ok()
-        .flatten();
-        let _ = ws.close(None).await;
-        out.push(match welcome.and_then(|w| message::parse_time(&w.server_time)) {
+        out.push(match server_time {
             None => fail(
                 "clock",
                 "the cloud sent no welcome with its time",

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use encoder_hal::ErrorKind;
 use encoder_hal::pcsc::{ReaderSnapshot, ReaderState, snapshot};
 use encoder_protocol::hex::encode as compact;
-use serde_json::json;
 
 /// Options of `readers`.
 #[derive(Debug, clap::Args)]
@@ -72,19 +71,24 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let mut readers = match snapshot() {
         Ok(readers) => readers,
         Err(e) if e.kind() == ErrorKind::NoService && args.json => {
-            let list: Vec<_> = serial.iter().map(reader_json).collect();
-            println!("{}", json!({ "readers": list, "error": error_json(&e) }));
+            let list: Vec<_> = serial.iter().map(ReaderJson::of).collect();
+            let out = ListJson {
+                readers: list,
+                error: Some(ErrorJson::of(&e)),
+            };
+            println!("{}", serde_json::to_string(&out)?);
             return Ok(ExitCode::from(1));
         }
         Err(e) => return Err(e.into()),
     };
     readers.extend(serial);
     if args.json {
-        let list: Vec<_> = readers.iter().map(reader_json).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({ "readers": list }))?
-        );
+        let list: Vec<_> = readers.iter().map(ReaderJson::of).collect();
+        let out = ListJson {
+            readers: list,
+            error: None,
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
     } else if readers.is_empty() {
         println!(
             "no readers (is the reader plugged in? `lsusb`, and pcscd's log: `journalctl -u pcscd`)"
@@ -106,22 +110,62 @@ fn kind(reader: &ReaderSnapshot) -> &'static str {
     }
 }
 
-fn reader_json(reader: &ReaderSnapshot) -> serde_json::Value {
-    json!({
-        "name": reader.name,
-        "kind": kind(reader),
-        "state": reader.state.name(),
-        "card": reader.card.as_ref().map(|card| json!({
-            "type": card.card_type().name(),
-            "atr": card.atr.as_deref().map(compact),
-            "uid": if card.uid.is_empty() { None } else { Some(compact(&card.uid)) },
-        })),
-        "error": reader.error.as_ref().map(error_json),
-    })
+/// `readers --json`: `{"readers": [...]}`, and `error` when pcscd is unreachable.
+#[derive(Debug, serde::Serialize)]
+struct ListJson<'a> {
+    readers: Vec<ReaderJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorJson<'a>>,
 }
 
-fn error_json(e: &encoder_hal::HalError) -> serde_json::Value {
-    json!({ "kind": e.kind().name(), "message": e.detail(), "hint": e.hint() })
+#[derive(Debug, serde::Serialize)]
+struct ReaderJson<'a> {
+    name: &'a str,
+    kind: &'static str,
+    state: &'static str,
+    card: Option<CardJson>,
+    error: Option<ErrorJson<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct CardJson {
+    #[serde(rename = "type")]
+    card_type: &'static str,
+    atr: Option<String>,
+    uid: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ErrorJson<'a> {
+    kind: &'static str,
+    message: &'a str,
+    hint: &'static str,
+}
+
+impl<'a> ReaderJson<'a> {
+    fn of(reader: &'a ReaderSnapshot) -> Self {
+        Self {
+            name: &reader.name,
+            kind: kind(reader),
+            state: reader.state.name(),
+            card: reader.card.as_ref().map(|card| CardJson {
+                card_type: card.card_type().name(),
+                atr: card.atr.as_deref().map(compact),
+                uid: (!card.uid.is_empty()).then(|| compact(&card.uid)),
+            }),
+            error: reader.error.as_ref().map(ErrorJson::of),
+        }
+    }
+}
+
+impl<'a> ErrorJson<'a> {
+    fn of(e: &'a encoder_hal::HalError) -> Self {
+        Self {
+            kind: e.kind().name(),
+            message: e.detail(),
+            hint: e.hint(),
+        }
+    }
 }
 
 fn reader_line(reader: &ReaderSnapshot) -> String {

@@ -1,6 +1,6 @@
 //! The websocket connection: connecting (rustls with the `ring` provider and the system's
 //! roots, bearer token, subprotocol), limits, and the reconnect backoff (docs/cloud-protocol.md
-//! §1). The read/write loop lives in [`crate::daemon`], which owns the session.
+//! §1). Frames are read in [`super::connection`], liveness kept by [`super::liveness`].
 
 use std::time::Duration;
 
@@ -57,6 +57,34 @@ impl ConnectError {
     /// Whether the next attempt should wait the longest delay (no tight loop on a bad token).
     pub fn wants_longest_delay(&self) -> bool {
         matches!(self, Self::Unauthorized(_))
+    }
+}
+
+/// Opens connections to the cloud: [`Cloud`] in production, an in-memory pipe in tests.
+pub trait Connect: Clone + Send + Sync + 'static {
+    /// The byte stream under the websocket.
+    type Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+
+    /// Opens one connection.
+    fn connect(
+        &self,
+    ) -> impl std::future::Future<Output = Result<WebSocketStream<Self::Stream>, ConnectError>> + Send;
+}
+
+/// The cloud at `url`, with the bridge's token.
+#[derive(Debug, Clone)]
+pub struct Cloud {
+    /// `cloud.url`.
+    pub url: String,
+    /// The API token.
+    pub token: Token,
+}
+
+impl Connect for Cloud {
+    type Stream = MaybeTlsStream<TcpStream>;
+
+    async fn connect(&self) -> Result<Ws, ConnectError> {
+        connect(&self.url, &self.token).await.map(|(ws, _)| ws)
     }
 }
 
@@ -123,4 +151,39 @@ pub async fn connect(url: &str, token: &Token) -> Result<(Ws, Option<String>), C
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     Ok((ws, date))
+}
+
+/// `encoder-bridge doctor`'s check of the cloud: connects (so the token is checked), says a
+/// `hello` with `probe: true` (the cloud answers `welcome` and does not register the bridge),
+/// and returns the cloud's clock from the `welcome`; `None` when none came within 5 s.
+pub async fn probe(url: &str, token: &Token) -> Result<Option<time::OffsetDateTime>, ConnectError> {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::message::{self, Incoming, Outgoing, PROTOCOL_VERSION};
+
+    let (mut ws, _) = connect(url, token).await?;
+    let hello = Outgoing::Hello {
+        protocol: PROTOCOL_VERSION,
+        bridge_id: uuid::Uuid::new_v4().to_string(),
+        bridge_version: env!("CARGO_PKG_VERSION").to_owned(),
+        encoders: Vec::new(),
+        probe: true,
+    };
+    let _ = ws.send(Message::text(hello.to_text())).await;
+    let welcome = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if let Message::Text(text) = frame
+                && let Ok(Incoming::Welcome(w)) = message::parse(text.as_str())
+            {
+                return Some(w);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten();
+    let _ = ws.close(None).await;
+    Ok(welcome.and_then(|w| message::parse_time(&w.server_time)))
 }

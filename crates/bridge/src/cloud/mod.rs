@@ -1,6 +1,8 @@
 //! The bridge side of docs/cloud-protocol.md.
 
+pub mod connection;
 pub mod link;
+pub mod liveness;
 pub mod message;
 pub mod session;
 pub mod translate;

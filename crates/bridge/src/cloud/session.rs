@@ -12,6 +12,9 @@ use super::message::{
     AttemptAvailable, EncoderInfo, Incoming, Outgoing, PROTOCOL_VERSION, ResultMsg, parse_time,
     rfc3339,
 };
+use super::translate;
+use crate::discovery::Wanted;
+use crate::job::{ActionKind, CardJob, JobReport};
 use crate::store::{Phase, StoredAttempt, Writing};
 
 /// An attempt kept across a restart, its offer read back from the store.
@@ -46,26 +49,29 @@ pub const RENEW_EVERY: Duration = Duration::from_secs(10);
 /// The shortest renew interval (the daemon ticks once a second).
 pub const RENEW_MIN: Duration = Duration::from_secs(1);
 
-/// What the daemon must do.
+/// What the daemon must do, in order: a store write comes before the message it makes
+/// durable (docs/cloud-protocol.md §5).
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Send a message (dropped when not connected; results are kept in the outbox anyway).
     Send(Outgoing),
-    /// Store the attempt as `claimed`, then run it on its encoder's runner.
+    /// Store the attempt as `claimed`, then run `job` on encoder `encoder_id`'s runner.
     Start {
-        /// The attempt.
-        offer: AttemptAvailable,
-        /// Its deadline (RFC 3339), from the grant.
+        /// The encoder.
+        encoder_id: String,
+        /// The offer as sent, for the store (read back at the next start).
+        offer_json: String,
+        /// The deadline on the local clock (RFC 3339), for the store.
         deadline: Option<String>,
-        /// The lease expiry (unix ms), kept current by the session.
-        lease: Arc<AtomicI64>,
+        /// The job.
+        job: CardJob,
     },
-    /// Scan the card of an encode cut off by a restart, and report.
+    /// Run `job`, the verifying scan of an encode cut off by a restart, on `encoder_id`.
     Verify {
-        /// The stored attempt.
-        attempt: Box<Restored>,
-        /// What it was writing.
-        writing: Writing,
+        /// The encoder.
+        encoder_id: String,
+        /// The job ([`JobAction::Verify`](crate::job::JobAction::Verify)).
+        job: CardJob,
     },
     /// Stop waiting for a card for this attempt.
     Cancel {
@@ -73,6 +79,13 @@ pub enum Action {
         attempt_id: String,
         /// Its encoder.
         encoder_id: String,
+    },
+    /// Store the result (the text of the `result` message) and mark the attempt `done`.
+    Done {
+        /// The attempt.
+        attempt_id: String,
+        /// The message text, resent from the store after a restart.
+        text: String,
     },
     /// Forget a claimed attempt that will not run.
     Forget(String),
@@ -105,6 +118,12 @@ pub struct Session {
     connected: bool,
     draining: bool,
     skew: Option<i64>,
+}
+
+/// An RFC 3339 time as a [`std::time::SystemTime`].
+fn system_time(text: Option<&str>) -> Option<std::time::SystemTime> {
+    let nanos = u64::try_from(parse_time(text?)?.unix_timestamp_nanos()).ok()?;
+    std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_nanos(nanos))
 }
 
 fn lease_ms(text: &str) -> i64 {
@@ -212,9 +231,9 @@ impl Session {
         self.skew
     }
 
-    /// Encoders known, for `hello` and the status line.
-    pub fn encoders(&self) -> impl Iterator<Item = &EncoderInfo> {
-        self.encoders.values()
+    /// How many encoders are announced (the status line).
+    pub fn encoder_count(&self) -> usize {
+        self.encoders.len()
     }
 
     /// Attempts running or being verified.
@@ -331,9 +350,20 @@ impl Session {
                 uid: String::new(),
                 card_number: String::new(),
             });
+            tracing::warn!(
+                attempt = %attempt.offer.action_attempt_id,
+                uid = %writing.uid,
+                "an encode was cut off by a restart while writing: verifying the card, never rewriting"
+            );
+            let job = translate::card_job(
+                &attempt.offer,
+                Some(writing),
+                None,
+                Arc::new(AtomicI64::new(0)),
+            );
             return vec![Action::Verify {
-                attempt: Box::new(attempt),
-                writing,
+                encoder_id: encoder_id.to_owned(),
+                job,
             }];
         }
         if self.draining {
@@ -445,10 +475,19 @@ impl Session {
                     },
                 );
                 tracing::info!(attempt = %id, renew_every_ms = renew_every.as_millis(), "claim granted");
-                vec![Action::Start {
-                    offer,
-                    deadline: Some(self.local_deadline(&grant.deadline)),
+                let deadline = self.local_deadline(&grant.deadline);
+                let job = translate::card_job(
+                    &offer,
+                    None,
+                    system_time(Some(&deadline))
+                        .or_else(|| system_time(offer.expires_at.as_deref())),
                     lease,
+                );
+                vec![Action::Start {
+                    encoder_id: offer.encoder_id.clone(),
+                    offer_json: serde_json::to_string(&offer).unwrap_or_default(),
+                    deadline: Some(deadline),
+                    job,
                 }]
             }
             Incoming::ClaimRefused(refused) => {
@@ -533,13 +572,14 @@ impl Session {
         out
     }
 
-    /// A runner finished an attempt; `result` is `None` when it was cancelled before the card
-    /// was touched.
+    /// A runner finished an attempt (or the daemon could not run it): the result is stored,
+    /// then sent; a job cancelled before the card was touched is forgotten.
     pub fn finished(
         &mut self,
         attempt_id: &str,
         encoder_id: &str,
-        result: Option<ResultMsg>,
+        action: ActionKind,
+        report: &JobReport,
         now: Instant,
     ) -> Vec<Action> {
         self.running.remove(attempt_id);
@@ -547,9 +587,19 @@ impl Session {
             self.busy.remove(encoder_id);
         }
         let mut out = Vec::new();
-        match result {
+        match translate::result_message(attempt_id, encoder_id, action, report) {
             Some(result) => {
+                tracing::info!(
+                    attempt = %attempt_id,
+                    status = %result.status,
+                    error = report.error().map_or("", |e| e.kind.name()),
+                    "attempt finished"
+                );
                 self.finished.insert(attempt_id.to_owned());
+                out.push(Action::Done {
+                    attempt_id: attempt_id.to_owned(),
+                    text: serde_json::to_string(&result).unwrap_or_default(),
+                });
                 self.outbox.insert(attempt_id.to_owned(), result.clone());
                 out.extend(self.send(Outgoing::Result(result)));
             }
@@ -560,8 +610,27 @@ impl Session {
         out
     }
 
-    /// An encoder appeared (or came back online).
-    pub fn encoder_added(&mut self, info: EncoderInfo, now: Instant) -> Vec<Action> {
+    /// An encoder appeared (or came back online): `wanted` with id `id`; `card_present: None`
+    /// keeps what is known.
+    pub fn encoder_added(
+        &mut self,
+        id: &str,
+        wanted: &Wanted,
+        online: bool,
+        card_present: Option<bool>,
+        now: Instant,
+    ) -> Vec<Action> {
+        let known_card = self.encoders.get(id).is_some_and(|e| e.card_present);
+        let info = translate::encoder_info(
+            id,
+            wanted,
+            online,
+            online && card_present.unwrap_or(known_card),
+        );
+        self.add_encoder(info, now)
+    }
+
+    fn add_encoder(&mut self, info: EncoderInfo, now: Instant) -> Vec<Action> {
         let id = info.encoder_id.clone();
         let known = self.encoders.insert(id.clone(), info.clone());
         let mut out: Vec<Action> = match known {
@@ -681,23 +750,11 @@ mod tests {
             .collect()
     }
 
-    fn result(id: &str) -> ResultMsg {
-        ResultMsg {
-            action_attempt_id: id.into(),
-            action_type: ActionType::Scan,
-            encoder_id: "e1".into(),
-            status: "success".into(),
-            finished_at: "2024-12-01T15:00:00.000Z".into(),
-            result: None,
-            error: None,
-        }
-    }
-
     #[test]
     fn one_attempt_per_encoder_at_a_time_and_results_until_acked() {
         let now = Instant::now();
         let mut s = Session::new("b".into(), "0".into());
-        s.encoder_added(info("e1"), now);
+        s.add_encoder(info("e1"), now);
         let hello = sent(&s.connected(now));
         assert!(hello[0].contains(r#""type":"hello""#), "{hello:?}");
         assert!(hello[0].contains("e1"));
@@ -715,7 +772,18 @@ mod tests {
         assert!(s.tick(now + Duration::from_secs(5)).is_empty());
         assert_eq!(sent(&s.tick(now + RENEW_EVERY)).len(), 1);
         // Done: the result goes out, and the next offer is claimed.
-        let done = sent(&s.finished("a1", "e1", Some(result("a1")), now));
+        let report = JobReport::now(Err(encoder_protocol::cloud_error::CloudError::new(
+            encoder_protocol::cloud_error::ErrorType::NoCardOnEncoder,
+            None,
+            "no card",
+            "waited",
+        )));
+        let finished = s.finished("a1", "e1", ActionKind::Scan, &report, now);
+        assert!(
+            matches!(&finished[0], Action::Done { attempt_id, .. } if attempt_id == "a1"),
+            "stored before it is sent: {finished:?}"
+        );
+        let done = sent(&finished);
         assert_eq!(done.len(), 2, "{done:?}");
         assert!(done[0].contains(r#""type":"result""#));
         assert!(done[1].contains(r#""claim""#) && done[1].contains("a2"));
@@ -749,7 +817,7 @@ mod tests {
     fn the_renew_interval_is_a_third_of_the_lease() {
         let now = Instant::now();
         let mut s = Session::new("b".into(), "0".into());
-        s.encoder_added(info("e1"), now);
+        s.add_encoder(info("e1"), now);
         s.connected(now);
         s.message(offer("a1", "e1"), now);
         let unix = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -780,7 +848,7 @@ mod tests {
         for skew in [-120_i64, 0, 120] {
             let now = Instant::now();
             let mut s = Session::new("b".into(), "0".into());
-            s.encoder_added(info("e1"), now);
+            s.add_encoder(info("e1"), now);
             s.connected(now);
             let local = time::OffsetDateTime::now_utc().unix_timestamp();
             let cloud = local + skew;
@@ -801,15 +869,10 @@ mod tests {
                 }),
                 now,
             );
-            let [
-                Action::Start {
-                    lease, deadline, ..
-                },
-            ] = start.as_slice()
-            else {
+            let [Action::Start { job, deadline, .. }] = start.as_slice() else {
                 panic!("{start:?}")
             };
-            let lease_s = lease.load(Ordering::SeqCst) / 1000;
+            let lease_s = job.lease.load(Ordering::SeqCst) / 1000;
             assert!(
                 (local + 29..=local + 31).contains(&lease_s),
                 "skew {skew}: lease {lease_s} vs local now {local}"
@@ -835,8 +898,8 @@ mod tests {
         let now = Instant::now();
         let mut s = Session::new("b".into(), "0".into());
         s.connected(now);
-        s.encoder_added(info("e1"), now);
-        s.encoder_added(info("e2"), now);
+        s.add_encoder(info("e1"), now);
+        s.add_encoder(info("e2"), now);
         assert!(s.message(offer("x", "nope"), now).is_empty());
         assert_eq!(sent(&s.message(offer("a", "e1"), now)).len(), 1);
         assert_eq!(sent(&s.message(offer("b", "e2"), now)).len(), 1);
@@ -870,7 +933,7 @@ mod tests {
         let attempts = vec![("w".to_owned(), stored), ("u".to_owned(), unreadable)];
         assert!(s.restore(outbox, attempts, now).is_empty());
         assert_eq!(s.unacknowledged(), 0, "an unreadable result is not resent");
-        let actions = s.encoder_added(info("e1"), now);
+        let actions = s.add_encoder(info("e1"), now);
         assert!(matches!(actions.as_slice(), [Action::Verify { .. }]));
         // A re-offer of it is ignored: never run twice.
         s.connected(now);

@@ -14,9 +14,10 @@ use encoder_protocol::job::ScanOutcome;
 use serde_json::{Value, json};
 
 use super::message::{
-    ActionType, AttemptAvailable, OfferedCredential, ResultError, ResultMsg, from_unix, rfc3339,
-    unix_seconds,
+    ActionType, AttemptAvailable, EncoderInfo, OfferedCredential, ResultError, ResultMsg,
+    from_unix, rfc3339, unix_seconds,
 };
+use crate::discovery::Wanted;
 use crate::job::{
     ActionKind, CardJob, CredentialSpec, EncodeRequest, JobAction, JobReport, Success,
 };
@@ -43,6 +44,18 @@ pub fn card_job(
         action,
         deadline,
         lease,
+    }
+}
+
+/// An encoder as announced to the cloud.
+pub fn encoder_info(id: &str, wanted: &Wanted, online: bool, card_present: bool) -> EncoderInfo {
+    EncoderInfo {
+        encoder_id: id.to_owned(),
+        display_name: wanted.display_name.clone(),
+        kind: wanted.kind.name().to_owned(),
+        reader: wanted.reader.clone(),
+        online,
+        card_present,
     }
 }
 
