@@ -1,5 +1,4 @@
-//! Job errors, mapped to the cloud's stable error types (design.md, "Errors that reach the
-//! cloud"; reference/cloud.md).
+//! Job errors, mapped to the cloud's stable error types (docs/cloud-protocol.md §6).
 //!
 //! [`JobError::name`] is the cloud's error type; `Display` is a sentence for a person at a
 //! front desk; [`JobError::detail`] is for engineers (step, block, status word, APDU count).
