@@ -61,7 +61,8 @@ test: lint build
 	$(MAKE) check-deb
 
 soak: deps
-	$(CARGO) build --locked -p encoder-bridge -p encoder-sim -p encoder-tests --bin soak
+	$(CARGO) build --locked -p encoder-bridge -p encoder-sim -p encoder-tests \
+		--bin encoder-bridge --bin encoder-sim --bin soak
 	ENCODER_BRIDGE=$(TARGET_ABS)/debug/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/debug/encoder-sim \
 	SOAK_SECS=$(SOAK_SECS) SOAK_ATTEMPTS=$(SOAK_ATTEMPTS) SOAK_SEED=$(SOAK_SEED) \
 	$(TARGET_ABS)/debug/soak
