@@ -17,6 +17,10 @@ DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tool
 
 # Where cargo puts its output (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+# The same as an absolute path: binaries handed to tests, benches and scripts must not depend
+# on the directory they run in (cargo runs benches and tests from the package's directory,
+# tests/, not from here).
+TARGET_ABS := $(abspath $(TARGET_DIR))
 
 # The soak (make soak; tests/src/bin/soak.rs): attempts through the cloud simulator's API onto
 # 4 virtual readers while websockets drop, the cloud, pcscd and the bridge restart, readers
@@ -57,10 +61,11 @@ test: lint build
 	$(MAKE) check-deb
 
 soak: deps
-	$(CARGO) build --locked -p encoder-bridge -p encoder-sim -p encoder-tests --bin soak
-	ENCODER_BRIDGE=$(TARGET_DIR)/debug/encoder-bridge ENCODER_SIM=$(TARGET_DIR)/debug/encoder-sim \
+	$(CARGO) build --locked -p encoder-bridge -p encoder-sim -p encoder-tests \
+		--bin encoder-bridge --bin encoder-sim --bin soak
+	ENCODER_BRIDGE=$(TARGET_ABS)/debug/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/debug/encoder-sim \
 	SOAK_SECS=$(SOAK_SECS) SOAK_ATTEMPTS=$(SOAK_ATTEMPTS) SOAK_SEED=$(SOAK_SEED) \
-	$(TARGET_DIR)/debug/soak
+	$(TARGET_ABS)/debug/soak
 
 # The bridge's figures in one table (tests/benches/bridge.rs): per job through pcscd and the
 # PN532 emulator next to their floors, daemon overhead, throughput with 1/4/8 readers, memory
@@ -68,7 +73,7 @@ soak: deps
 # Not part of `make test`. Needs root (the rig).
 bench: deps
 	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
-	ENCODER_BRIDGE=$(TARGET_DIR)/release/encoder-bridge ENCODER_SIM=$(TARGET_DIR)/release/encoder-sim \
+	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
 	$(CARGO) bench --locked -p encoder-tests --bench bridge
 
 # The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
@@ -78,13 +83,14 @@ deb: deps
 # Install the package into a clean root and check it (tests/package/check-deb).
 check-deb: deb
 	$(CARGO) build --locked -p encoder-sim
-	tests/package/check-deb
+	ENCODER_SIM=$(TARGET_ABS)/debug/encoder-sim \
+	tests/package/check-deb "$$(ls -t $(TARGET_ABS)/debian/encoder-bridge_*.deb 2>/dev/null | head -n1)"
 
 # The seed flow end to end on one machine: the cloud simulator, a PN532 encoder emulated
 # behind a pseudo-terminal (no root, no pcscd), the bridge, and the API calls as cURL.
 demo: deps
 	$(CARGO) build --locked -p encoder-bridge -p encoder-sim
-	demo/walkthrough
+	BIN_DIR=$(TARGET_ABS)/debug demo/walkthrough
 
 clean:
 	$(CARGO) clean

@@ -3,7 +3,7 @@
 //! 1. Per job (encode onto a blank card, re-encode, scan): APDUs and wall time through the real
 //!    pcscd with a virtual card, and through the PN532 emulator at 115200 baud, each next to
 //!    its floor (pcscd: APDUs x the measured raw `FF B0` round trip; PN532: the bytes the job
-//!    puts on the wire x 86.8 us, reference/cards.md §5).
+//!    puts on the wire x 86.8 us, docs/reference/pn532.md §8).
 //! 2. Daemon overhead: the real `encoder-bridge run` against a scripted cloud in this process:
 //!    from `attempt_available` sent to the first APDU, and from the last APDU to the `result`
 //!    received (which the cloud then acknowledges), from the bridge's `card timing` log line.

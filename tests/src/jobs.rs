@@ -6,7 +6,7 @@
 //! transports in `jobs_pcsc.rs` and `jobs_pn532.rs`.
 //!
 //! Also here: fixed site keys, a realistic credential, and a hand-made MAD image built from
-//! AN10787 facts (reference/cards.md §2) without the protocol crate's MAD code.
+//! AN10787 facts (docs/reference/mad.md) without the protocol crate's MAD code.
 
 use encoder_protocol::format::Credential;
 use encoder_protocol::keys::{MasterKey, SiteKeys};
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn mad_crc_matches_the_ndef_example() {
-        // info 01 + 15 x "03 E1" -> 14 (reference/cards.md §2).
+        // info 01 + 15 x "03 E1" -> 14 (docs/reference/mad.md §5).
         let mut data = vec![0x01];
         for _ in 0..15 {
             data.extend_from_slice(&[0x03, 0xE1]);

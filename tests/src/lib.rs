@@ -40,11 +40,21 @@ pub fn workspace() -> PathBuf {
 
 /// A binary of the workspace (`encoder-sim`, `encoder-bridge`), built next to the test binary.
 ///
-/// `make test` builds them first; `ENCODER_SIM` / `ENCODER_BRIDGE` override the path.
+/// `make test` builds them first; `ENCODER_SIM` / `ENCODER_BRIDGE` override the path. A
+/// relative override (`target/release/encoder-sim`) is taken from the workspace root, where
+/// the Makefile and the README's commands run: cargo starts tests and benches in the
+/// package's directory (`tests/`), so the path must not depend on the working directory.
 pub fn binary(name: &str) -> PathBuf {
     let var = name.to_uppercase().replace('-', "_");
     if let Some(path) = std::env::var_os(&var) {
-        return PathBuf::from(path);
+        let path = workspace_path(Path::new(&path));
+        assert!(
+            path.components().count() < 2 || path.exists(),
+            "{var} names {}, which does not exist (build it, or give a path from the workspace \
+             root or an absolute one)",
+            path.display()
+        );
+        return path;
     }
     let exe = std::env::current_exe().expect("current_exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
@@ -55,6 +65,16 @@ pub fn binary(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+/// `path` itself when it is absolute or a bare program name (looked up on `PATH`), else `path`
+/// taken from the workspace root.
+fn workspace_path(path: &Path) -> PathBuf {
+    if path.is_absolute() || path.components().count() < 2 {
+        path.to_path_buf()
+    } else {
+        workspace().join(path)
+    }
 }
 
 /// A child process killed with the test: `setpriv --pdeathsig KILL`.
@@ -411,4 +431,28 @@ pub fn wait_until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
     ready()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{workspace, workspace_path};
+    use std::path::Path;
+
+    #[test]
+    fn binary_overrides_do_not_depend_on_the_working_directory() {
+        // As `make bench` used to pass it: relative to the workspace root, while cargo runs
+        // the bench in tests/.
+        let relative = workspace_path(Path::new("target/release/encoder-sim"));
+        assert!(relative.is_absolute());
+        assert_eq!(relative, workspace().join("target/release/encoder-sim"));
+        assert_eq!(
+            workspace_path(Path::new("/usr/bin/encoder-sim")),
+            Path::new("/usr/bin/encoder-sim")
+        );
+        // A bare name is left to PATH.
+        assert_eq!(
+            workspace_path(Path::new("encoder-sim")),
+            Path::new("encoder-sim")
+        );
+    }
 }

@@ -1,5 +1,5 @@
 //! What an encoder's runner is asked to do ([`CardJob`]) and what it answers ([`JobReport`]):
-//! the bridge's domain, free of the cloud's wire format (design.md, "The boundaries").
+//! the bridge's domain, free of the cloud's wire format (docs/architecture.md §3).
 //!
 //! The cloud module turns an `attempt_available` into a [`CardJob`] and a [`JobReport`] into a
 //! `result` message (`cloud/translate.rs`); the operator commands build [`CardJob`]s directly.

@@ -1,5 +1,5 @@
 //! Per-APDU time of the PN532 backend at a simulated 115200 baud, next to the wire floor
-//! (reference/cards.md §5: 87 us per byte; a read or a write is about 44 bytes on the wire).
+//! (docs/reference/pn532.md §8: 87 us per byte; a read or a write is about 44 bytes on the wire).
 //!
 //! ```text
 //! cargo build --release -p encoder-sim && cargo run --release -p encoder-hal --example pn532_bench

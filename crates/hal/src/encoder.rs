@@ -5,8 +5,8 @@
 //! [`Transmit`], so there is one code path for every encoder.
 //!
 //! All methods block. A backend is driven from one dedicated OS thread (PC/SC and serial calls
-//! block, and pcsc-lite wants one context per thread, reference/cards.md §6); other threads
-//! interrupt a blocked wait through the [`Canceller`] the encoder hands out.
+//! block, and pcsc-lite wants one context per thread, docs/reference/pcsc-lite.md §1); other
+//! threads interrupt a blocked wait through the [`Canceller`] the encoder hands out.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! Command APDUs (short form), response parsing, and the PC/SC Part 3 storage-card commands
-//! (reference/cards.md §4).
+//! (docs/reference/pcsc-part3.md §1).
 //!
 //! Nothing here panics on any input: responses are parsed into [`Response`] or a
 //! [`ResponseError`]; commands that would be malformed or dangerous (a raw write to a trailer

@@ -1,5 +1,5 @@
 //! Card identification from the ATR the reader synthesises and from the SAK
-//! (reference/cards.md §1 "Card type by SAK" and §4 "ATR of a contactless storage card").
+//! (docs/reference/mifare-classic.md §9 and docs/reference/pcsc-part3.md §3-§4).
 //!
 //! Readers build a PC/SC Part 3 ATR `3B 8F 80 01 80 4F 0C A0 00 00 03 06 SS NN NN 00 00 00 00
 //! TCK` for storage cards, where `NN NN` names the card, and `3B 8n 80 01 <historical> TCK` for
@@ -93,7 +93,7 @@ impl std::fmt::Display for CardType {
     }
 }
 
-/// Card type from the SAK (NXP AN10833 table; reference/cards.md §1).
+/// Card type from the SAK (NXP AN10833; docs/reference/mifare-classic.md §9).
 ///
 /// Bit 3 (`08`) marks MIFARE Classic: with bit 4 (`10`) it is a 4K (`18`, `38`, `98`) unless
 /// bit 0 is set too (`19`, Classic 2K, used as 1K); with bit 0 alone a Mini (`09`); else a 1K
@@ -205,11 +205,12 @@ pub fn type_from_atr(atr: &[u8]) -> Option<CardType> {
 }
 
 /// What the reader knows of the card in its field, read once when the hal opens the card
-/// (design.md, "The boundaries"): jobs take it and never ask the card for its UID again.
+/// (docs/architecture.md §1-2): jobs take it and never ask the card for its UID again.
 ///
-/// PC/SC readers give an ATR (synthesised by the reader for storage cards, docs/reference/
-/// pcsc-part3.md) and the UID from `FF CA`; the PN532 gives UID, SAK and, for ISO 14443-4
-/// cards, the ATS, straight from the chip's `InListPassiveTarget` answer, and no ATR.
+/// PC/SC readers give an ATR (synthesised by the reader for storage cards,
+/// docs/reference/pcsc-part3.md §3) and the UID from `FF CA`; the PN532 gives UID, SAK and, for
+/// ISO 14443-4 cards, the ATS, straight from the chip's `InListPassiveTarget` answer
+/// (docs/reference/pn532.md §5), and no ATR.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CardInfo {
     /// The card's UID (4, 7 or 10 bytes on a sound card; jobs check the length).

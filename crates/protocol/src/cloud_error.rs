@@ -1,4 +1,4 @@
-//! The cloud's error types and their stable sub-codes (docs/cloud-protocol.md §3, `result`):
+//! The cloud's error types and their stable sub-codes (docs/cloud-protocol.md §6):
 //! the one place their names are spelled.
 //!
 //! The protocol's [`JobError`](crate::error::JobError), the hal's error kinds and the bridge's

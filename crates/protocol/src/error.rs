@@ -1,5 +1,5 @@
-//! Job errors, mapped to the cloud's stable error types (design.md, "Errors that reach the
-//! cloud"; docs/cloud-protocol.md §3). The names themselves live in [`crate::cloud_error`].
+//! Job errors, mapped to the cloud's stable error types (docs/cloud-protocol.md §6); the
+//! names themselves are spelled in [`crate::cloud_error`].
 //!
 //! [`JobError::name`] is the cloud's error type; `Display` is a sentence for a person at a
 //! front desk; [`JobError::detail`] is for engineers (step, block, status word, APDU count).

@@ -2,7 +2,7 @@
 //! MAC key.
 //!
 //! Every key type here has a redacting `Debug` and no `Display`: key bytes never reach a log,
-//! an error or an APDU trace (design.md, "Keys and tokens never appear in logs").
+//! an error or an APDU trace (README.md, "How the daemon works": secrets never appear in logs).
 //!
 //! # Derivation (documented with test vectors in docs/card-format.md §3)
 //!
@@ -15,9 +15,9 @@
 //! MAC key (payload authentication)     = div(K, U, 0x03)         all 16 bytes
 //! ```
 //!
-//! AN10922 is the NXP AES-128 diversification (reference/cards.md §3): CMAC over exactly 32
-//! bytes `01 || M || padding`. AN10922 defines nothing for 6-byte Crypto1 keys; taking the first
-//! six bytes of the diversified AES key is our documented choice.
+//! AN10922 is the NXP AES-128 diversification (docs/reference/key-derivation.md §2): CMAC over
+//! exactly 32 bytes `01 || M || padding`. AN10922 defines nothing for 6-byte Crypto1 keys; taking
+//! the first six bytes of the diversified AES key is our documented choice.
 
 use std::fmt;
 
@@ -109,9 +109,9 @@ impl fmt::Debug for AesKey {
 pub struct Crypto1Key([u8; 6]);
 
 impl Crypto1Key {
-    /// Factory default key `FF FF FF FF FF FF` (reference/cards.md §1).
+    /// Factory default key `FF FF FF FF FF FF` (docs/reference/mifare-classic.md §2).
     pub const FACTORY: Self = Self([0xFF; 6]);
-    /// Public MAD key A `A0 A1 A2 A3 A4 A5` (reference/cards.md §2).
+    /// Public MAD key A `A0 A1 A2 A3 A4 A5` (docs/reference/mad.md §2).
     pub const MAD_PUBLIC: Self = Self([0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5]);
 
     /// Wraps six key bytes.
@@ -297,8 +297,8 @@ fn shift_left_xor(block: [u8; 16]) -> [u8; 16] {
     out.to_be_bytes()
 }
 
-/// AN10922 AES-128 key diversification (reference/cards.md §3): CMAC over exactly 32 bytes
-/// `01 || m || padding`; padding `80 00..` and subkey K2 when `01 || m` is shorter than 32,
+/// AN10922 AES-128 key diversification (docs/reference/key-derivation.md §2): CMAC over exactly 32
+/// bytes `01 || m || padding`; padding `80 00..` and subkey K2 when `01 || m` is shorter than 32,
 /// else K1; IV zero; the output is the last cipher block.
 pub fn an10922(key: &[u8; 16], m: &[u8]) -> Result<[u8; 16], KeyError> {
     if m.len() > 31 {
@@ -350,7 +350,7 @@ mod tests {
 
     #[test]
     fn an10922_vector_from_reference() {
-        // reference/cards.md §3.
+        // docs/reference/key-derivation.md §3.
         let key: [u8; 16] = hex::decode("00112233445566778899AABBCCDDEEFF")
             .unwrap()
             .try_into()

@@ -8,7 +8,7 @@
 //! - [`card`]: card identification from ATR and SAK;
 //! - [`mifare`]: the MIFARE Classic model (geometry, access bits, trailers, value blocks, MAD);
 //! - [`keys`]: AN10922 key diversification and per-card keys;
-//! - [`format`]: the credential card format v1 (docs/card-format.md);
+//! - [`mod@format`]: the credential card format v1 (docs/card-format.md);
 //! - [`job`]: the scan and encode jobs as APDU sequences driven by responses;
 //! - [`error`]: job errors mapped to the cloud's error types.
 

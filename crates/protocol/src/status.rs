@@ -1,5 +1,5 @@
 //! Status words (`SW1 SW2`) as a typed value, including the vendor variants of
-//! reference/cards.md §4 (ACS answers `63 00` for every failure, Identiv/SCM use `69 8x`,
+//! docs/reference/pcsc-part3.md §2 (ACS answers `63 00` for every failure, Identiv/SCM use `69 8x`,
 //! `6A 82`, `6C xx`).
 //!
 //! [`StatusWord::from_u16`] and [`StatusWord::to_u16`] round-trip every 16-bit value.

@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// Why a transmission failed, kept as a kind because retry policy and the cloud's error type
-/// depend on it (see design.md, "Errors that reach the cloud").
+/// depend on it (see docs/cloud-protocol.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TransmitErrorKind {

@@ -1,5 +1,5 @@
 //! Answer-to-reset construction as a PC/SC reader builds it for contactless cards
-//! (reference/cards.md §4).
+//! (docs/reference/pcsc-part3.md §3-§4).
 
 /// Check byte: XOR of every byte from T0 through the last historical byte (all bytes after
 /// TS).

@@ -29,12 +29,12 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// How long a removed card stays out of the field before it may come back.
 ///
-/// pcscd learns of vpcd cards by polling every 400 ms (reference/cards.md §6). When a client
-/// transmits to a card that just left, vpcd drops the connection inside the transmit; if the
-/// card is back before the next presence poll, pcscd never sees an absent reader, keeps its
-/// cached "present" status, and from then on reports the reader empty to clients while the card
-/// sits in it. A real card cannot be pulled and put back within a fraction of a second either,
-/// so the card stays out for longer than one poll period.
+/// pcscd learns of vpcd cards by polling every 400 ms (docs/reference/pcsc-lite.md §4). When a
+/// client transmits to a card that just left, vpcd drops the connection inside the transmit; if the
+/// card is back before the next presence poll, pcscd never sees an absent reader, keeps its cached
+/// "present" status, and from then on reports the reader empty to clients while the card sits in
+/// it. A real card cannot be pulled and put back within a fraction of a second either, so the card
+/// stays out for longer than one poll period.
 const MIN_ABSENCE: Duration = Duration::from_millis(600);
 
 /// A control command read from stdin.

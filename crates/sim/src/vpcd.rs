@@ -1,4 +1,4 @@
-//! The TCP link to pcscd's virtual reader driver, vpcd (reference/cards.md §7).
+//! The TCP link to pcscd's virtual reader driver, vpcd (docs/reference/pcsc-lite.md §6-§8).
 //!
 //! The card is the TCP client; vpcd listens (default `127.0.0.1:35963`). Both ways every
 //! message is a 2-byte big-endian length followed by that many bytes. A 1-byte message from

@@ -12,9 +12,9 @@ use super::errors::hal_error;
 /// The context a thread uses, established lazily and replaced when pcscd went away.
 ///
 /// After pcscd restarts an old context answers `SCARD_E_NO_SERVICE` forever although
-/// `SCardIsValidContext` still accepts it (reference/cards.md §6): callers report such errors
-/// through [`ContextSlot::invalidate`], and the next [`ContextSlot::get`] establishes a new one.
-/// The slot registers with a [`Canceller`] so a cancel interrupts a blocked
+/// `SCardIsValidContext` still accepts it (docs/reference/pcsc-lite.md §3): callers report such
+/// errors through [`ContextSlot::invalidate`], and the next [`ContextSlot::get`] establishes a new
+/// one. The slot registers with a [`Canceller`] so a cancel interrupts a blocked
 /// `SCardGetStatusChange` on whichever context is current.
 pub(crate) struct ContextSlot {
     current: Arc<Mutex<Option<pcsc::Context>>>,

@@ -19,7 +19,7 @@ pub(crate) fn kind_of(error: pcsc::Error) -> ErrorKind {
         E::SharingViolation => ErrorKind::Busy,
         E::Timeout | E::WaitedTooLong => ErrorKind::Timeout,
         // A blocked call answers a communication error when pcscd dies; an old context answers
-        // NO_SERVICE forever after pcscd restarted (reference/cards.md §6).
+        // NO_SERVICE forever after pcscd restarted (docs/reference/pcsc-lite.md §3).
         E::NoService | E::ServiceStopped | E::CommError | E::InvalidHandle | E::Shutdown => {
             ErrorKind::NoService
         }

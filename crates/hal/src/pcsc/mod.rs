@@ -1,8 +1,8 @@
 //! The PC/SC backend: contactless readers through pcscd, with the `pcsc` crate.
 //!
-//! Threading follows pcsc-lite's rules (reference/cards.md §6): every [`PcscEncoder`] and the
-//! [`ReaderMonitor`] own a context of their own and are meant for one thread each; blocked waits
-//! are interrupted with `SCardCancel` on that context through a [`crate::Canceller`].
+//! Threading follows pcsc-lite's rules (docs/reference/pcsc-lite.md §1): every [`PcscEncoder`] and
+//! the [`ReaderMonitor`] own a context of their own and are meant for one thread each; blocked
+//! waits are interrupted with `SCardCancel` on that context through a [`crate::Canceller`].
 
 mod context;
 mod encoder;

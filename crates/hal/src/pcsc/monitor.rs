@@ -9,8 +9,8 @@
 //! reader's own entry reports `UNKNOWN` (and the notification's event counter moves, which we
 //! hand back through `sync_current_state`), so the thread relists and reports `Removed` then
 //! `Added`. Cards use the per-reader event counter (upper 16 bits of the event state,
-//! reference/cards.md §6) the same way. When pcscd dies, every reader is reported removed, and
-//! the monitor re-establishes a context with backoff and reports them again when pcscd is back.
+//! docs/reference/pcsc-lite.md §2) the same way. When pcscd dies, every reader is reported removed,
+//! and the monitor re-establishes a context with backoff and reports them again when pcscd is back.
 
 use std::collections::BTreeMap;
 use std::ffi::CString;

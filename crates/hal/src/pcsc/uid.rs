@@ -1,4 +1,4 @@
-//! `FF CA 00 00 00`: the UID of the card in the field (PC/SC Part 3, reference/cards.md §4).
+//! `FF CA 00 00 00`: the UID of the card in the field (docs/reference/pcsc-part3.md §1).
 
 use crate::error::{ErrorKind, HalError};
 

@@ -1,4 +1,4 @@
-//! Typed PN532 commands and replies over a [`Link`] (reference/cards.md §5, PN532 user
+//! Typed PN532 commands and replies over a [`Link`] (docs/reference/pn532.md §4-§7; PN532 user
 //! manual §7). Parsing is separate from I/O so it is unit-tested on byte vectors.
 
 use std::time::Duration;
@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn parses_the_reference_target() {
-        // reference/cards.md §5: D5 4B 01 01 00 04 08 04 DE AD BE EF
+        // docs/reference/pn532.md §5: D5 4B 01 01 00 04 08 04 DE AD BE EF
         let t = parse_list_passive_target(&[
             0x01, 0x01, 0x00, 0x04, 0x08, 0x04, 0xDE, 0xAD, 0xBE, 0xEF,
         ])

@@ -1,11 +1,11 @@
 //! A PN532 module on a serial line as an [`Encoder`] that speaks PC/SC Part 3.
 //!
-//! The session translates the PC/SC Part 3 storage-card commands (reference/cards.md §4) to
-//! PN532 `InDataExchange` MIFARE commands and answers with the status words of an ACS ACR122U
-//! (whose firmware does the same translation in front of its own PN532): `90 00` success,
-//! `63 00` any failure, `6A 81` unsupported. Key slots 0 and 1 are volatile and live here.
-//! After a failed authentication (or any refused card command) the card is halted, so the
-//! next command first re-selects it with `InListPassiveTarget`, as ACR122U firmware does.
+//! The session translates the PC/SC Part 3 storage-card commands (docs/reference/pcsc-part3.md §1)
+//! to PN532 `InDataExchange` MIFARE commands and answers with the status words of an ACS ACR122U
+//! (whose firmware does the same translation in front of its own PN532): `90 00` success, `63 00`
+//! any failure, `6A 81` unsupported. Key slots 0 and 1 are volatile and live here. After a failed
+//! authentication (or any refused card command) the card is halted, so the next command first
+//! re-selects it with `InListPassiveTarget`, as ACR122U firmware does.
 
 use std::time::{Duration, Instant};
 

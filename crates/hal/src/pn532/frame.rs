@@ -1,4 +1,4 @@
-//! PN532 host-interface frames (reference/cards.md §5), sans I/O.
+//! PN532 host-interface frames (docs/reference/pn532.md §1-§2), sans I/O.
 //!
 //! [`encode`] builds normal and extended information frames; [`Decoder`] takes the bytes of a
 //! serial line in whatever chunks they arrive and yields ACK, NACK, error and information
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn reference_vectors() {
-        // reference/cards.md §5
+        // docs/reference/pn532.md §1-§5
         assert_eq!(
             encode(&[0xD4, 0x14, 0x01]).unwrap(),
             [0x00, 0x00, 0xFF, 0x03, 0xFD, 0xD4, 0x14, 0x01, 0x17, 0x00]

@@ -1,6 +1,6 @@
 //! The serial line to a PN532 in HSU mode: frames out, ACK, reply frames in.
 //!
-//! Every exchange follows reference/cards.md §5: flush stale input, send the command frame,
+//! Every exchange follows docs/reference/pn532.md §2: flush stale input, send the command frame,
 //! expect the ACK within [`LinkConfig::ack_timeout`] (resending once, and on a NACK), then read
 //! the reply frame until the command's own timeout. Reads are done in short slices so that a
 //! cancellation is noticed between them; a cancelled command is aborted by sending an ACK,

@@ -1,4 +1,4 @@
-//! Access bits (reference/cards.md §1).
+//! Access bits (docs/reference/mifare-classic.md §4-§6).
 //!
 //! Block group `i` (0, 1, 2 = data, 3 = trailer) has the condition bits `C1i C2i C3i`, written
 //! here as a code `C1<<2 | C2<<1 | C3` (so the reference's "100" is code 4). Stored as
@@ -118,7 +118,7 @@ impl DataAccess {
     }
 }
 
-/// Conditions of the trailer group (reference/cards.md §1, "Trailer conditions").
+/// Conditions of the trailer group (docs/reference/mifare-classic.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrailerAccess {
     /// 000: key A written by A, access bits read by A, key B read/written by A.

@@ -1,4 +1,4 @@
-//! Sector and block arithmetic (reference/cards.md §1).
+//! Sector and block arithmetic (docs/reference/mifare-classic.md §1).
 //!
 //! Sectors 0-31 have 4 blocks (blocks 0-127); sectors 32-39 (4K only) have 16 blocks
 //! (blocks 128-255). The last block of each sector is its trailer. The numbering is the same on

@@ -1,4 +1,4 @@
-//! MIFARE Application Directory, MAD1 and MAD2 (NXP AN10787; reference/cards.md §2).
+//! MIFARE Application Directory, MAD1 and MAD2 (NXP AN10787; docs/reference/mad.md).
 //!
 //! MAD1: sector 0, blocks 1-2: `CRC | info | 15 AIDs` for sectors 1-15.
 //! MAD2: sector 16, blocks 64-66: `CRC | info | 23 AIDs` for sectors 17-39.

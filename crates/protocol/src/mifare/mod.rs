@@ -1,5 +1,5 @@
-//! The MIFARE Classic memory model (reference/cards.md §1-2): geometry, access bits,
-//! trailers, value blocks and the MIFARE Application Directory.
+//! The MIFARE Classic memory model (docs/reference/mifare-classic.md, mad.md): geometry, access
+//! bits, trailers, value blocks and the MIFARE Application Directory.
 
 pub mod access;
 pub mod geometry;

@@ -1,4 +1,5 @@
-//! Sector trailers: `KeyA(6) | access bits(3) | GPB(1) | KeyB(6)` (reference/cards.md §1).
+//! Sector trailers: `KeyA(6) | access bits(3) | GPB(1) | KeyB(6)`
+//! (docs/reference/mifare-classic.md §3).
 //!
 //! [`Trailer`] is the only way this crate produces trailer bytes, and it only accepts
 //! [`AccessConditions`], which are consistent and leave a key able to rewrite the trailer.

@@ -1,4 +1,5 @@
-//! Value blocks: `v(4, LE) | ~v | v | adr | ~adr | adr | ~adr` (reference/cards.md §1).
+//! Value blocks: `v(4, LE) | ~v | v | adr | ~adr | adr | ~adr`
+//! (docs/reference/mifare-classic.md §7).
 
 use super::Block;
 

@@ -1,5 +1,5 @@
 //! A virtual card of any supported type behind a PC/SC Part 3 reader front end that answers
-//! as an ACS reader (ACR122U / ACR1252U) does (reference/cards.md §4).
+//! as an ACS reader (ACR122U / ACR1252U) does (docs/reference/pcsc-part3.md §5).
 //!
 //! [`VirtualCard::transmit`] takes a command APDU as a PC/SC client sends it to the reader
 //! and returns the full response (data + status word). The reader side holds the two

@@ -1,6 +1,6 @@
-//! PC/SC Part 3 storage-card commands (CLA `FF`) with ACS status words (reference/cards.md
-//! §4): any failure `63 00`, unsupported function `6A 81`, wrong length `67 00`, wrong Le
-//! `6C xx`, class other than `FF` `6E 00`.
+//! PC/SC Part 3 storage-card commands (CLA `FF`) with ACS status words
+//! (docs/reference/pcsc-part3.md §1-§2): any failure `63 00`, unsupported function `6A 81`, wrong
+//! length `67 00`, wrong Le `6C xx`, class other than `FF` `6E 00`.
 
 use super::{Chip, DESFIRE_ATS, VirtualCard};
 use crate::mifare::KeyType;

@@ -1,4 +1,5 @@
-//! Access bits and access conditions of MIFARE Classic sector trailers (reference/cards.md §1).
+//! Access bits and access conditions of MIFARE Classic sector trailers
+//! (docs/reference/mifare-classic.md §4-§6).
 //!
 //! Written independently of the protocol crate, straight from the datasheet tables, so a
 //! shared bug cannot cancel itself out.

@@ -1,4 +1,4 @@
-//! Memory geometry of MIFARE Classic cards (reference/cards.md §1).
+//! Memory geometry of MIFARE Classic cards (docs/reference/mifare-classic.md §1).
 
 /// Which MIFARE Classic memory layout a card has.
 ///

@@ -1,5 +1,5 @@
 //! The MIFARE Classic card model: memory, geometry, access conditions, authentication state
-//! and halt (reference/cards.md §1).
+//! and halt (docs/reference/mifare-classic.md).
 //!
 //! This is the card itself, not a reader: it knows nothing of status words or APDUs, so a
 //! PC/SC front end ([`crate::card`]) and a PN532 front end can both drive it.
@@ -393,9 +393,9 @@ impl MifareClassic {
     }
 
     /// Makes the card behave as a worn-out one (a card past its ~100,000 write cycles,
-    /// reference/cards.md §1): every write of a data block is acknowledged but stores the data
-    /// with the lowest bit of its last byte flipped. Trailers are unaffected. Read-back after
-    /// a write is what catches such a card.
+    /// docs/reference/mifare-classic.md §10): every write of a data block is acknowledged but
+    /// stores the data with the lowest bit of its last byte flipped. Trailers are unaffected.
+    /// Read-back after a write is what catches such a card.
     pub fn set_worn(&mut self, worn: bool) {
         self.worn = worn;
     }

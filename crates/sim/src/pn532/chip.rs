@@ -1,5 +1,5 @@
 //! The PN532 (firmware 1.6) as a host sees it over HSU, with one MIFARE Classic card that can
-//! be in its field or not (PN532 user manual §7; reference/cards.md §5).
+//! be in its field or not (PN532 user manual §7; docs/reference/pn532.md).
 //!
 //! Only what a reader of MIFARE Classic cards uses is modelled, as the datasheet describes it,
 //! and what libnfc's `pn532_uart` driver and nfcpy send at start-up: `GetFirmwareVersion`,

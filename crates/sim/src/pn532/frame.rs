@@ -155,7 +155,7 @@ mod tests {
     #[test]
     fn reads_the_datasheet_frames() {
         let mut r = FrameReader::new();
-        // Wake-up preamble, then SAMConfiguration (reference/cards.md §5).
+        // Wake-up preamble, then SAMConfiguration (docs/reference/pn532.md §3).
         let mut wire = vec![0x55, 0x55];
         wire.extend([0u8; 14]);
         wire.extend([0x00, 0x00, 0xFF, 0x03, 0xFD, 0xD4, 0x14, 0x01, 0x17, 0x00]);

@@ -1,10 +1,10 @@
 //! The emulator's end of the serial line: a pseudo-terminal pair whose device side is linked
 //! at a path of the user's choosing, as udev links a USB-serial adapter.
 //!
-//! A pty delivers bytes at once whatever the baud rate (reference/cards.md §8), so with a baud
-//! rate set the emulator paces the line itself: a frame counts as received only after the
-//! time its bytes take on a real line, and a reply reaches the host only after its own line
-//! time. Dropping the [`Pty`] closes the pair and removes the link: a USB unplug.
+//! A pty delivers bytes at once whatever the baud rate (docs/reference/serial-udev.md §4), so with
+//! a baud rate set the emulator paces the line itself: a frame counts as received only after the
+//! time its bytes take on a real line, and a reply reaches the host only after its own line time.
+//! Dropping the [`Pty`] closes the pair and removes the link: a USB unplug.
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
