@@ -159,7 +159,7 @@ fn collect(times: [Vec<f64>; 3], counts: [(usize, usize, usize); 3]) -> JobFigur
 }
 
 /// Raw `FF B0` round trip through pcscd (median ms) and the per-job figures through pcscd.
-fn pcsc_jobs(rig: &Rig) -> (f64, f64, JobFigures) {
+fn pcsc_jobs(rig: &Rig, dir: &std::path::Path) -> (f64, f64, JobFigures, [usize; 3]) {
     let rtt = {
         let _card = rig.card(0, &["--type", "classic-1k", "--uid", "04A1B2C3"]);
         let mut encoder = PcscEncoder::new(&Rig::reader_name(0)).expect("encoder");
@@ -183,21 +183,40 @@ fn pcsc_jobs(rig: &Rig) -> (f64, f64, JobFigures) {
     };
     let mut times: [Vec<f64>; 3] = Default::default();
     let mut counts = [(0, 0, 0); 3];
+    // APDUs as the card's own log has them: the job's plus the hal's one `FF CA` at open.
+    let mut at_card = [0; 3];
     for run in 0..JOB_RUNS {
+        let log = dir.join(format!("pcsc-card-{run}.log"));
+        let logged = || std::fs::read_to_string(&log).map_or(0, |t| t.lines().count());
         let _card = rig.card(
             1,
-            &["--type", "classic-1k", "--uid", &format!("04A1B2{run:02X}")],
+            &[
+                "--type",
+                "classic-1k",
+                "--uid",
+                &format!("04A1B2{run:02X}"),
+                "--apdu-log",
+                &log.display().to_string(),
+            ],
         );
         let mut enc = PcscEncoder::new(&Rig::reader_name(1)).expect("encoder");
         assert!(enc.wait_for_card(STARTUP).expect("wait"));
         for (job, t) in times.iter_mut().enumerate() {
+            let before = logged();
             let mut s = enc.open_session().expect("session");
             let (apdus, wire, writes, took) = run_job(job, &mut *s);
+            drop(s);
             t.push(ms(took));
             counts[job] = (apdus, wire, writes);
+            at_card[job] = logged() - before;
         }
     }
-    (pct(&rtt, 0.5), pct(&rtt, 0.99), collect(times, counts))
+    (
+        pct(&rtt, 0.5),
+        pct(&rtt, 0.99),
+        collect(times, counts),
+        at_card,
+    )
 }
 
 /// Per-job figures through the PN532 emulator at 115200 baud.
@@ -437,7 +456,7 @@ fn main() {
         .expect("tempdir");
     let rig = Rig::start(8);
     eprintln!("bench: per-job figures through pcscd ...");
-    let (rtt, rtt99, pcsc) = pcsc_jobs(&rig);
+    let (rtt, rtt99, pcsc, at_card) = pcsc_jobs(&rig, dir.path());
     eprintln!("bench: per-job figures through the PN532 emulator ...");
     let pn = pn532_jobs(dir.path());
     eprintln!("bench: pyscard side by side ...");
@@ -506,15 +525,16 @@ fn main() {
     );
     println!();
     println!(
-        "{:<34} {:>6} {:>10} {:>10} {:>8}",
-        "per job (median)", "APDUs", "wall ms", "floor ms", "x floor"
+        "{:<34} {:>6} {:>8} {:>10} {:>10} {:>8}",
+        "per job (median)", "APDUs", "at card", "wall ms", "floor ms", "x floor"
     );
     for (i, job) in JOBS.iter().enumerate() {
         let floor = rtt * pcsc.apdus[i] as f64;
         println!(
-            "{:<34} {:>6} {:>10.2} {:>10.2} {:>8.1}",
+            "{:<34} {:>6} {:>8} {:>10.2} {:>10.2} {:>8.1}",
             format!("pcscd + vpcd: {job}"),
             pcsc.apdus[i],
+            at_card[i],
             pcsc.wall[i],
             floor,
             pcsc.wall[i] / floor
@@ -523,14 +543,19 @@ fn main() {
     for (i, job) in JOBS.iter().enumerate() {
         let floor = pn.wire[i] as f64 * PN532_BYTE_US / 1000.0;
         println!(
-            "{:<34} {:>6} {:>10.2} {:>10.2} {:>8.1}",
+            "{:<34} {:>6} {:>8} {:>10.2} {:>10.2} {:>8.1}",
             format!("PN532 115200 bd: {job}"),
             pn.apdus[i],
+            "",
             pn.wall[i],
             floor,
             pn.wall[i] / floor
         );
     }
+    println!(
+        "  (APDUs: the protocol job's own count; at card: the virtual card's APDU log, with the"
+    );
+    println!("   hal's one FF CA when it opens the card)");
     println!("  (floors: pcscd = APDUs x median raw round trip; PN532 = wire bytes x 86.8 us,");
     println!(
         "   wire bytes per job {} / {} / {})",

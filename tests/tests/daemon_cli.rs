@@ -140,3 +140,74 @@ fn doctor_passes_then_names_each_failure_with_its_fix() {
         "{token_check}"
     );
 }
+
+/// The APDUs a job costs, counted where they happen: in the virtual card's own log, through
+/// `encoder-bridge encode` / `scan`, pcscd and vpcd. The UID is read once per job (by the hal,
+/// when it opens the card); the protocol's jobs never ask again. The budget is the protocol's
+/// own count (`tests/benches/apdu_budget.rs`) plus that one `FF CA`.
+#[test]
+fn a_job_costs_its_budget_at_the_card_with_one_uid_read() {
+    const BUDGET: [(&str, usize); 3] = [("encode blank", 28), ("re-encode", 19), ("scan", 11)];
+    let rig = Rig::start(1);
+    let cloud = CloudDouble::start(TOKEN);
+    let setup = Setup::new(&cloud.url(), &[Rig::reader_name(0)], 5.0, TOKEN);
+    let apdu_log = setup.dir().join("apdu.log");
+    let _card = rig.card(
+        0,
+        &[
+            "--type",
+            "classic-1k",
+            "--uid",
+            "04A1B2C3",
+            "--apdu-log",
+            &apdu_log.display().to_string(),
+        ],
+    );
+    // The realistic credentials of tests/src/jobs.rs (`realistic(8)`, `realistic_next(8)`).
+    let first = setup.dir().join("first.json");
+    std::fs::write(
+        &first,
+        r#"{"acs_credential_id":"9b2f6c1e-7a4d-4f0b-8c35-2e91d7a40f6b","card_number":"4009613812","starts_at":"2024-12-01T15:00:00Z","ends_at":"2024-12-08T15:00:00Z","issue_counter":1,"access_data":"ESIzRFVmd4g="}"#,
+    )
+    .expect("credential");
+    let next = setup.dir().join("next.json");
+    std::fs::write(
+        &next,
+        r#"{"acs_credential_id":"0e8a5d3c-14b7-4c62-9f0e-6a3b2c1d9e87","card_number":"4009613813","starts_at":"2024-12-08T15:00:00Z","ends_at":"2024-12-15T15:00:00Z","issue_counter":2,"access_data":"oKGio6Slpqc="}"#,
+    )
+    .expect("credential");
+    let config = setup.config().display().to_string();
+    let logged = || -> Vec<String> {
+        std::fs::read_to_string(&apdu_log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut seen = logged().len();
+    let mut counts = Vec::new();
+    for (args, name) in [
+        (
+            vec!["encode", "--credential", first.to_str().expect("path")],
+            "encode blank",
+        ),
+        (
+            vec!["encode", "--credential", next.to_str().expect("path")],
+            "re-encode",
+        ),
+        (vec!["scan"], "scan"),
+    ] {
+        let mut args = args;
+        args.extend(["--config", &config, "--json"]);
+        let (code, json, err) = bridge(&rig, &args);
+        assert_eq!(code, Some(0), "{name}: {json} {err}");
+        let lines = logged();
+        let job = lines.get(seen..).unwrap_or_default();
+        seen = lines.len();
+        let uid_reads = job.iter().filter(|l| l.starts_with("FF CA 00 00")).count();
+        assert_eq!(uid_reads, 1, "{name}: FF CA once per job: {job:?}");
+        counts.push((name, job.len()));
+    }
+    let expected: Vec<(&str, usize)> = BUDGET.to_vec();
+    assert_eq!(counts, expected, "APDUs at the card");
+}

@@ -88,7 +88,7 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
         )));
     }
     let mut candidates: Vec<Wanted> = discovery::configured(config);
-    if let Ok(readers) = encoder_hal::pcsc::snapshot() {
+    if let Ok(readers) = encoder_hal::pcsc::states() {
         for r in readers {
             if !candidates.iter().any(|c| c.reader == r.name)
                 && let Some(w) = discovery::pcsc_reader(config, &r.name)

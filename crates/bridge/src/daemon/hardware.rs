@@ -42,8 +42,8 @@ impl Hardware for System {
     }
 
     fn readers(&self) -> HashMap<String, ReaderNow> {
-        use encoder_hal::pcsc::{ReaderState, snapshot};
-        match snapshot() {
+        use encoder_hal::pcsc::{ReaderState, states};
+        match states() {
             Ok(readers) => readers
                 .into_iter()
                 .map(|r| {

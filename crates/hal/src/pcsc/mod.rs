@@ -13,4 +13,4 @@ mod uid;
 
 pub use encoder::{PcscEncoder, PcscSession};
 pub use monitor::{ReaderEvent, ReaderMonitor};
-pub use snapshot::{ReaderSnapshot, ReaderState, snapshot};
+pub use snapshot::{ReaderSnapshot, ReaderState, snapshot, states};

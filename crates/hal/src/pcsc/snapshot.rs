@@ -52,6 +52,17 @@ pub struct ReaderSnapshot {
 /// Lists every reader with its state and card, opening each card briefly in shared mode to
 /// read its UID (a card held exclusively by the daemon is reported `in_use`, with its ATR).
 pub fn snapshot() -> Result<Vec<ReaderSnapshot>, HalError> {
+    take(true)
+}
+
+/// Like [`snapshot`] without touching any card: reader names, states and ATRs only (the UID
+/// stays empty). For code that only needs to know which readers exist and hold a card, so a
+/// card is not sent an `FF CA` it did not need (a job reads the UID once, when it opens it).
+pub fn states() -> Result<Vec<ReaderSnapshot>, HalError> {
+    take(false)
+}
+
+fn take(read_uids: bool) -> Result<Vec<ReaderSnapshot>, HalError> {
     let ctx = pcsc::Context::establish(pcsc::Scope::User)
         .map_err(|e| hal_error("SCardEstablishContext", e))?;
     let names = match ctx.list_readers_owned() {
@@ -87,7 +98,7 @@ pub fn snapshot() -> Result<Vec<ReaderSnapshot>, HalError> {
                 ReaderState::CardPresent
             };
             let mut info = CardInfo::new(Vec::new(), Some(atr), None, None);
-            if snap.state == ReaderState::CardPresent {
+            if read_uids && snap.state == ReaderState::CardPresent {
                 match read_uid(&ctx, state.name()) {
                     Ok(uid) => info.uid = uid,
                     Err(e) => {
