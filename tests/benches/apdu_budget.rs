@@ -1,7 +1,7 @@
 //! APDU counts per job on the in-process virtual card with a realistic credential, against
 //! the budgets (each including the read-back). A job's own count excludes the UID: the hal
 //! reads it once when it opens the card, so at the card a job costs one APDU more (what
-//! `a_job_costs_its_budget_at_the_card_with_one_uid_read` in tests/tests/daemon_cli.rs checks
+//! `a_job_costs_its_budget_at_the_card_with_one_uid_read` in `tests/tests/daemon_cli.rs` checks
 //! in the card's own log). Exits non-zero if over.
 //! `cargo bench -p encoder-tests --bench apdu_budget`
 

@@ -1,7 +1,7 @@
 //! The scan and encode jobs as APDU sequences driven by responses.
 //!
 //! Both are plain functions generic over [`Transmit`](crate::transmit::Transmit): they take the
-//! card's ATR (from the reader), the [`SiteKeys`](crate::keys::SiteKeys) and, for encode, the
+//! card's [`CardInfo`](crate::card::CardInfo) (from the hal), the [`SiteKeys`](crate::keys::SiteKeys) and, for encode, the
 //! [`Credential`](crate::format::Credential). They never panic, count every APDU they send
 //! (also reported in errors, see [`JobError::apdu_count`](crate::error::JobError::apdu_count)),
 //! and classify every failure into the cloud's error types.
