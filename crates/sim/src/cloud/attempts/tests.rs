@@ -340,7 +340,7 @@ fn scan_warnings() {
         view,
         json!({"acs_credential_on_encoder": null, "acs_credential_on_seam": null, "warnings": []})
     );
-    let _ = core.state.update_credential(&cred, None, None);
+    let _ = core.state.update_credential(T0, &cred, None, None);
 }
 
 #[test]
