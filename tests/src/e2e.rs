@@ -31,11 +31,17 @@ pub struct Cloud {
 impl Cloud {
     /// Starts the binary with the tests' token and waits for `listening on http://ADDR`.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Cloud::start`] with more `encoder-sim cloud` arguments (e.g. `--webhook-url`).
+    pub fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new("setpriv")
             .arg("--pdeathsig")
             .arg("KILL")
             .arg(binary("encoder-sim"))
             .args(["cloud", "--listen", "127.0.0.1:0", "--token", TOKEN])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -59,6 +65,11 @@ impl Cloud {
             .recv_timeout(STARTUP)
             .expect("encoder-sim cloud did not print its address");
         Self { child, addr }
+    }
+
+    /// The API's base URL (`http://ADDR`), as an SDK's `endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The bridge websocket URL (`ws://ADDR/bridge/v1`).

@@ -1,5 +1,6 @@
-//! The HTTP API, served as Seam serves it: every route answers the methods Seam's OpenAPI
-//! document lists for it (tests/sdk/openapi/seam-connect.json), with the same answer
+//! The HTTP API, served as Seam serves it: every route answers the methods Seam's `OpenAPI`
+//! document lists for it (npm `@seamapi/types`, pinned by `tests/sdk/package-lock.json`),
+//! with the same answer
 //! whatever the method:
 //!
 //! - read routes (`*/list`, `*/get`): `GET` with query parameters, or `POST` with a JSON body;
@@ -206,9 +207,9 @@ fn endpoint(methods: Methods, operation: Operation) -> MethodRouter<Arc<Shared>>
         }
     };
     match methods {
-        Methods::Read => get(handler.clone()).post(handler),
+        Methods::Read => get(handler).post(handler),
         Methods::Write => post(handler),
-        Methods::Update => patch(handler.clone()).post(handler),
+        Methods::Update => patch(handler).post(handler),
     }
 }
 
@@ -478,7 +479,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
-/// All routes, each with the methods Seam's OpenAPI document lists for it.
+/// All routes, each with the methods Seam's `OpenAPI` document lists for it.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     use Methods::{Read, Update, Write};
     Router::new()

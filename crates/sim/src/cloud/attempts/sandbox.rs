@@ -1,8 +1,8 @@
 //! Seam's sandbox routes `/acs/encoders/simulate/*`: script the outcome of the next encode or
 //! scan on one encoder, which then finishes at once without a bridge or a card.
 //!
-//! Scenarios and error codes are those of the request bodies in Seam's OpenAPI document
-//! (tests/sdk/openapi/seam-connect.json, pinned from npm `@seamapi/types`):
+//! Scenarios and error codes are those of the request bodies in Seam's `OpenAPI` document
+//! (npm `@seamapi/types`, pinned by `tests/sdk/package-lock.json`):
 //!
 //! | route | choices (default first) |
 //! |---|---|
