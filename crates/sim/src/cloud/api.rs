@@ -534,3 +534,41 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(shared)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Query strings as @seamapi/url-search-params-serializer writes them (Python SDK).
+    #[test]
+    fn query_parameters_read_as_the_sdks_write_them() {
+        assert_eq!(
+            query_params("acs_system_ids=a&_strict=true"),
+            json!({"acs_system_ids": ["a"]})
+        );
+        assert_eq!(
+            query_params("acs_encoder_ids=a&acs_encoder_ids=b&limit=10&page_cursor="),
+            json!({"acs_encoder_ids": ["a", "b"], "limit": 10, "page_cursor": null})
+        );
+        assert_eq!(
+            query_params("event_types=&since=2024-12-01T15%3A00%3A00.000Z&x.y=1"),
+            json!({"event_types": [], "since": "2024-12-01T15:00:00.000Z", "x": {"y": "1"}})
+        );
+        assert_eq!(
+            query_params("is_x=true&name=a+b&limit=ten"),
+            json!({"is_x": true, "name": "a b", "limit": "ten"})
+        );
+        assert_eq!(query_params(""), json!({}));
+        // A bad value is the handler's 400, not a panic.
+        let Err(err) = body::<AttemptFilter>(&query_params("limit=2")) else {
+            panic!("action_attempt_ids is required");
+        };
+        assert_eq!(err.status, 400);
+        assert!(
+            err.message.contains("action_attempt_ids"),
+            "{}",
+            err.message
+        );
+    }
+}
