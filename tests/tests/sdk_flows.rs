@@ -186,6 +186,23 @@ impl World {
         self.dir.path().join("responses.jsonl")
     }
 
+    /// Validates every answer the flow recorded (contract.py check); the report, which names
+    /// the PATCH of `/acs/credentials/update` (the SDKs' method for it).
+    fn check_recorded(&self, python: &Path) -> String {
+        let record = self.record();
+        let report = contract(
+            python,
+            self.dir.path(),
+            &["check", &record.to_string_lossy()],
+        );
+        eprintln!("{report}");
+        assert!(
+            report.contains("PATCH /acs/credentials/update 200"),
+            "{report}"
+        );
+        report
+    }
+
     /// The environment of a flow script: the endpoint and token, and what the seeds name.
     fn flow(&self, program: impl AsRef<std::ffi::OsStr>, script: &Path) -> Command {
         let mut command = Command::new(program);
@@ -249,17 +266,8 @@ fn python_sdk_seed_flows() {
         Some(true),
         "the webhook receiver did not verify an acs_credential.issued delivery with SeamWebhook"
     );
-    let report = contract(
-        &python,
-        world.dir.path(),
-        &["check", &world.record().to_string_lossy()],
-    );
-    eprintln!("{report}");
+    let report = world.check_recorded(&python);
     assert!(report.contains("GET /action_attempts/get 200"), "{report}");
-    assert!(
-        report.contains("PATCH /acs/credentials/update 200"),
-        "{report}"
-    );
 }
 
 #[test]
@@ -272,16 +280,7 @@ fn javascript_sdk_seed_flows() {
     let script = sdk_dir().join("js").join("seed_flow.mjs");
     let output = run("the JavaScript SDK flow", world.flow("node", &script));
     assert!(output.contains("all steps passed"), "{output}");
-    let report = contract(
-        &python,
-        world.dir.path(),
-        &["check", &world.record().to_string_lossy()],
-    );
-    eprintln!("{report}");
-    assert!(
-        report.contains("PATCH /acs/credentials/update 200"),
-        "{report}"
-    );
+    world.check_recorded(&python);
 }
 
 #[test]

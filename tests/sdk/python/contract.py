@@ -182,6 +182,16 @@ def check_records(contract, files):
                 contract.check(r["method"], r["path"], r["status"], r["body"], r["sdk"])
 
 
+def stable(answer):
+    """An answer without what the bridge may change between two requests (an encoder's
+    live ``encoder_bridge_metadata``: card present, online)."""
+    status, body = answer
+    if isinstance(body, dict):
+        for encoder in body.get("acs_encoders", []):
+            encoder.pop("encoder_bridge_metadata", None)
+    return status, body
+
+
 def probe(contract, endpoint, token):
     import httpx
 
@@ -224,8 +234,8 @@ def probe(contract, endpoint, token):
         ("/acs/entrances/list", f"acs_system_id={SYSTEM}&limit=10", {"acs_system_id": SYSTEM, "limit": 10}),
         ("/events/list", "event_types=acs_encoder.added&event_types=acs_credential.issued", {"event_types": ["acs_encoder.added", "acs_credential.issued"]}),
     ):
-        got = ask("GET", f"{path}?{query}", "probe")
-        posted = ask("POST", path, "probe", json=body)
+        got = stable(ask("GET", f"{path}?{query}", "probe"))
+        posted = stable(ask("POST", path, "probe", json=body))
         if got != posted or got[0] != 200:
             contract.problems.append(f"{path}: GET ?{query} answered {got}, POST {posted}")
 

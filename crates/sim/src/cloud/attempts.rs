@@ -759,17 +759,7 @@ impl Core {
             attempt.result_from = Some(bridge_id.to_owned());
             attempt.claim = None;
             if !late {
-                attempt.finished_at = Some(now);
-                match outcome {
-                    Ok(result) => {
-                        attempt.status = Status::Success;
-                        attempt.result = Some(result);
-                    }
-                    Err(error) => {
-                        attempt.status = Status::Error;
-                        attempt.error = Some(error);
-                    }
-                }
+                attempt.finish(now, outcome);
             }
         }
         self.dirty = true;

@@ -313,6 +313,21 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Ends the attempt at `now`: `success` with the result, or `error` with the error.
+    pub fn finish(&mut self, now: Millis, outcome: Result<Value, AttemptError>) {
+        self.finished_at = Some(now);
+        match outcome {
+            Ok(result) => {
+                self.status = Status::Success;
+                self.result = Some(result);
+            }
+            Err(error) => {
+                self.status = Status::Error;
+                self.error = Some(error);
+            }
+        }
+    }
+
     /// The public view: `{action_attempt_id, action_type, status, result, error}`.
     pub fn json(&self) -> Value {
         json!({

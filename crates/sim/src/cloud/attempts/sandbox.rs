@@ -21,7 +21,7 @@
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AttemptError, Core, Millis, Status, format_time, new_id};
+use super::{ApiError, AttemptError, Core, Millis, format_time, new_id};
 
 /// What the next encode or scan on one encoder does.
 #[derive(Debug, Clone, Default)]
@@ -148,16 +148,28 @@ impl Core {
 
     /// `/acs/encoders/simulate/next_credential_encode_will_fail`.
     pub fn simulate_encode_failure(&mut self, r: &EncodeWillFail) -> Result<Value, ApiError> {
-        let code = fail_code(
+        let failure = self.failure(
             r.error_code.as_deref(),
             r.acs_credential_id.as_deref(),
             "acs_credential_id",
         )?;
-        if let Some(id) = &r.acs_credential_id {
+        self.script(&r.acs_encoder_id)?.encode = Some(failure);
+        Ok(json!({}))
+    }
+
+    /// A scripted failure: its error code (see [`fail_code`]) and the credential it may name,
+    /// which must exist.
+    fn failure(
+        &self,
+        code: Option<&str>,
+        credential: Option<&str>,
+        id_param: &str,
+    ) -> Result<Outcome, ApiError> {
+        let code = fail_code(code, credential, id_param)?;
+        if let Some(id) = credential {
             self.state.credential(id)?;
         }
-        self.script(&r.acs_encoder_id)?.encode = Some(Outcome::Fail(code));
-        Ok(json!({}))
+        Ok(Outcome::Fail(code))
     }
 
     /// `/acs/encoders/simulate/next_credential_scan_will_succeed`.
@@ -227,15 +239,12 @@ impl Core {
 
     /// `/acs/encoders/simulate/next_credential_scan_will_fail`.
     pub fn simulate_scan_failure(&mut self, r: &ScanWillFail) -> Result<Value, ApiError> {
-        let code = fail_code(
+        let failure = self.failure(
             r.error_code.as_deref(),
             r.acs_credential_id_on_seam.as_deref(),
             "acs_credential_id_on_seam",
         )?;
-        if let Some(id) = &r.acs_credential_id_on_seam {
-            self.state.credential(id)?;
-        }
-        self.script(&r.acs_encoder_id)?.scan = Some(Outcome::Fail(code));
+        self.script(&r.acs_encoder_id)?.scan = Some(failure);
         Ok(json!({}))
     }
 
@@ -268,17 +277,7 @@ impl Core {
             }),
         };
         let attempt = self.state.attempts.get_mut(index)?;
-        attempt.finished_at = Some(now);
-        match result {
-            Ok(result) => {
-                attempt.status = Status::Success;
-                attempt.result = Some(result);
-            }
-            Err(error) => {
-                attempt.status = Status::Error;
-                attempt.error = Some(error);
-            }
-        }
+        attempt.finish(now, result);
         attempt.result_from = Some("sandbox".to_owned());
         self.dirty = true;
         Some(attempt.json())
