@@ -22,6 +22,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -184,14 +185,19 @@ fn endpoint(methods: Methods, operation: Operation) -> MethodRouter<Arc<Shared>>
                         method: Method,
                         uri: Uri,
                         headers: HeaderMap,
-                        bytes: Bytes| async move {
+                        bytes: Result<Bytes, BytesRejection>| async move {
         if let Err(e) = authorize(&shared, &headers) {
             return e.into_response();
         }
-        let params = if method == Method::GET {
-            Ok(query_params(uri.query().unwrap_or_default()))
-        } else {
-            json_body(&bytes)
+        let params = match (&method, bytes) {
+            (&Method::GET, _) => Ok(query_params(uri.query().unwrap_or_default())),
+            (_, Ok(bytes)) => json_body(&bytes),
+            // Too large (over axum's 2 MB default) or cut short: still Seam's envelope.
+            (_, Err(rejection)) => Err(ApiError::new(
+                rejection.status().as_u16(),
+                "invalid_input",
+                format!("cannot read the request body: {}", rejection.body_text()),
+            )),
         };
         let params = match params {
             Ok(p) => p,
