@@ -239,6 +239,14 @@ def probe(contract, endpoint, token):
         if got != posted or got[0] != 200:
             contract.problems.append(f"{path}: GET ?{query} answered {got}, POST {posted}")
 
+    # The get routes the flows do not call, with ids that exist.
+    ask("POST", "/acs/systems/get", "probe", json={"acs_system_id": SYSTEM})
+    _, events = ask("GET", "/events/list", "probe")
+    for event in events.get("events", [])[:1]:
+        status, answer = ask("GET", f"/events/get?event_id={event['event_id']}", "probe")
+        if status != 200 or answer.get("event") != event:
+            contract.problems.append(f"/events/get answered {status} {answer}, not {event}")
+
     # 401 as Seam answers it.
     for headers in ({}, {"Authorization": "Bearer seam_wrong"}):
         r = httpx.post(f"{endpoint}/acs/systems/list", headers=headers, json={})
