@@ -64,6 +64,8 @@ tests/sdk/node_modules/.package-lock.json: tests/sdk/package-lock.json
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
+		echo "warning: npm seam 1.160 asks for Node.js >= 20.9, this is $$(node --version); tests/tests/sdk_flows.rs will tell if it runs"
 	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 

@@ -4,7 +4,9 @@
 //! - [`model`]: objects, the whole state, JSON views, persistence (`--state`).
 //! - [`attempts`]: the attempt lifecycle and the cloud side of the bridge protocol, as plain
 //!   functions of the current time (no sockets): claims, leases, results, expiry.
-//! - `api`: the HTTP handlers (thin: token, body, call the model).
+//! - [`attempts::sandbox`]: Seam's `/acs/encoders/simulate/*` routes (scripted outcomes).
+//! - `api`: the HTTP handlers (thin: token, parameters, call the model), with the methods
+//!   Seam lists for each route (GET with query parameters, PATCH, POST).
 //! - `bridge_ws`: one websocket session per bridge.
 //! - [`events`]: webhook delivery.
 //!
