@@ -11,9 +11,9 @@ NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 # Debian packages the suite needs: the PC/SC rig (pcscd + vpcd), pcsc-lite headers for the
 # pcsc crate, the ATR list (pcsc-tools), namespaces (util-linux, iproute2), libnfc's tools
 # (the PN532 emulator's fidelity test), and for the package test dpkg, systemd-analyze,
-# systemd-sysusers, curl and jq.
+# systemd-sysusers, curl and jq; python3-venv for Seam's Python SDK (below).
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard
+	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard python3-venv
 
 # Where cargo puts its output (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
@@ -30,7 +30,15 @@ SOAK_SECS ?= 480
 SOAK_ATTEMPTS ?= 1000
 SOAK_SEED ?= 1
 
-.PHONY: all deps build lint test soak demo bench deb check-deb clean
+# Seam's official SDKs, run against the cloud simulator by tests/tests/sdk_flows.rs: the
+# Python SDK (PyPI seam, pinned in tests/sdk/python/requirements.txt with the OpenAPI schema
+# validator) in a virtualenv under target/, the JavaScript SDK and Seam's OpenAPI document
+# (npm seam and @seamapi/types, pinned by tests/sdk/package-lock.json) in tests/sdk/node_modules.
+# Node.js and npm come from apt when missing.
+SDK_VENV ?= $(abspath $(TARGET_DIR))/sdk/venv
+export ENCODER_SDK_VENV := $(SDK_VENV)
+
+.PHONY: all deps sdk-deps build lint test soak demo bench deb check-deb clean
 
 all: build
 
@@ -46,6 +54,24 @@ deps:
 	fi
 	@command -v cargo-nextest >/dev/null || $(CARGO) install --locked cargo-nextest
 	@command -v cargo-deb >/dev/null || $(CARGO) install --locked cargo-deb
+	@$(MAKE) --no-print-directory sdk-deps
+
+sdk-deps: $(SDK_VENV)/.installed tests/sdk/node_modules/.package-lock.json
+
+$(SDK_VENV)/.installed: tests/sdk/python/requirements.txt
+	python3 -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+tests/sdk/node_modules/.package-lock.json: tests/sdk/package-lock.json
+	@command -v npm >/dev/null || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm; }
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
+		echo "warning: npm seam 1.160 asks for Node.js >= 20.9, this is $$(node --version); tests/tests/sdk_flows.rs will tell if it runs"
+	cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 build: deps
 	$(CARGO) build --workspace --all-targets --locked

@@ -16,7 +16,7 @@ use crate::binary;
 use crate::cloud::in_secs;
 
 /// The token the tests' cloud double accepts.
-pub const TOKEN: &str = "test-token-7f3a";
+pub const TOKEN: &str = "seam_test_token_7f3a";
 
 /// The site master key of the tests (version 1).
 pub const SITE_KEY: &str = "000102030405060708090a0b0c0d0e0f";

@@ -31,11 +31,17 @@ pub struct Cloud {
 impl Cloud {
     /// Starts the binary with the tests' token and waits for `listening on http://ADDR`.
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// [`Cloud::start`] with more `encoder-sim cloud` arguments (e.g. `--webhook-url`).
+    pub fn start_with(args: &[&str]) -> Self {
         let mut child = Command::new("setpriv")
             .arg("--pdeathsig")
             .arg("KILL")
             .arg(binary("encoder-sim"))
             .args(["cloud", "--listen", "127.0.0.1:0", "--token", TOKEN])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -59,6 +65,11 @@ impl Cloud {
             .recv_timeout(STARTUP)
             .expect("encoder-sim cloud did not print its address");
         Self { child, addr }
+    }
+
+    /// The API's base URL (`http://ADDR`), as an SDK's `endpoint`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
     }
 
     /// The bridge websocket URL (`ws://ADDR/bridge/v1`).
@@ -115,18 +126,13 @@ impl Cloud {
     }
 
     /// Polls `/acs/encoders/list` (the seeds' step 2) until `count` encoders are listed, all
-    /// without errors (online: the bridge announces a reader before it has opened it); the
-    /// list.
+    /// online (the bridge announces a reader before it has opened it); the list.
     pub fn encoders(&self, count: usize) -> Vec<Value> {
         let deadline = Instant::now() + STARTUP;
         loop {
             let list = self.ok("/acs/encoders/list", &json!({"acs_system_ids": [SYSTEM]}));
             let encoders = list["acs_encoders"].as_array().cloned().unwrap_or_default();
-            if encoders.len() >= count
-                && encoders
-                    .iter()
-                    .all(|e| e["errors"].as_array().is_some_and(Vec::is_empty))
-            {
+            if encoders.len() >= count && encoders.iter().all(is_online) {
                 return encoders;
             }
             assert!(
@@ -137,15 +143,14 @@ impl Cloud {
         }
     }
 
-    /// Polls until an encoder named `display_name` is listed without errors; its
-    /// `acs_encoder_id`.
+    /// Polls until an encoder named `display_name` is listed online; its `acs_encoder_id`.
     pub fn encoder_named(&self, display_name: &str) -> String {
         let deadline = Instant::now() + STARTUP;
         loop {
             let list = self.ok("/acs/encoders/list", &json!({"acs_system_ids": [SYSTEM]}));
             let found = list["acs_encoders"].as_array().and_then(|all| {
                 all.iter()
-                    .find(|e| e["display_name"] == display_name && e["errors"] == json!([]))
+                    .find(|e| e["display_name"] == display_name && is_online(e))
                     .and_then(|e| e["acs_encoder_id"].as_str())
                     .map(str::to_owned)
             });
@@ -252,6 +257,13 @@ impl Cloud {
             .filter(|e| e["event_type"] == event_type && e["acs_credential_id"] == credential)
             .collect()
     }
+}
+
+/// Whether a listed encoder can take an attempt now: no errors, and the simulator's
+/// `encoder_bridge_metadata` says its bridge is connected and reaches it.
+pub fn is_online(encoder: &Value) -> bool {
+    encoder["errors"].as_array().is_some_and(Vec::is_empty)
+        && encoder["encoder_bridge_metadata"]["is_online"] == true
 }
 
 impl Drop for Cloud {

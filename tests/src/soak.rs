@@ -239,7 +239,7 @@ impl Api {
             .as_array()
             .map(|all| {
                 all.iter()
-                    .filter(|e| e["errors"].as_array().is_none_or(Vec::is_empty))
+                    .filter(|e| crate::e2e::is_online(e))
                     .filter_map(|e| {
                         Some((
                             e["display_name"].as_str()?.to_owned(),

@@ -320,6 +320,13 @@ async fn seed_encode_flow() {
     assert_eq!(encoder["display_name"], "Front Desk");
     assert_eq!(encoder["acs_system_id"], SYSTEM);
     assert_eq!(encoder["errors"], json!([]));
+    assert_eq!(encoder["encoder_bridge_metadata"]["is_online"], true);
+    assert_eq!(
+        systems["acs_systems"][0]["errors"][0]["error_code"], "bridge_disconnected",
+        "no bridge yet: {systems}"
+    );
+    let now_systems = server.ok("/acs/systems/list", &json!({})).await;
+    assert_eq!(now_systems["acs_systems"][0]["errors"], json!([]));
     let got = server
         .ok("/acs/encoders/get", &json!({"acs_encoder_id": ENCODER}))
         .await;
@@ -795,13 +802,14 @@ async fn attempt_expires_when_no_bridge_is_connected() {
     .await;
     let mut bridge = Bridge::connect(server.addr, "bridge-1", &[ENCODER]).await;
     bridge.ws.close(None).await.unwrap();
-    // Wait for the server to see the close (its encoder reports the disconnected bridge).
+    // Wait for the server to see the close: the encoder is no longer online, and the system
+    // carries Seam's `bridge_disconnected` error.
     let encoder = tokio::time::timeout(WAIT, async {
         loop {
             let got = server
                 .ok("/acs/encoders/get", &json!({"acs_encoder_id": ENCODER}))
                 .await;
-            if got["acs_encoder"]["errors"] != json!([]) {
+            if got["acs_encoder"]["encoder_bridge_metadata"]["is_online"] == false {
                 return got;
             }
             tokio::task::yield_now().await;
@@ -809,10 +817,15 @@ async fn attempt_expires_when_no_bridge_is_connected() {
     })
     .await
     .unwrap();
-    assert_eq!(
-        encoder["acs_encoder"]["errors"][0]["error_code"],
-        "bridge_disconnected"
-    );
+    let metadata = &encoder["acs_encoder"]["encoder_bridge_metadata"];
+    assert_eq!(metadata["bridge_connected"], false, "{encoder}");
+    assert_eq!(metadata["bridge_id"], "bridge-1", "{encoder}");
+    // Seam's schema lists one encoder error only (`acs_encoder_removed`).
+    assert_eq!(encoder["acs_encoder"]["errors"], json!([]), "{encoder}");
+    let systems = server.ok("/acs/systems/list", &json!({})).await;
+    let error = &systems["acs_systems"][0]["errors"][0];
+    assert_eq!(error["error_code"], "bridge_disconnected", "{systems}");
+    assert!(error["created_at"].is_string(), "{systems}");
     let id = scan(&server).await;
     let done = tokio::time::timeout(WAIT, async {
         loop {

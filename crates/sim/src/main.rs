@@ -61,9 +61,15 @@ struct CloudArgs {
     /// Keep everything in this JSON file across restarts (written atomically on each change).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
-    /// POST each event as JSON to this http:// URL.
+    /// POST each event as JSON to this http:// URL, signed as Seam signs webhooks (Svix
+    /// headers `svix-id`, `svix-timestamp`, `svix-signature`).
     #[arg(long, value_name = "URL")]
     webhook_url: Option<String>,
+    /// The webhook signing secret, `whsec_` and base64 (default: a new random one). Printed
+    /// at start as `webhook secret: whsec_...` when --webhook-url is given; verify deliveries
+    /// with it, e.g. with the SDKs' `SeamWebhook(secret).verify(payload, headers)`.
+    #[arg(long, value_name = "WHSEC", value_parser = parse_webhook_secret)]
+    webhook_secret: Option<encoder_sim::cloud::events::WebhookSecret>,
     /// Seconds before a pending action attempt ends as `action_attempt_expired`.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     attempt_timeout: f64,
@@ -154,6 +160,10 @@ fn parse_tear_mode(s: &str) -> Result<TearMode, String> {
     s.parse().map_err(|e: encoder_sim::SimError| e.to_string())
 }
 
+fn parse_webhook_secret(s: &str) -> Result<encoder_sim::cloud::events::WebhookSecret, String> {
+    encoder_sim::cloud::events::WebhookSecret::parse(s)
+}
+
 fn parse_uid(s: &str) -> Result<HexBytes, String> {
     parse_hex(s).map(HexBytes).map_err(|e| e.to_string())
 }
@@ -230,6 +240,9 @@ fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
         token: args.token,
         state_file: args.state,
         webhook_url: args.webhook_url,
+        webhook_secret: args
+            .webhook_secret
+            .unwrap_or_else(cloud::events::WebhookSecret::generate),
         attempt_timeout: seconds(args.attempt_timeout, "--attempt-timeout")?,
         no_bridge_grace: seconds(args.no_bridge_grace, "--no-bridge-grace")?,
     };
@@ -247,6 +260,9 @@ fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
             .map_err(io("reading the listen address"))?;
         if options.token == cloud::DEFAULT_TOKEN {
             println!("token: {}", cloud::DEFAULT_TOKEN);
+        }
+        if options.webhook_url.is_some() {
+            println!("webhook secret: {}", options.webhook_secret.expose());
         }
         println!("listening on http://{addr}");
         std::io::Write::flush(&mut std::io::stdout()).map_err(io("writing stdout"))?;

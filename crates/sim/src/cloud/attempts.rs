@@ -24,8 +24,12 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::{
     ActionType, ApiError, Attempt, AttemptError, Claim, Encoder, Millis, SYSTEM_ID, State, Status,
-    credential_json, encoder_json, event, format_time, new_id, parse_time,
+    credential_json, encoder_json, event, format_time, last_page, new_id, parse_time,
 };
+
+pub mod sandbox;
+
+use sandbox::Scripts;
 
 /// How long a grant lasts unless renewed.
 pub const LEASE_MS: Millis = 30_000;
@@ -144,6 +148,8 @@ pub struct Core {
     started_at: Millis,
     dirty: bool,
     new_events: Vec<Value>,
+    /// Outcomes scripted by the `/acs/encoders/simulate/*` routes, per encoder.
+    scripts: BTreeMap<String, Scripts>,
 }
 
 /// Logs a line on stderr.
@@ -162,6 +168,7 @@ impl Core {
             started_at: now,
             dirty: false,
             new_events: Vec::new(),
+            scripts: BTreeMap::new(),
         }
     }
 
@@ -223,7 +230,44 @@ impl Core {
             .filter(|e| encoder_ids.is_empty() || encoder_ids.contains(&e.acs_encoder_id))
             .map(|e| encoder_json(e, self.is_connected(&e.bridge_id)))
             .collect();
-        json!({ "acs_encoders": list })
+        json!({ "acs_encoders": list, "pagination": last_page() })
+    }
+
+    /// Since when no bridge has been connected (`None` while one is).
+    fn bridges_away_since(&self) -> Option<Millis> {
+        if self.connections.is_empty() {
+            Some(
+                self.away_since
+                    .values()
+                    .copied()
+                    .max()
+                    .unwrap_or(self.started_at),
+            )
+        } else {
+            None
+        }
+    }
+
+    /// `/acs/systems/list`.
+    pub fn list_systems(&self) -> Value {
+        self.state.list_systems(self.bridges_away_since())
+    }
+
+    /// `/acs/systems/get`.
+    pub fn get_system(&self, id: &str) -> Result<Value, ApiError> {
+        self.state.get_system(id, self.bridges_away_since())
+    }
+
+    /// `/action_attempts/list`: the attempts named (in the order named; unknown ids are left
+    /// out, as Seam does), at most `limit`.
+    pub fn list_attempts(&self, ids: &[String], limit: Option<usize>) -> Value {
+        let list: Vec<Value> = ids
+            .iter()
+            .filter_map(|id| self.state.attempt(id).ok())
+            .take(limit.unwrap_or(usize::MAX))
+            .map(Attempt::json)
+            .collect();
+        json!({ "action_attempts": list, "pagination": last_page() })
     }
 
     /// `/acs/encoders/get`.
@@ -292,6 +336,11 @@ impl Core {
         let offer = self.offer(&attempt);
         self.state.attempts.push(attempt);
         self.dirty = true;
+        let index = self.state.attempts.len().saturating_sub(1);
+        if let Some(finished) = self.run_script(now, index) {
+            // Scripted by a simulate route: finished here, no bridge or card involved.
+            return Ok(json!({ "action_attempt": finished }));
+        }
         self.send(&bridge, &offer);
         Ok(json!({ "action_attempt": view }))
     }
@@ -691,7 +740,9 @@ impl Core {
         }
         let outcome = match (msg.status, msg.result.clone(), msg.error.clone()) {
             (ResultStatus::Success, Some(result), _) => match attempt.action_type {
-                ActionType::Encode => self.apply_encode(now, index, &result, msg),
+                ActionType::Encode => {
+                    self.apply_encode(now, index, &result, msg.finished_at.as_deref())
+                }
                 ActionType::Scan => Ok(self.scan_view(&result)),
             },
             (_, _, Some(error)) => Err(AttemptError {
@@ -708,17 +759,7 @@ impl Core {
             attempt.result_from = Some(bridge_id.to_owned());
             attempt.claim = None;
             if !late {
-                attempt.finished_at = Some(now);
-                match outcome {
-                    Ok(result) => {
-                        attempt.status = Status::Success;
-                        attempt.result = Some(result);
-                    }
-                    Err(error) => {
-                        attempt.status = Status::Error;
-                        attempt.error = Some(error);
-                    }
-                }
+                attempt.finish(now, outcome);
             }
         }
         self.dirty = true;
@@ -733,7 +774,7 @@ impl Core {
         now: Millis,
         index: usize,
         result: &Value,
-        msg: &ResultMsg,
+        finished_at: Option<&str>,
     ) -> Result<Value, AttemptError> {
         let credential_id = self
             .state
@@ -753,7 +794,7 @@ impl Core {
             .get("issued_at")
             .and_then(Value::as_str)
             .and_then(parse_time)
-            .or_else(|| msg.finished_at.as_deref().and_then(parse_time))
+            .or_else(|| finished_at.and_then(parse_time))
             .unwrap_or(now);
         let Ok(credential) = self.state.credential_mut(&credential_id) else {
             return Err(AttemptError {
@@ -813,15 +854,22 @@ impl Core {
 
     /// The scan result: the bridge's `acs_credential_on_encoder`, the stored credential, and
     /// warnings where they differ.
+    ///
+    /// The card's record holds no issue time, so `acs_credential_on_encoder.created_at` is the
+    /// issue time of the stored credential it names (`null` when the server does not know
+    /// it); the properties Seam's schema requires of it (`card_number`, `is_issued`,
+    /// `starts_at`, `ends_at`) are always present, `null` when the card has none.
     pub fn scan_view(&self, result: &Value) -> Value {
-        let on_encoder = result
+        let mut on_encoder = result
             .get("acs_credential_on_encoder")
             .cloned()
             .unwrap_or(Value::Null);
         let mut warnings = Vec::new();
         let mut on_seam = Value::Null;
+        let mut issued_at = None;
         if let Some(id) = on_encoder.get("acs_credential_id").and_then(Value::as_str) {
             if let Ok(credential) = self.state.credential(id) {
+                issued_at = credential.issued_at;
                 on_seam = credential_json(credential);
                 let differing: Vec<&str> = ["starts_at", "ends_at", "card_number"]
                     .into_iter()
@@ -842,6 +890,18 @@ impl Core {
                     "warning_message": format!("The credential on the card ({id}) was not found on the server."),
                 }));
             }
+        }
+        if let Value::Object(card) = &mut on_encoder {
+            for key in ["card_number", "is_issued", "starts_at", "ends_at"] {
+                card.entry(key).or_insert(Value::Null);
+            }
+            let created_at = card
+                .get("created_at")
+                .filter(|v| v.is_string())
+                .cloned()
+                .or_else(|| issued_at.map(|t| Value::String(format_time(t))))
+                .unwrap_or(Value::Null);
+            card.insert("created_at".into(), created_at);
         }
         json!({
             "acs_credential_on_encoder": on_encoder,

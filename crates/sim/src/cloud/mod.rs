@@ -4,7 +4,9 @@
 //! - [`model`]: objects, the whole state, JSON views, persistence (`--state`).
 //! - [`attempts`]: the attempt lifecycle and the cloud side of the bridge protocol, as plain
 //!   functions of the current time (no sockets): claims, leases, results, expiry.
-//! - `api`: the HTTP handlers (thin: token, body, call the model).
+//! - [`attempts::sandbox`]: Seam's `/acs/encoders/simulate/*` routes (scripted outcomes).
+//! - `api`: the HTTP handlers (thin: token, parameters, call the model), with the methods
+//!   Seam lists for each route (GET with query parameters, PATCH, POST).
 //! - `bridge_ws`: one websocket session per bridge.
 //! - [`events`]: webhook delivery.
 //!
@@ -33,8 +35,10 @@ use attempts::{Core, Timing, log};
 use events::WebhookUrl;
 use model::{Millis, State, now_millis};
 
-/// The token accepted when none is given.
-pub const DEFAULT_TOKEN: &str = "demo-token";
+/// The token accepted when none is given. Seam's SDKs refuse, before sending anything, an
+/// API key that does not start with `seam_`, so the default has that shape (any `--token`
+/// is accepted).
+pub const DEFAULT_TOKEN: &str = "seam_sim_demo_token";
 
 /// How the simulator runs.
 #[derive(Debug, Clone)]
@@ -45,6 +49,8 @@ pub struct CloudOptions {
     pub state_file: Option<PathBuf>,
     /// Where to POST events.
     pub webhook_url: Option<String>,
+    /// The webhook signing secret (`whsec_` + base64), as Seam gives one per webhook.
+    pub webhook_secret: events::WebhookSecret,
     /// Pending attempts end as `action_attempt_expired` after this.
     pub attempt_timeout: Duration,
     /// ... or after this, while no bridge for their encoder is connected.
@@ -57,6 +63,7 @@ impl Default for CloudOptions {
             token: DEFAULT_TOKEN.to_owned(),
             state_file: None,
             webhook_url: None,
+            webhook_secret: events::WebhookSecret::generate(),
             attempt_timeout: Duration::from_secs(120),
             no_bridge_grace: Duration::from_secs(30),
         }
@@ -150,7 +157,7 @@ pub async fn run(
         Some(url) => {
             let url = WebhookUrl::parse(url).map_err(CloudError::Setup)?;
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(events::deliver(url, rx));
+            tokio::spawn(events::deliver(url, options.webhook_secret.clone(), rx));
             Some(tx)
         }
         None => None,

@@ -179,6 +179,9 @@ pub struct Credential {
     pub issue_counter: u32,
     /// Changed since written: the card is out of date.
     pub needs_reissue: bool,
+    /// When its window was last changed (dates the `needs_to_be_reissued` warning).
+    #[serde(default)]
+    pub changed_at: Option<Millis>,
 }
 
 impl Credential {
@@ -310,6 +313,21 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// Ends the attempt at `now`: `success` with the result, or `error` with the error.
+    pub fn finish(&mut self, now: Millis, outcome: Result<Value, AttemptError>) {
+        self.finished_at = Some(now);
+        match outcome {
+            Ok(result) => {
+                self.status = Status::Success;
+                self.result = Some(result);
+            }
+            Err(error) => {
+                self.status = Status::Error;
+                self.error = Some(error);
+            }
+        }
+    }
+
     /// The public view: `{action_attempt_id, action_type, status, result, error}`.
     pub fn json(&self) -> Value {
         json!({
@@ -440,26 +458,26 @@ impl State {
             .ok_or_else(|| ApiError::not_found("acs_system", id))
     }
 
-    /// `/acs/systems/list`.
-    pub fn list_systems(&self) -> Value {
+    /// `/acs/systems/list`. `bridge_away_since` is when the simulator last saw no bridge
+    /// connected (`None` while one is): shown as Seam shows it, a `bridge_disconnected` error
+    /// on the system.
+    pub fn list_systems(&self, bridge_away_since: Option<Millis>) -> Value {
         let systems: Vec<Value> = self
             .systems
             .iter()
-            .map(|s| {
-                json!({
-                    "acs_system_id": s.acs_system_id,
-                    "name": s.name,
-                    "external_type": "encoder_bridge_sim",
-                    "external_type_display_name": "encoder-bridge simulator",
-                    "connected_account_ids": [CONNECTED_ACCOUNT_ID],
-                    "workspace_id": WORKSPACE_ID,
-                    "created_at": format_time(s.created_at),
-                    "errors": [],
-                    "warnings": [],
-                })
-            })
+            .map(|s| system_json(s, bridge_away_since))
             .collect();
         json!({ "acs_systems": systems })
+    }
+
+    /// `/acs/systems/get`.
+    pub fn get_system(
+        &self,
+        id: &str,
+        bridge_away_since: Option<Millis>,
+    ) -> Result<Value, ApiError> {
+        let system = self.system(id)?;
+        Ok(json!({ "acs_system": system_json(system, bridge_away_since) }))
     }
 
     /// `/acs/entrances/list`.
@@ -472,13 +490,47 @@ impl State {
                 json!({
                     "acs_entrance_id": e.acs_entrance_id,
                     "acs_system_id": e.acs_system_id,
+                    "connected_account_id": CONNECTED_ACCOUNT_ID,
                     "display_name": e.display_name,
                     "created_at": format_time(e.created_at),
+                    "space_ids": [],
+                    "can_unlock_with_card": true,
                     "errors": [],
                 })
             })
             .collect();
-        json!({ "acs_entrances": entrances })
+        json!({ "acs_entrances": entrances, "pagination": last_page() })
+    }
+
+    /// `/acs/users/get`.
+    pub fn get_user(&self, id: &str) -> Result<Value, ApiError> {
+        let user = self
+            .users
+            .iter()
+            .find(|u| u.acs_user_id == id)
+            .ok_or_else(|| ApiError::not_found("acs_user", id))?;
+        Ok(json!({ "acs_user": user_json(user) }))
+    }
+
+    /// `/acs/users/list`.
+    pub fn list_users(&self, system: Option<&str>) -> Value {
+        let users: Vec<Value> = self
+            .users
+            .iter()
+            .filter(|u| system.is_none_or(|s| s == u.acs_system_id))
+            .map(user_json)
+            .collect();
+        json!({ "acs_users": users, "pagination": last_page() })
+    }
+
+    /// `/events/get`.
+    pub fn get_event(&self, id: &str) -> Result<Value, ApiError> {
+        let event = self
+            .events
+            .iter()
+            .find(|e| e.get("event_id").and_then(Value::as_str) == Some(id))
+            .ok_or_else(|| ApiError::not_found("event", id))?;
+        Ok(json!({ "event": event }))
     }
 
     /// `/acs/users/create`.
@@ -549,6 +601,7 @@ impl State {
             card_uid: None,
             issue_counter: 0,
             needs_reissue: false,
+            changed_at: None,
         };
         let view = credential_json(&credential);
         self.credentials.push(credential);
@@ -559,6 +612,7 @@ impl State {
     #[allow(clippy::option_option)] // absent (keep), null (clear), a value (set)
     pub fn update_credential(
         &mut self,
+        now: Millis,
         id: &str,
         starts_at: Option<Option<String>>,
         ends_at: Option<Option<String>>,
@@ -577,6 +631,7 @@ impl State {
             && (new_starts != credential.starts_at || new_ends != credential.ends_at)
         {
             credential.needs_reissue = true;
+            credential.changed_at = Some(now);
         }
         credential.starts_at = new_starts;
         credential.ends_at = new_ends;
@@ -592,7 +647,7 @@ impl State {
             .filter(|c| system.is_none_or(|s| s == c.acs_system_id))
             .map(credential_json)
             .collect();
-        json!({ "acs_credentials": list })
+        json!({ "acs_credentials": list, "pagination": last_page() })
     }
 
     /// `/events/list`: optionally by type(s), credential, encoder, and not before `since`.
@@ -701,72 +756,151 @@ fn check_window(starts_at: Option<Millis>, ends_at: Option<Millis>) -> Result<()
     }
 }
 
-/// The public view of a user.
-pub fn user_json(u: &User) -> Value {
+/// The `pagination` of a list answered whole (the simulator never pages).
+pub fn last_page() -> Value {
+    json!({"has_next_page": false, "next_page_cursor": null, "next_page_url": null})
+}
+
+/// Puts `key: value` into `map` unless the value is absent: Seam omits optional properties
+/// its schema does not mark nullable (a user's `email_address`, a credential's `ends_at`)
+/// rather than sending `null`.
+fn put_some(map: &mut Map<String, Value>, key: &str, value: Option<Value>) {
+    if let Some(value) = value {
+        map.insert(key.to_owned(), value);
+    }
+}
+
+/// The public view of an access system. While no bridge is connected it carries Seam's
+/// `bridge_disconnected` error, dated from when the last bridge went away.
+pub fn system_json(s: &AcsSystem, bridge_away_since: Option<Millis>) -> Value {
+    let errors: Vec<Value> = bridge_away_since
+        .map(|since| {
+            json!({
+                "error_code": "bridge_disconnected",
+                "message": "No encoder bridge is connected: encoders cannot be reached.",
+                "created_at": format_time(since),
+            })
+        })
+        .into_iter()
+        .collect();
     json!({
-        "acs_user_id": u.acs_user_id,
-        "acs_system_id": u.acs_system_id,
-        "workspace_id": WORKSPACE_ID,
+        "acs_system_id": s.acs_system_id,
+        "name": s.name,
+        "external_type_display_name": "encoder-bridge simulator",
+        "is_credential_manager": false,
+        "location": {"time_zone": null},
+        "image_url": SYSTEM_IMAGE_URL,
+        "image_alt_text": "encoder-bridge simulator",
         "connected_account_id": CONNECTED_ACCOUNT_ID,
-        "full_name": u.full_name,
-        "display_name": u.full_name.clone().unwrap_or_default(),
-        "email_address": u.email_address,
-        "phone_number": u.phone_number,
-        "created_at": format_time(u.created_at),
-        "errors": [],
+        "connected_account_ids": [CONNECTED_ACCOUNT_ID],
+        "workspace_id": WORKSPACE_ID,
+        "created_at": format_time(s.created_at),
+        "errors": errors,
         "warnings": [],
     })
 }
 
-/// The public view of a credential.
+/// The image of the simulated system (Seam serves one per system).
+pub const SYSTEM_IMAGE_URL: &str =
+    "https://connect.getseam.com/assets/images/acs_systems/default.png";
+
+/// The public view of a user (`is_managed`: created through this API).
+pub fn user_json(u: &User) -> Value {
+    let mut view = Map::new();
+    view.insert("acs_user_id".into(), u.acs_user_id.clone().into());
+    view.insert("acs_system_id".into(), u.acs_system_id.clone().into());
+    view.insert("workspace_id".into(), WORKSPACE_ID.into());
+    view.insert("connected_account_id".into(), CONNECTED_ACCOUNT_ID.into());
+    view.insert(
+        "display_name".into(),
+        u.full_name.clone().unwrap_or_default().into(),
+    );
+    put_some(&mut view, "full_name", u.full_name.clone().map(Value::from));
+    put_some(
+        &mut view,
+        "email_address",
+        u.email_address.clone().map(Value::from),
+    );
+    put_some(
+        &mut view,
+        "phone_number",
+        u.phone_number.clone().map(Value::from),
+    );
+    view.insert("is_managed".into(), true.into());
+    view.insert("is_suspended".into(), false.into());
+    view.insert("created_at".into(), format_time(u.created_at).into());
+    // The simulator is its own access system: every change is in sync at once.
+    view.insert(
+        "last_successful_sync_at".into(),
+        format_time(u.created_at).into(),
+    );
+    view.insert("errors".into(), json!([]));
+    view.insert("warnings".into(), json!([]));
+    Value::Object(view)
+}
+
+/// The public view of a credential (`is_managed`: created through this API). `starts_at`
+/// and `ends_at` are omitted when unset (Seam's schema has them as non-nullable strings).
 pub fn credential_json(c: &Credential) -> Value {
     let warnings: Vec<Value> = if c.needs_reissue {
         vec![json!({
             "warning_code": "needs_to_be_reissued",
-            "warning_message": "The credential was changed after it was written to a card: re-encode the card.",
+            "message": "The credential was changed after it was written to a card: re-encode the card.",
+            "created_at": format_time(c.changed_at.unwrap_or(c.created_at)),
         })]
     } else {
         Vec::new()
     };
-    json!({
-        "acs_credential_id": c.acs_credential_id,
-        "acs_user_id": c.acs_user_id,
-        "acs_system_id": c.acs_system_id,
-        "workspace_id": WORKSPACE_ID,
-        "connected_account_id": CONNECTED_ACCOUNT_ID,
-        "access_method": c.access_method,
-        "display_name": c.display_name(),
-        "card_number": c.card_number,
-        "is_issued": c.is_issued,
-        "issued_at": opt_time(c.issued_at),
-        "starts_at": opt_time(c.starts_at),
-        "ends_at": opt_time(c.ends_at),
-        "created_at": format_time(c.created_at),
-        "warnings": warnings,
-        "errors": [],
-    })
+    let mut view = Map::new();
+    view.insert(
+        "acs_credential_id".into(),
+        c.acs_credential_id.clone().into(),
+    );
+    view.insert("acs_user_id".into(), c.acs_user_id.clone().into());
+    view.insert("acs_system_id".into(), c.acs_system_id.clone().into());
+    view.insert("workspace_id".into(), WORKSPACE_ID.into());
+    view.insert("connected_account_id".into(), CONNECTED_ACCOUNT_ID.into());
+    view.insert("access_method".into(), c.access_method.clone().into());
+    view.insert("display_name".into(), c.display_name().into());
+    view.insert("card_number".into(), json!(c.card_number));
+    view.insert("is_issued".into(), c.is_issued.into());
+    view.insert("issued_at".into(), opt_time(c.issued_at));
+    put_some(
+        &mut view,
+        "starts_at",
+        c.starts_at.map(|t| format_time(t).into()),
+    );
+    put_some(
+        &mut view,
+        "ends_at",
+        c.ends_at.map(|t| format_time(t).into()),
+    );
+    view.insert("is_managed".into(), true.into());
+    view.insert("is_multi_phone_sync_credential".into(), false.into());
+    view.insert("created_at".into(), format_time(c.created_at).into());
+    view.insert("warnings".into(), Value::Array(warnings));
+    view.insert("errors".into(), json!([]));
+    Value::Object(view)
 }
 
 /// The public view of an encoder; `bridge_connected` says whether its bridge is online now.
+///
+/// Seam's schema knows one encoder error, `acs_encoder_removed`. What only a bridge knows
+/// (is its bridge connected, can it reach the reader, is a card on it) goes in the
+/// simulator's own `encoder_bridge_metadata` (vendor metadata, as Seam's `*_metadata`
+/// objects are): `is_online` is true when the encoder can take an attempt now.
 pub fn encoder_json(e: &Encoder, bridge_connected: bool) -> Value {
-    let mut errors = Vec::new();
-    if let Some(at) = e.removed_at {
-        errors.push(json!({
-            "error_code": "acs_encoder_removed",
-            "message": "The encoder was removed from its bridge.",
-            "created_at": format_time(at),
-        }));
-    } else if !bridge_connected {
-        errors.push(json!({
-            "error_code": "bridge_disconnected",
-            "message": "The bridge that drives this encoder is not connected.",
-        }));
-    } else if !e.online {
-        errors.push(json!({
-            "error_code": "encoder_not_online",
-            "message": "The bridge cannot reach this encoder.",
-        }));
-    }
+    let errors: Vec<Value> = e
+        .removed_at
+        .map(|at| {
+            json!({
+                "error_code": "acs_encoder_removed",
+                "message": "The encoder was removed from its bridge.",
+                "created_at": format_time(at),
+            })
+        })
+        .into_iter()
+        .collect();
     json!({
         "acs_encoder_id": e.acs_encoder_id,
         "acs_system_id": e.acs_system_id,
@@ -775,6 +909,14 @@ pub fn encoder_json(e: &Encoder, bridge_connected: bool) -> Value {
         "display_name": e.display_name,
         "created_at": format_time(e.created_at),
         "errors": errors,
+        "encoder_bridge_metadata": {
+            "bridge_id": e.bridge_id,
+            "bridge_connected": bridge_connected,
+            "is_online": bridge_connected && e.online && e.removed_at.is_none(),
+            "card_present": e.card_present,
+            "kind": e.kind,
+            "reader": e.reader,
+        },
     })
 }
 
@@ -844,18 +986,21 @@ mod tests {
         assert_eq!(state.create_credential(3, bad).unwrap_err().status, 400);
 
         let updated = state
-            .update_credential(&id, None, Some(Some("2024-12-05T12:00:00Z".into())))
+            .update_credential(9, &id, None, Some(Some("2024-12-05T12:00:00Z".into())))
             .unwrap();
         assert_eq!(
             updated["acs_credential"]["ends_at"],
             "2024-12-05T12:00:00.000Z"
         );
         let err = state
-            .update_credential(&id, None, Some(Some("2024-11-01T00:00:00Z".into())))
+            .update_credential(9, &id, None, Some(Some("2024-11-01T00:00:00Z".into())))
             .unwrap_err();
         assert_eq!(err.kind, "invalid_input");
         assert_eq!(
-            state.update_credential("x", None, None).unwrap_err().status,
+            state
+                .update_credential(9, "x", None, None)
+                .unwrap_err()
+                .status,
             404
         );
     }

@@ -340,7 +340,7 @@ fn scan_warnings() {
         view,
         json!({"acs_credential_on_encoder": null, "acs_credential_on_seam": null, "warnings": []})
     );
-    let _ = core.state.update_credential(&cred, None, None);
+    let _ = core.state.update_credential(T0, &cred, None, None);
 }
 
 #[test]
@@ -351,4 +351,81 @@ fn unknown_attempt_result_is_acknowledged() {
     core.result(T0, "bridge-a", &result("gone", "01", "1"))
         .unwrap();
     assert_eq!(a.types(), ["result_ack"]);
+}
+
+/// The sandbox routes script the next encode or scan, which then finishes without a bridge.
+#[test]
+fn simulate_routes_script_the_next_attempt() {
+    use super::sandbox::{EncodeWillFail, EncodeWillSucceed, ScanWillSucceed};
+    let (mut core, cred) = setup();
+    let mut bridge = connect(&mut core, T0, "b1", 1, &["enc-1"]);
+    bridge.messages();
+    let body = |v: Value| v;
+    let fail: EncodeWillFail = serde_json::from_value(body(
+        json!({"acs_encoder_id": "enc-1", "error_code": "uncategorized_error"}),
+    ))
+    .unwrap();
+    core.simulate_encode_failure(&fail).unwrap();
+    let failed = core.encode_credential(T0 + 1, "enc-1", &cred).unwrap();
+    assert_eq!(failed["action_attempt"]["status"], "error");
+    assert_eq!(
+        failed["action_attempt"]["error"]["type"],
+        "uncategorized_error"
+    );
+    assert!(
+        bridge.messages().is_empty(),
+        "a scripted attempt is not offered"
+    );
+
+    let ok: EncodeWillSucceed = serde_json::from_value(json!({"acs_encoder_id": "enc-1"})).unwrap();
+    core.simulate_encode_success(&ok).unwrap();
+    let issued = core.encode_credential(T0 + 2, "enc-1", &cred).unwrap();
+    assert_eq!(issued["action_attempt"]["status"], "success");
+    let credential = core.state.credential(&cred).unwrap();
+    assert!(credential.is_issued);
+    assert_eq!(credential.issued_at, Some(T0 + 2));
+    assert_eq!(credential.card_number.as_ref().map(String::len), Some(10));
+
+    let scan: ScanWillSucceed = serde_json::from_value(
+        json!({"acs_encoder_id": "enc-1", "scenario": "credential_on_encoder_needs_update"}),
+    )
+    .unwrap();
+    core.simulate_scan_success(T0 + 3, &scan).unwrap();
+    let scanned = core.scan_credential(T0 + 4, "enc-1").unwrap();
+    let result = &scanned["action_attempt"]["result"];
+    assert_eq!(
+        result["acs_credential_on_seam"]["acs_credential_id"],
+        cred.as_str()
+    );
+    assert_eq!(
+        result["warnings"][0]["warning_code"],
+        "acs_credential_on_encoder_out_of_sync"
+    );
+    assert_eq!(
+        result["acs_credential_on_encoder"]["created_at"],
+        format_time(T0 + 2)
+    );
+    // Used up: the next scan goes to the bridge.
+    let pending = core.scan_credential(T0 + 5, "enc-1").unwrap();
+    assert_eq!(pending["action_attempt"]["status"], "pending");
+    assert_eq!(bridge.types(), ["attempt_available"]);
+
+    // Bad input: unknown encoder, unknown field, a code Seam does not list.
+    let unknown: EncodeWillSucceed =
+        serde_json::from_value(json!({"acs_encoder_id": "nope"})).unwrap();
+    assert_eq!(
+        core.simulate_encode_success(&unknown).unwrap_err().status,
+        404
+    );
+    assert!(
+        serde_json::from_value::<EncodeWillSucceed>(json!({"acs_encoder_id": "enc-1", "x": 1}))
+            .is_err()
+    );
+    let bad: EncodeWillFail =
+        serde_json::from_value(json!({"acs_encoder_id": "enc-1", "error_code": "on_fire"}))
+            .unwrap();
+    assert_eq!(
+        core.simulate_encode_failure(&bad).unwrap_err().kind,
+        "invalid_input"
+    );
 }
