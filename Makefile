@@ -13,7 +13,7 @@ NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 # (the PN532 emulator's fidelity test), and for the package test dpkg, systemd-analyze,
 # systemd-sysusers, curl and jq.
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard
+	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard python3-cryptography
 
 # Where cargo puts its output (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)

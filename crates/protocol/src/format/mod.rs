@@ -264,10 +264,12 @@ pub fn is_newer(a: u8, b: u8) -> bool {
     a != b && a.wrapping_sub(b) < 0x80
 }
 
-/// The total order of records on one card (docs/card-format.md §5.5): `(sequence, slot)`
+/// The order of the two records of a card (docs/card-format.md §5.5): `(sequence, slot)`
 /// compared by serial arithmetic on the sequence; where neither sequence is newer (equal, or
 /// exactly 128 apart: only damage or a foreign writer makes these), slot A (0) wins over slot
-/// B (1). `Greater` means `a` wins.
+/// B (1). For records of different slots exactly one wins, whichever is passed first (a
+/// total order on the pair; serial arithmetic is not transitive over three numbers, and a
+/// card never holds three records). `Greater` means `a` wins.
 pub fn record_order(a: (u8, usize), b: (u8, usize)) -> Ordering {
     if a == b {
         Ordering::Equal
@@ -358,8 +360,7 @@ pub fn select(slots: &[SlotContent]) -> Selection {
 /// AES-CMAC of `parts` under the card's MAC key, truncated to `N` bytes.
 fn cmac<const N: usize>(keys: &CardKeys, parts: &[&[u8]]) -> [u8; N] {
     let mut out = [0u8; N];
-    let Ok(mut mac) = <Cmac<aes::Aes128> as Mac>::new_from_slice(&keys.mac_key().to_bytes())
-    else {
+    let Ok(mut mac) = <Cmac<aes::Aes128> as Mac>::new_from_slice(&keys.mac_key().to_bytes()) else {
         return out;
     };
     for part in parts {

@@ -101,7 +101,10 @@ mod tests {
         let long = "9".repeat(32);
         let (d, bytes) = encode(&long).unwrap();
         assert_eq!((d, bytes.len()), (0x80 | 32, 16));
-        assert_eq!(encode(&"9".repeat(33)), Err(FormatError::CardNumberTooLong(33)));
+        assert_eq!(
+            encode(&"9".repeat(33)),
+            Err(FormatError::CardNumberTooLong(33))
+        );
         // Non-digit nibbles and a bad pad are rejected.
         assert!(decode(0x82, &[0x1A]).is_err());
         assert!(decode(0x81, &[0x10]).is_err());

@@ -18,8 +18,8 @@
 //! | 35+m | a | access data |
 
 use super::{
-    CardCredential, Credential, FORMAT_V1, FormatError, Header, cmac, number,
-    parse_uuid, split_body, to_blocks,
+    CardCredential, Credential, FORMAT_V1, FormatError, Header, cmac, number, parse_uuid,
+    split_body, to_blocks,
 };
 use crate::keys::{CardKeys, ct_eq};
 use crate::mifare::Block;

@@ -105,8 +105,7 @@ impl Layout {
     /// From our sectors (ascending); `None` unless exactly 2 or 4 sectors of the MAD1 range
     /// 1-15 (docs/card-format.md §4: two slots of one or two sectors).
     pub(crate) fn new(sectors: Vec<u8>) -> Option<Self> {
-        if !matches!(sectors.len(), 2 | 4) || sectors.iter().any(|s| *s == 0 || *s > 15)
-        {
+        if !matches!(sectors.len(), 2 | 4) || sectors.iter().any(|s| *s == 0 || *s > 15) {
             return None;
         }
         Some(Self { sectors })

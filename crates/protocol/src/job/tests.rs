@@ -551,7 +551,8 @@ fn v1_cards_scan_and_reencode_to_v2_without_touching_trailers() {
     assert!(
         card.log
             .iter()
-            .all(|apdu| !(apdu.starts_with(&[0xFF, 0xD6]) && apdu.get(3).is_some_and(|b| b % 4 == 3))),
+            .all(|apdu| !(apdu.starts_with(&[0xFF, 0xD6])
+                && apdu.get(3).is_some_and(|b| b % 4 == 3))),
         "a trailer was written"
     );
     let after: Vec<[u8; 16]> = (0..16).map(|s| card.blocks[s * 4 + 3]).collect();
@@ -590,7 +591,11 @@ fn equal_or_opposite_sequences_select_slot_a() {
         let out = encode(&mut card, &atr(), &site, &cred(9)).unwrap();
         assert_eq!(out.written.sequence, seq_a.wrapping_add(1));
         assert_eq!(
-            fresh_scan(&mut card, &site).unwrap().credential.unwrap().credential,
+            fresh_scan(&mut card, &site)
+                .unwrap()
+                .credential
+                .unwrap()
+                .credential,
             cred(9)
         );
     }
