@@ -6,11 +6,18 @@
 //! Both directions: `vectors_file_is_what_the_code_makes` rebuilds every vector from its
 //! inputs (keys, records, and images by running the encode job) and compares with the file;
 //! `vectors_decode_to_their_expected_verdicts` reads the file alone and decodes every record
-//! and image. `macs_and_keys_cross_checked_in_python` runs tests/vectors/check_vectors.py, an
+//! and image. `macs_and_keys_cross_checked_in_python` runs `tests/vectors/check_vectors.py`, an
 //! implementation of the document in Python with the `cryptography` package's AES-CMAC,
 //! written from the document, not from this code.
 //!
 //! `UPDATE_VECTORS=1 cargo nextest run -p encoder-tests --test card_vectors` rewrites the file.
+
+// Vector tables read best as literal lists.
+#![allow(
+    clippy::type_complexity,
+    clippy::too_many_lines,
+    clippy::cloned_ref_to_slice_refs
+)]
 
 use encoder_protocol::card_image::{self, ImageState};
 use encoder_protocol::format::{self, Credential, FormatError, v1, v2};
@@ -615,6 +622,16 @@ fn build() -> Value {
             2,
             &long_access(),
         ),
+        record_vector(
+            "v2_doc_section_8_realistic",
+            "site-a",
+            1,
+            UID7,
+            1,
+            2,
+            &realistic(),
+        ),
+        record_vector("v2_doc_section_8_small", "site-a", 1, UID7, 1, 2, &small()),
         record_vector(
             "v1_realistic_7byte_uid",
             "site-a",

@@ -146,6 +146,7 @@ pub fn decode(
     Ok(r)
 }
 
+#[allow(clippy::too_many_lines)] // the steps of docs/card-format.md §5.5, in order, read best in one place
 fn decode_into(image: &[u8], site: &SiteKeys, r: &mut ImageReport) {
     let t0 = block(image, 3).unwrap_or_default();
     let [_, _, _, _, _, _, a6, a7, a8, gpb, ..] = t0;
@@ -234,28 +235,7 @@ fn decode_into(image: &[u8], site: &SiteKeys, r: &mut ImageReport) {
         r.state = ImageState::Foreign;
         return;
     };
-    let results: Vec<Result<CardCredential, FormatError>> = slots
-        .iter()
-        .map(|bytes| {
-            let head = Header::parse(bytes.get(..16).unwrap_or(&[]))?;
-            if head.record_blocks() * 16 > bytes.len() {
-                return Err(FormatError::BadLength);
-            }
-            format::decode_record(bytes, &r.uid, &keys)
-        })
-        .collect();
-    for (slot, result) in results.iter().enumerate() {
-        let name = if slot == 0 { "slot_a" } else { "slot_b" };
-        let detail = match result {
-            Ok(c) => format!(
-                "format_version {} sequence {} verifies",
-                c.format_version, c.sequence
-            ),
-            Err(e) => e.name().to_string(),
-        };
-        let passed = result.is_ok() || matches!(result, Err(FormatError::Empty));
-        check(&mut r.checks, name, passed, detail);
-    }
+    let results = read_slots(&slots, &r.uid, &keys, &mut r.checks);
     let contents: Vec<SlotContent> = results
         .iter()
         .map(|res| SlotContent::of(res, |c| c.sequence))
@@ -270,6 +250,38 @@ fn decode_into(image: &[u8], site: &SiteKeys, r: &mut ImageReport) {
         Selection::UnknownFormat => ImageState::UnknownFormat,
         Selection::NoRecord => ImageState::OursEmpty,
     };
+}
+
+/// Step 6 of docs/card-format.md §5.5 on each slot's bytes.
+fn read_slots(
+    slots: &[Vec<u8>],
+    uid: &[u8],
+    keys: &CardKeys,
+    checks: &mut Vec<Check>,
+) -> Vec<Result<CardCredential, FormatError>> {
+    let results: Vec<Result<CardCredential, FormatError>> = slots
+        .iter()
+        .map(|bytes| {
+            let head = Header::parse(bytes.get(..16).unwrap_or(&[]))?;
+            if head.record_blocks() * 16 > bytes.len() {
+                return Err(FormatError::BadLength);
+            }
+            format::decode_record(bytes, uid, keys)
+        })
+        .collect();
+    for (slot, result) in results.iter().enumerate() {
+        let name = if slot == 0 { "slot_a" } else { "slot_b" };
+        let detail = match result {
+            Ok(c) => format!(
+                "format_version {} sequence {} verifies",
+                c.format_version, c.sequence
+            ),
+            Err(e) => e.name().to_string(),
+        };
+        let passed = result.is_ok() || matches!(result, Err(FormatError::Empty));
+        check(checks, name, passed, detail);
+    }
+    results
 }
 
 /// The keys of the card: the version whose key B is in our first sector's trailer, else (key

@@ -85,8 +85,8 @@ fn documented_v1_record_vector() {
 }
 
 /// A realistic credential (10-digit card number, 8 bytes of access data) fills one sector
-/// exactly in v2. Its MAC is cross-checked by tests/vectors/check_vectors.py (the same
-/// record is `v2_realistic_7byte_uid`'s credential under key version 1 here).
+/// exactly in v2. Its MAC is cross-checked by `tests/vectors/check_vectors.py` (the vectors
+/// file holds this record as `v2_doc_section_8_realistic`).
 #[test]
 fn documented_realistic_record_vector() {
     let site = SiteKeys::new(1, MasterKey::from_hex(MASTER).unwrap());

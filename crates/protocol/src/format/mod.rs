@@ -403,29 +403,32 @@ pub fn format_uuid(bytes: &[u8; 16]) -> String {
     )
 }
 
+/// A body split into its fields (times still in their version's encoding).
+struct BodyParts<'a> {
+    id: [u8; 16],
+    times: &'a [u8],
+    card_number: String,
+    access_data: Vec<u8>,
+}
+
 /// Splits a body into id, the times field (`times` bytes), card number and access data.
-fn split_body(
-    body: &[u8],
-    times: usize,
-    descriptor: u8,
-) -> Result<([u8; 16], &[u8], String, Vec<u8>), FormatError> {
+fn split_body(body: &[u8], times: usize, descriptor: u8) -> Result<BodyParts<'_>, FormatError> {
     let (id, rest) = body.split_at_checked(16).ok_or(FormatError::BadLength)?;
     let (time_bytes, rest) = rest.split_at_checked(times).ok_or(FormatError::BadLength)?;
     let (stored, access) = rest
         .split_at_checked(number::stored_len(descriptor))
         .ok_or(FormatError::BadLength)?;
-    let id: [u8; 16] = id.try_into().map_err(|_| FormatError::BadLength)?;
-    Ok((
-        id,
-        time_bytes,
-        number::decode(descriptor, stored)?,
-        access.to_vec(),
-    ))
+    Ok(BodyParts {
+        id: id.try_into().map_err(|_| FormatError::BadLength)?,
+        times: time_bytes,
+        card_number: number::decode(descriptor, stored)?,
+        access_data: access.to_vec(),
+    })
 }
 
 /// Pads `bytes` with zeros to whole blocks.
 fn to_blocks(mut bytes: Vec<u8>) -> Vec<Block> {
-    while bytes.len() % 16 != 0 {
+    while !bytes.len().is_multiple_of(16) {
         bytes.push(0);
     }
     bytes

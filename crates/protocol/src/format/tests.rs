@@ -168,21 +168,32 @@ fn serial_arithmetic_and_total_order() {
     assert_eq!(candidate_order(&[(1, 5), (0, 5)]), vec![0, 1]);
     assert_eq!(candidate_order(&[(0, 0x85), (1, 5)]), vec![0, 1]);
     assert_eq!(candidate_order(&[(1, 0x85), (0, 5)]), vec![0, 1]);
-    use SlotContent::*;
-    assert_eq!(select(&[Valid(3), Valid(4)]), Selection::Record(1));
     assert_eq!(
-        select(&[Valid(3), Damaged(FormatError::MacMismatch)]),
+        select(&[SlotContent::Valid(3), SlotContent::Valid(4)]),
+        Selection::Record(1)
+    );
+    assert_eq!(
+        select(&[
+            SlotContent::Valid(3),
+            SlotContent::Damaged(FormatError::MacMismatch)
+        ]),
         Selection::Record(0)
     );
     assert_eq!(
-        select(&[Empty, UnknownVersion(3)]),
+        select(&[SlotContent::Empty, SlotContent::UnknownVersion(3)]),
         Selection::UnknownFormat
     );
     assert_eq!(
-        select(&[Damaged(FormatError::BadLength), UnknownVersion(3)]),
+        select(&[
+            SlotContent::Damaged(FormatError::BadLength),
+            SlotContent::UnknownVersion(3)
+        ]),
         Selection::Damaged
     );
-    assert_eq!(select(&[Empty, Empty]), Selection::NoRecord);
+    assert_eq!(
+        select(&[SlotContent::Empty, SlotContent::Empty]),
+        Selection::NoRecord
+    );
 }
 
 proptest! {

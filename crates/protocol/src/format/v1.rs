@@ -88,7 +88,12 @@ pub(super) fn decode(
             expected: keys.version(),
         });
     }
-    let (id, times, card_number, access_data) = split_body(body, 8, header.card_number)?;
+    let super::BodyParts {
+        id,
+        times,
+        card_number,
+        access_data,
+    } = split_body(body, 8, header.card_number)?;
     let time = |range: std::ops::Range<usize>| -> Option<i64> {
         let b: [u8; 4] = times.get(range)?.try_into().ok()?;
         match u32::from_be_bytes(b) {

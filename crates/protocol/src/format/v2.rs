@@ -170,7 +170,12 @@ pub(super) fn decode(
     if !ct_eq(&expected, &header.mac) {
         return Err(FormatError::MacMismatch);
     }
-    let (id, times, card_number, access_data) = split_body(body, 6, header.card_number)?;
+    let super::BodyParts {
+        id,
+        times,
+        card_number,
+        access_data,
+    } = split_body(body, 6, header.card_number)?;
     Ok(CardCredential {
         credential: Credential {
             credential_id: super::format_uuid(&id),
