@@ -220,9 +220,14 @@ struct ClaimInput<'a> {
     needed: usize,
 }
 
-/// Who may write the MAD's data blocks (and, for a fresh directory, its trailer).
+/// Who may write the MAD's data blocks (and, for a fresh directory, its trailer): our key B;
+/// the factory key A under transport access; or, for a MAD another system wrote (sector 0
+/// opens with the public MAD key A), the first of the site's published keys
+/// ([`SiteKeys::published_directory_keys`]) that opens sector 0 as key B and may write blocks
+/// 1 and 2. That system's trailer is never written (docs/card-format.md §2).
 fn directory_writer<T: Transmit + ?Sized>(
     s: &mut Session<'_, T>,
+    site: &SiteKeys,
     sector0: &Sector0,
     fresh_directory: bool,
 ) -> Result<(KeyType, Crypto1Key), JobError> {
@@ -244,13 +249,16 @@ fn directory_writer<T: Transmit + ?Sized>(
             }
         }
         Sector0::PublicMad => {
-            if s.auth(0, KeyType::B, Crypto1Key::FACTORY, step)? {
+            for key in site.published_directory_keys() {
+                if !s.auth(0, KeyType::B, *key, step)? {
+                    continue;
+                }
                 let block = s.read(3, step)?;
                 if let Ok(t) = TrailerRead::parse(&block)
                     && can_write(&t, KeyType::B)
                     && !t.access.trailer().key_b_readable()
                 {
-                    return Ok((KeyType::B, Crypto1Key::FACTORY));
+                    return Ok((KeyType::B, *key));
                 }
             }
             Err(locked(s))
@@ -281,7 +289,7 @@ fn claim<T: Transmit + ?Sized>(
     if free.len() < 2 * needed {
         return Err(s.incompatible(Incompatibility::NoRoom, step, None));
     }
-    let writer = directory_writer(s, sector0, fresh_directory)?;
+    let writer = directory_writer(s, site, sector0, fresh_directory)?;
     let mut claimed: Vec<(u8, SectorKeys)> = Vec::new();
     let mut locked = 0usize;
     for sector in free {

@@ -641,3 +641,83 @@ fn unknown_version_and_damage_verdicts() {
     let err = fresh_scan(&mut card, &site).unwrap_err();
     assert_eq!(err.sub_code(), Some("card_payload_corrupt"));
 }
+
+/// A card NFC-formatted as libfreefare's `mifare-classic-write-ndef` leaves it: sector 0 with
+/// the public MAD key A, access bytes `79 67 88` (blocks 1-2 written by key B), GPB `C1` and
+/// key B `key_b`; an NDEF sector 1.
+fn nfc_formatted(key_b: &str) -> FakeCard {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let mut mad = Mad1::empty();
+    mad.set(1, Aid::NDEF);
+    let [b1, b2] = mad.to_blocks();
+    card.blocks[1] = b1;
+    card.blocks[2] = b2;
+    card.set_trailer(
+        0,
+        hex::decode(&format!("A0A1A2A3A4A5796788C1{key_b}"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    card.set_trailer(
+        1,
+        hex::decode("D3F7D3F7D3F77F078840D3F7D3F7D3F7")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    card.blocks[4] = [0x03; 16];
+    card
+}
+
+/// docs/card-format.md §2: a MAD another system wrote with a published key B gets our
+/// application registered with that key; its sector 0 trailer and its sectors stay as they
+/// were. A key B in no published list keeps `directory_locked`.
+#[test]
+fn nfc_formatted_cards_get_our_application_with_the_published_key() {
+    let site = site();
+    for key_b in ["D3F7D3F7D3F7", "B0B1B2B3B4B5", "FFFFFFFFFFFF"] {
+        let mut card = nfc_formatted(key_b);
+        let before = card.blocks.clone();
+        let out = encode(&mut card, &atr(), &site, &cred(1)).unwrap_or_else(|e| {
+            panic!("{key_b}: {e} {}", e.detail());
+        });
+        eprintln!(
+            "encode NFC-formatted card ({key_b}): {} APDUs",
+            out.apdu_count
+        );
+        assert_eq!(card.blocks[3], before[3], "sector 0 trailer");
+        for block in 4..8 {
+            assert_eq!(
+                card.blocks[block], before[block],
+                "NDEF sector block {block}"
+            );
+        }
+        let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+        assert_eq!(mad.sectors_of(Aid::NDEF), vec![1]);
+        assert_eq!(mad.sectors_of(APP_AID), vec![2, 3, 4, 5]);
+        assert_eq!(
+            fresh_scan(&mut card, &site)
+                .unwrap()
+                .credential
+                .unwrap()
+                .credential,
+            cred(1)
+        );
+    }
+    let mut card = nfc_formatted("112233445566");
+    let before = card.blocks.clone();
+    let err = encode(&mut card, &atr(), &site, &cred(1)).unwrap_err();
+    assert_eq!(err.sub_code(), Some("directory_locked"));
+    assert_eq!(card.blocks, before, "nothing written");
+    // An empty published list: the same card is locked to us.
+    let mut card = nfc_formatted("D3F7D3F7D3F7");
+    let err = encode(
+        &mut card,
+        &atr(),
+        &site.clone().with_published_directory_keys(Vec::new()),
+        &cred(1),
+    )
+    .unwrap_err();
+    assert_eq!(err.sub_code(), Some("directory_locked"));
+}
