@@ -2,6 +2,7 @@
 //! `.mfd` files, decoded by the binary with a configuration holding site-a's key files; its
 //! verdicts must be the vectors'.
 
+use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
@@ -25,14 +26,20 @@ fn config(dir: &Path, vectors: &Value, site: &str) -> std::path::PathBuf {
     let mut text = String::from(
         "[cloud]\nurl = \"wss://cloud.invalid/bridge\"\ntoken_file = \"token\"\n\n[site_keys]\n",
     );
-    text += &format!("current = {}\n", site["current_version"]);
+    let _ = writeln!(text, "current = {}", site["current_version"]);
     for key in site["master_keys"].as_array().expect("keys") {
         let version = key["version"].as_u64().expect("version");
         let file = dir.join(format!("site-key-v{version}"));
         std::fs::write(&file, key["key"].as_str().expect("key")).expect("key file");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        text +=
-            &format!("\n[[site_keys.key]]\nversion = {version}\nfile = \"site-key-v{version}\"\n");
+        let _ = write!(
+            text,
+            "
+[[site_keys.key]]
+version = {version}
+file = \"site-key-v{version}\"
+"
+        );
     }
     let path = dir.join("config.toml");
     std::fs::write(&path, text).expect("config");
