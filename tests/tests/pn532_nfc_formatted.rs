@@ -13,28 +13,13 @@ use std::process::{Command, Output};
 
 use encoder_tests::binary;
 use encoder_tests::daemon::{Setup, TOKEN};
-use pn532_support::Emulator;
+use pn532_support::{Emulator, libnfc_tool};
 use serde_json::Value;
 
 const NDEF: &[u8] = b"\xd1\x01\x0c\x55\x04example.com";
 
 fn libfreefare(link: &Path, args: &[&str], cwd: &Path) -> Output {
-    let program = args[0];
-    let output = Command::new(program)
-        .args(&args[1..])
-        .current_dir(cwd)
-        .env("LIBNFC_DEVICE", format!("pn532_uart:{}", link.display()))
-        .env("LIBNFC_AUTO_SCAN", "false")
-        .env("LIBNFC_LOG_LEVEL", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (apt-get install libfreefare-bin): {e}"));
-    assert!(
-        output.status.success(),
-        "{program} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
+    libnfc_tool(link, args[0], &args[1..], cwd)
 }
 
 fn bridge(args: &[&str]) -> (Option<i32>, Value, String) {

@@ -12,7 +12,7 @@ use crate::format::{self, CardCredential, FormatError, Header, Selection, SlotCo
 use crate::keys::{CardKeys, SiteKeys};
 use crate::mifare::access::AccessConditions;
 use crate::mifare::geometry::{self, Geometry};
-use crate::mifare::mad::{self, Aid, Mad1};
+use crate::mifare::mad::{self, Mad1};
 
 /// What the image holds (docs/card-format.md §5.5 names the states).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,17 +192,13 @@ fn decode_into(image: &[u8], site: &SiteKeys, r: &mut ImageReport) {
         .filter(|s| r.geometry.has_sector(*s))
         .collect();
     if ours.is_empty() {
-        let used = mad
-            .aids
-            .iter()
-            .any(|a| *a != Aid::FREE && *a != Aid::NOT_APPLICABLE);
         check(
             &mut r.checks,
             "our_sectors",
             false,
             "no sector registered under F0EB",
         );
-        r.state = if used {
+        r.state = if mad.in_use() {
             ImageState::Foreign
         } else {
             ImageState::Blank

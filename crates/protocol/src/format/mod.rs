@@ -403,6 +403,27 @@ pub fn format_uuid(bytes: &[u8; 16]) -> String {
     )
 }
 
+/// The body of the record in `bytes` (header of `header.header_len()` bytes, whose first
+/// `prefix_len` bytes precede the MAC), once the MAC that `mac(prefix, body)` computes
+/// matches the stored one ([`FormatError::MacMismatch`] otherwise).
+fn authenticated_body<'a, const N: usize>(
+    header: &Header,
+    bytes: &'a [u8],
+    prefix_len: usize,
+    mac: impl FnOnce(&[u8], &[u8]) -> [u8; N],
+) -> Result<&'a [u8], FormatError> {
+    let start = header.header_len();
+    let body = bytes
+        .get(start..start + header.body_len())
+        .ok_or(FormatError::BadLength)?;
+    let prefix = bytes.get(..prefix_len).ok_or(FormatError::BadLength)?;
+    let stored = header.mac.get(..N).ok_or(FormatError::BadLength)?;
+    if !crate::keys::ct_eq(&mac(prefix, body), stored) {
+        return Err(FormatError::MacMismatch);
+    }
+    Ok(body)
+}
+
 /// A body split into its fields (times still in their version's encoding).
 struct BodyParts<'a> {
     id: [u8; 16],

@@ -18,10 +18,10 @@
 //! | 35+m | a | access data |
 
 use super::{
-    CardCredential, Credential, FORMAT_V1, FormatError, Header, cmac, number, parse_uuid,
-    split_body, to_blocks,
+    CardCredential, Credential, FORMAT_V1, FormatError, Header, authenticated_body, cmac, number,
+    parse_uuid, split_body, to_blocks,
 };
-use crate::keys::{CardKeys, ct_eq};
+use crate::keys::CardKeys;
 use crate::mifare::Block;
 
 /// v1 header length.
@@ -50,19 +50,6 @@ pub(super) fn parse_header(block: &[u8]) -> Result<Header, FormatError> {
     })
 }
 
-fn prefix(h: &Header) -> [u8; 7] {
-    let [i0, i1] = h.issue_counter.to_be_bytes();
-    [
-        h.format_version,
-        h.key_version.unwrap_or(0),
-        h.sequence,
-        h.card_number,
-        h.access_len,
-        i0,
-        i1,
-    ]
-}
-
 fn mac(keys: &CardKeys, uid: &[u8], prefix: &[u8], body: &[u8]) -> [u8; MAC_LEN] {
     let len = [u8::try_from(uid.len()).unwrap_or(u8::MAX)];
     cmac(keys, &[MAC_DOMAIN, &len, uid, prefix, body])
@@ -74,13 +61,9 @@ pub(super) fn decode(
     uid: &[u8],
     keys: &CardKeys,
 ) -> Result<CardCredential, FormatError> {
-    let body = bytes
-        .get(HEADER_LEN..HEADER_LEN + header.body_len())
-        .ok_or(FormatError::BadLength)?;
-    let expected = mac(keys, uid, &prefix(header), body);
-    if !ct_eq(&expected, header.mac.get(..MAC_LEN).unwrap_or(&[])) {
-        return Err(FormatError::MacMismatch);
-    }
+    let body = authenticated_body(header, bytes, 7, |prefix, body| {
+        mac(keys, uid, prefix, body)
+    })?;
     let found = header.key_version.unwrap_or(0);
     if found != keys.version() {
         return Err(FormatError::KeyVersionMismatch {

@@ -19,10 +19,10 @@
 //! knows it already, from the key that opened the sector.
 
 use super::{
-    CardCredential, Credential, FORMAT_V2, FormatError, Header, cmac, number, parse_uuid,
-    split_body, to_blocks,
+    CardCredential, Credential, FORMAT_V2, FormatError, Header, authenticated_body, cmac, number,
+    parse_uuid, split_body, to_blocks,
 };
-use crate::keys::{CardKeys, ct_eq};
+use crate::keys::CardKeys;
 use crate::mifare::Block;
 
 /// v2 header length.
@@ -162,14 +162,9 @@ pub(super) fn decode(
     uid: &[u8],
     keys: &CardKeys,
 ) -> Result<CardCredential, FormatError> {
-    let body = bytes
-        .get(HEADER_LEN..HEADER_LEN + header.body_len())
-        .ok_or(FormatError::BadLength)?;
-    let prefix = bytes.get(..5).ok_or(FormatError::BadLength)?;
-    let expected = mac(keys, uid, prefix, body);
-    if !ct_eq(&expected, &header.mac) {
-        return Err(FormatError::MacMismatch);
-    }
+    let body = authenticated_body(header, bytes, 5, |prefix, body| {
+        mac(keys, uid, prefix, body)
+    })?;
     let super::BodyParts {
         id,
         times,

@@ -7,7 +7,6 @@ use crate::error::{Incompatibility, JobError, Uncategorized};
 use crate::format::{self, CardCredential, FormatError, Selection, SlotContent};
 use crate::keys::SiteKeys;
 use crate::mifare::geometry::Geometry;
-use crate::mifare::mad::Aid;
 use crate::transmit::Transmit;
 
 /// What a scan found on the card.
@@ -97,11 +96,7 @@ pub fn scan<T: Transmit + ?Sized>(
         .filter(|sector| geometry.has_sector(*sector))
         .collect();
     if ours.is_empty() {
-        let used = mad
-            .aids
-            .iter()
-            .any(|a| *a != Aid::FREE && *a != Aid::NOT_APPLICABLE);
-        let state = if used {
+        let state = if mad.in_use() {
             CardState::Foreign
         } else {
             CardState::Blank
