@@ -158,7 +158,7 @@ impl fmt::Debug for Crypto1Key {
 /// formatting new cards.
 ///
 /// A card keeps the key version it was first formatted with (its trailers are never rewritten,
-/// see docs/card-format.md §5), so a site that rotates its master key keeps the old versions
+/// see docs/card-format.md §3-§4), so a site that rotates its master key keeps the old versions
 /// here for as long as old cards are in circulation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SiteKeys {

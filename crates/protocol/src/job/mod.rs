@@ -9,8 +9,8 @@
 //! Frugality: each key is loaded once per job into one of the reader's two volatile slots,
 //! each sector is authenticated once per pass, only changed blocks are written, and what is
 //! written is read back once. Measured on a blank 1K card with a one-sector record (a 10-digit
-//! card number and up to 8 bytes of access data): encode 28 APDUs; re-encode 17-18; scan 11-12
-//! (see the tests and docs/card-format.md §7).
+//! card number and up to 8 bytes of access data, format v2): encode 28 APDUs; re-encode 19-20;
+//! scan 11-12 (see the tests and docs/card-format.md §7).
 
 mod encode;
 mod probe;
