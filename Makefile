@@ -10,10 +10,13 @@ NEXTEST_PROFILE ?= $(if $(CI),ci,default)
 
 # Debian packages the suite needs: the PC/SC rig (pcscd + vpcd), pcsc-lite headers for the
 # pcsc crate, the ATR list (pcsc-tools), namespaces (util-linux, iproute2), libnfc's tools
-# (the PN532 emulator's fidelity test), and for the package test dpkg, systemd-analyze,
-# systemd-sysusers, curl and jq; python3-venv for Seam's Python SDK (below).
+# (the PN532 emulator's fidelity test), libfreefare's tools (an NFC-formatted card made by an
+# outside tool), Python's cryptography (the card vectors' cross-check), and for the package
+# test dpkg, systemd-analyze, systemd-sysusers, curl and jq; python3-venv for Seam's Python SDK
+# (below).
 DEB_PACKAGES := pcscd libpcsclite-dev vsmartcard-vpcd pkg-config socat pcsc-tools \
-	iproute2 util-linux libnfc-bin systemd curl jq python3-pyscard python3-venv
+	iproute2 util-linux libnfc-bin libfreefare-bin systemd curl jq python3-pyscard \
+	python3-cryptography python3-venv
 
 # Where cargo puts its output (honours CARGO_TARGET_DIR).
 TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)

@@ -535,3 +535,54 @@ fn two_torn_reencodes_in_a_row_leave_a_credential_someone_wrote() {
     eprintln!("double-tear cases run: {cases}");
     assert!(cases >= 9);
 }
+
+/// A v1 card in the field (docs/card-format.md §5.6) on the independent card: it scans as v1,
+/// its re-encode writes a v2 record into slot B within the re-encode budget and writes no
+/// trailer, and the re-encode after that replaces the v1 record.
+#[test]
+fn v1_card_scans_and_reencodes_to_v2_without_trailer_writes() {
+    use encoder_protocol::format::v1;
+    let site = site();
+    let mut card = InProcessCard::new(CardType::Classic1k, &UID);
+    encode_fresh(&mut card, &site, &realistic(8)).expect("encode");
+    // Slot A (sector 1, blocks 4-6) gets the v1 record of the same credential, sequence 200.
+    let keys = site.card_keys(1, &UID).expect("keys");
+    let mut v1_credential = realistic(8);
+    v1_credential.starts_at = Some(1_733_065_201); // v1 keeps seconds
+    let mut image = card.image();
+    for (i, block) in v1::encode(&v1_credential, &keys, 200, &UID)
+        .expect("v1 record")
+        .iter()
+        .enumerate()
+    {
+        image[block_range(4 + i)].copy_from_slice(block);
+    }
+    let mut card = InProcessCard::from_image(CardType::Classic1k, &image);
+    let out = scan_fresh(&mut card, &site).expect("scan v1");
+    let got = out.credential.expect("v1 credential");
+    assert_eq!((got.format_version, got.sequence), (1, 200));
+    assert_eq!(got.credential, v1_credential);
+
+    card.apdus = 0;
+    card.written_blocks.clear();
+    let out = encode_fresh(&mut card, &site, &realistic_next(8)).expect("re-encode v1 card");
+    eprintln!("re-encode v1 -> v2: {} APDUs", out.apdu_count);
+    assert!(out.apdu_count <= BUDGET_REENCODE, "{}", out.apdu_count);
+    assert_eq!((out.written.format_version, out.written.sequence), (2, 201));
+    assert!(
+        card.written_blocks.iter().all(|b| b % 4 != 3),
+        "trailer written: {:?}",
+        card.written_blocks
+    );
+    assert!(
+        card.written_blocks.iter().all(|b| (12..16).contains(b)),
+        "{:?}",
+        card.written_blocks
+    );
+    assert_eq!(scanned_credential(&mut card, &site), realistic_next(8));
+
+    encode_fresh(&mut card, &site, &realistic(8)).expect("second re-encode");
+    let image = card.image();
+    assert_eq!((image[4 * 16], image[12 * 16]), (2, 2), "both slots v2");
+    assert_eq!(scanned_credential(&mut card, &site), realistic(8));
+}

@@ -3,29 +3,7 @@
 
 mod pn532_support;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-use pn532_support::Emulator;
-
-fn libnfc(link: &Path, program: &str, args: &[&str], cwd: &Path) -> Output {
-    let output = Command::new(program)
-        .args(args)
-        .current_dir(cwd)
-        .env("LIBNFC_DEVICE", format!("pn532_uart:{}", link.display()))
-        // Only the device given: no USB scan.
-        .env("LIBNFC_AUTO_SCAN", "false")
-        .env("LIBNFC_LOG_LEVEL", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program} (apt-get install libnfc-bin): {e}"));
-    assert!(
-        output.status.success(),
-        "{program} failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    output
-}
+use pn532_support::{Emulator, libnfc_tool as libnfc};
 
 /// A 1K image with recognisable data and factory trailers.
 fn image(uid: [u8; 4]) -> Vec<u8> {

@@ -109,6 +109,12 @@ pub struct SiteKeysConfig {
     /// `[[site_keys.key]]`.
     #[serde(default, rename = "key")]
     pub keys: Vec<SiteKeyFile>,
+    /// Published keys (12 hex digits each) tried as key B of a MAD another system wrote, to
+    /// register our application in it (docs/card-format.md §2). Default: the NFC Forum key
+    /// `D3F7D3F7D3F7`, NXP's example MAD key B `B0B1B2B3B4B5`, the factory key
+    /// `FFFFFFFFFFFF`; `[]` registers in no other system's MAD.
+    #[serde(default)]
+    pub published_directory_keys: Option<Vec<String>>,
 }
 
 /// One `[[site_keys.key]]`.

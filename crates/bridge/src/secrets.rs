@@ -9,7 +9,7 @@ use std::fmt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use encoder_protocol::keys::{MasterKey, SiteKeys};
+use encoder_protocol::keys::{Crypto1Key, MasterKey, SiteKeys};
 
 use crate::config::Config;
 
@@ -175,6 +175,21 @@ pub fn load_site_keys(config: &Config) -> Result<SiteKeys, SecretError> {
             fix: "give each [[site_keys.key]] its own version".into(),
         })?;
     }
+    if let Some(list) = &config.site_keys.published_directory_keys {
+        let mut published = Vec::with_capacity(list.len());
+        for text in list {
+            let key = encoder_protocol::hex::decode(text)
+                .and_then(|b| <[u8; 6]>::try_from(b).ok())
+                .ok_or_else(|| SecretError {
+                    problem: format!(
+                        "site_keys.published_directory_keys: {text:?} is not a 6-byte key"
+                    ),
+                    fix: "write each key as 12 hex digits, e.g. \"D3F7D3F7D3F7\"".into(),
+                })?;
+            published.push(Crypto1Key::new(key));
+        }
+        keys = keys.with_published_directory_keys(published);
+    }
     Ok(keys)
 }
 
@@ -236,5 +251,35 @@ mod tests {
         let e = load_site_keys(&config(dir.path())).expect_err("bad key");
         assert!(e.problem.contains("version 2"), "{e}");
         assert!(!e.to_string().contains("nothex"));
+    }
+
+    #[test]
+    fn published_directory_keys_default_and_configured() {
+        use encoder_protocol::keys::PUBLISHED_DIRECTORY_KEYS;
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "k1", "000102030405060708090a0b0c0d0e0f", 0o600);
+        write(dir.path(), "k2", "101112131415161718191a1b1c1d1e1f", 0o600);
+        let keys = load_site_keys(&config(dir.path())).expect("keys");
+        assert_eq!(keys.published_directory_keys(), PUBLISHED_DIRECTORY_KEYS);
+        let with = |list: &str| {
+            let mut c = config(dir.path());
+            c.site_keys.published_directory_keys = Some(
+                list.split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+            );
+            load_site_keys(&c)
+        };
+        let keys = with("D3F7D3F7D3F7").expect("one key");
+        assert_eq!(keys.published_directory_keys(), [Crypto1Key::NFC_FORUM]);
+        assert!(
+            with("")
+                .expect("none")
+                .published_directory_keys()
+                .is_empty()
+        );
+        let e = with("D3F7").expect_err("short key");
+        assert!(e.problem.contains("not a 6-byte key"), "{e}");
     }
 }

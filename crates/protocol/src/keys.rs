@@ -113,6 +113,13 @@ impl Crypto1Key {
     pub const FACTORY: Self = Self([0xFF; 6]);
     /// Public MAD key A `A0 A1 A2 A3 A4 A5` (docs/reference/mad.md §2).
     pub const MAD_PUBLIC: Self = Self([0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5]);
+    /// NFC Forum key `D3 F7 D3 F7 D3 F7`: key A of NDEF sectors, and the key B with which
+    /// NFC formatting tools (libfreefare's `mifare-classic-write-ndef`, for one) leave the MAD
+    /// writable (reference/cards.md §2; docs/card-format.md §2).
+    pub const NFC_FORUM: Self = Self([0xD3, 0xF7, 0xD3, 0xF7, 0xD3, 0xF7]);
+    /// `B0 B1 B2 B3 B4 B5`: the MAD key B of NXP's MAD examples, published in key lists such
+    /// as MIFARE Classic Tool's.
+    pub const MAD_B_EXAMPLE: Self = Self([0xB0, 0xB1, 0xB2, 0xB3, 0xB4, 0xB5]);
 
     /// Wraps six key bytes.
     pub const fn new(bytes: [u8; 6]) -> Self {
@@ -124,12 +131,17 @@ impl Crypto1Key {
         self.0
     }
 
-    /// A short non-secret label for logs: "factory", "mad-public" or "site-derived".
+    /// A short non-secret label for logs: "factory", "mad-public", "nfc-forum",
+    /// "mad-b-example" or "site-derived".
     pub fn label(self) -> &'static str {
         if self == Self::FACTORY {
             "factory"
         } else if self == Self::MAD_PUBLIC {
             "mad-public"
+        } else if self == Self::NFC_FORUM {
+            "nfc-forum"
+        } else if self == Self::MAD_B_EXAMPLE {
+            "mad-b-example"
         } else {
             "site-derived"
         }
@@ -146,13 +158,23 @@ impl fmt::Debug for Crypto1Key {
 /// formatting new cards.
 ///
 /// A card keeps the key version it was first formatted with (its trailers are never rewritten,
-/// see docs/card-format.md §5), so a site that rotates its master key keeps the old versions
+/// see docs/card-format.md §3-§4), so a site that rotates its master key keeps the old versions
 /// here for as long as old cards are in circulation.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SiteKeys {
     current: u8,
     keys: Vec<(u8, MasterKey)>,
+    published: Vec<Crypto1Key>,
 }
+
+/// The published keys tried, in order, as key B of a MAD written by another system before
+/// registering our application in it (docs/card-format.md §2): the NFC Forum key, NXP's
+/// example MAD key B, the factory key.
+pub const PUBLISHED_DIRECTORY_KEYS: [Crypto1Key; 3] = [
+    Crypto1Key::NFC_FORUM,
+    Crypto1Key::MAD_B_EXAMPLE,
+    Crypto1Key::FACTORY,
+];
 
 impl SiteKeys {
     /// A site with a single master key `key` of version `version`, used for writing.
@@ -160,6 +182,7 @@ impl SiteKeys {
         Self {
             current: version,
             keys: vec![(version, key)],
+            published: PUBLISHED_DIRECTORY_KEYS.to_vec(),
         }
     }
 
@@ -170,6 +193,19 @@ impl SiteKeys {
         }
         self.keys.push((version, key));
         Ok(self)
+    }
+
+    /// Replaces the list of published keys tried as key B of another system's MAD
+    /// ([`PUBLISHED_DIRECTORY_KEYS`] by default; an empty list registers in no such MAD).
+    #[must_use]
+    pub fn with_published_directory_keys(mut self, keys: Vec<Crypto1Key>) -> Self {
+        self.published = keys;
+        self
+    }
+
+    /// The published keys tried as key B of another system's MAD, in order.
+    pub fn published_directory_keys(&self) -> &[Crypto1Key] {
+        &self.published
     }
 
     /// The version used to format new cards.
@@ -211,6 +247,7 @@ impl fmt::Debug for SiteKeys {
         f.debug_struct("SiteKeys")
             .field("current", &self.current)
             .field("versions", &self.versions())
+            .field("published_directory_keys", &self.published)
             .finish_non_exhaustive()
     }
 }

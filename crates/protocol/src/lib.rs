@@ -8,7 +8,8 @@
 //! - [`card`]: card identification from ATR and SAK;
 //! - [`mifare`]: the MIFARE Classic model (geometry, access bits, trailers, value blocks, MAD);
 //! - [`keys`]: AN10922 key diversification and per-card keys;
-//! - [`mod@format`]: the credential card format v1 (docs/card-format.md);
+//! - [`mod@format`]: the credential card format, v2 written and v1 read (docs/card-format.md);
+//! - [`card_image`]: offline decoding of a saved card image with the scan job's checks;
 //! - [`job`]: the scan and encode jobs as APDU sequences driven by responses;
 //! - [`error`]: job errors mapped to the cloud's error types.
 
@@ -17,6 +18,7 @@
 pub mod apdu;
 pub mod card;
 pub mod cloud_error;
+pub mod card_image;
 pub mod error;
 pub mod format;
 pub mod hex;

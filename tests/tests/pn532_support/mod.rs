@@ -3,7 +3,7 @@
 #![allow(dead_code, clippy::missing_panics_doc)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use encoder_tests::{Chatty, binary};
 
@@ -83,4 +83,29 @@ impl Emulator {
     pub fn quit(mut self) -> std::process::ExitStatus {
         self.process.quit()
     }
+}
+
+/// Runs a libnfc-based tool (libnfc-bin, libfreefare-bin) in `cwd` against the emulator at
+/// `link` through libnfc's `pn532_uart` driver, and asserts that it succeeded.
+pub fn libnfc_tool(link: &Path, program: &str, args: &[&str], cwd: &Path) -> Output {
+    let output = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .env("LIBNFC_DEVICE", format!("pn532_uart:{}", link.display()))
+        // Only the device given: no USB scan.
+        .env("LIBNFC_AUTO_SCAN", "false")
+        .env("LIBNFC_LOG_LEVEL", "1")
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {program} (make deps: apt-get install libnfc-bin libfreefare-bin): {e}"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "{program} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
 }

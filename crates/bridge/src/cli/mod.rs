@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod card;
+mod decode;
 mod doctor;
 pub mod logging;
 mod readers;
@@ -39,6 +40,8 @@ enum Command {
     Readers(readers::Args),
     /// Check the configuration, secrets, readers, devices and the cloud; print fixes.
     Doctor(doctor::Args),
+    /// Decode a saved card image (.mfd) offline with the site keys: state, credential, checks.
+    Decode(decode::Args),
 }
 
 /// Parses the command line, sets up logging and runs the subcommand.
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Encode(a) => card::encode(&a),
         Command::Readers(a) => readers::run(&a),
         Command::Doctor(a) => doctor::run(&a),
+        Command::Decode(a) => decode::run(&a),
     };
     match outcome {
         Ok(code) => code,

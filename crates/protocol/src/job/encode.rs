@@ -153,7 +153,7 @@ pub fn encode<T: Transmit + ?Sized>(
                 Uncategorized::LayoutCorrupt,
                 "read_directory",
                 Some(1),
-                "odd sector count",
+                "not 2 or 4 sectors registered",
             ));
         };
         choose_slot(&mut s, layout, site, &uid, &preferred)?
@@ -219,9 +219,14 @@ struct ClaimInput<'a> {
     needed: usize,
 }
 
-/// Who may write the MAD's data blocks (and, for a fresh directory, its trailer).
+/// Who may write the MAD's data blocks (and, for a fresh directory, its trailer): our key B;
+/// the factory key A under transport access; or, for a MAD another system wrote (sector 0
+/// opens with the public MAD key A), the first of the site's published keys
+/// ([`SiteKeys::published_directory_keys`]) that opens sector 0 as key B and may write blocks
+/// 1 and 2. That system's trailer is never written (docs/card-format.md §2).
 fn directory_writer<T: Transmit + ?Sized>(
     s: &mut Session<'_, T>,
+    site: &SiteKeys,
     sector0: &Sector0,
     fresh_directory: bool,
 ) -> Result<(KeyType, Crypto1Key), JobError> {
@@ -243,13 +248,16 @@ fn directory_writer<T: Transmit + ?Sized>(
             }
         }
         Sector0::PublicMad => {
-            if s.auth(0, KeyType::B, Crypto1Key::FACTORY, step)? {
+            for key in site.published_directory_keys() {
+                if !s.auth(0, KeyType::B, *key, step)? {
+                    continue;
+                }
                 let block = s.read(3, step)?;
                 if let Ok(t) = TrailerRead::parse(&block)
                     && can_write(&t, KeyType::B)
                     && !t.access.trailer().key_b_readable()
                 {
-                    return Ok((KeyType::B, Crypto1Key::FACTORY));
+                    return Ok((KeyType::B, *key));
                 }
             }
             Err(locked(s))
@@ -280,7 +288,7 @@ fn claim<T: Transmit + ?Sized>(
     if free.len() < 2 * needed {
         return Err(s.incompatible(Incompatibility::NoRoom, step, None));
     }
-    let writer = directory_writer(s, sector0, fresh_directory)?;
+    let writer = directory_writer(s, site, sector0, fresh_directory)?;
     let mut claimed: Vec<(u8, SectorKeys)> = Vec::new();
     let mut locked = 0usize;
     for sector in free {
@@ -387,24 +395,12 @@ fn choose_slot<T: Transmit + ?Sized>(
     {
         return Err(s.incompatible(Incompatibility::UnknownFormat, step, None));
     }
-    let seq = |i: usize| {
-        heads
-            .get(i)
-            .and_then(|h| h.header.as_ref().ok())
-            .map(|h| h.sequence)
-    };
-    let (newest, sequence) = match (seq(0), seq(1)) {
-        (Some(a), Some(b)) if format::is_newer(a, b) => (Some(0), a.wrapping_add(1)),
-        (Some(a), None) => (Some(0), a.wrapping_add(1)),
-        (_, Some(b)) => (Some(1), b.wrapping_add(1)),
-        (None, None) => (None, 1),
-    };
-    // Normally the other slot is overwritten, keeping the newest record intact. But a header
-    // says nothing of the blocks after it: when an earlier re-encode was torn after its header
-    // landed, the newest-looking slot holds no valid record and the older slot holds the
-    // card's credential. Overwriting that one would leave, at the next tear, no valid record at
-    // all; so verify the newest record and, when it does not verify, rewrite that slot
-    // instead (with a sequence number above both).
+    // The card's record is the first slot, in the total order of docs/card-format.md §5.5,
+    // whose record verifies (a header says nothing of the blocks after it: an earlier
+    // re-encode torn after its header landed leaves a newest-looking slot without a valid
+    // record). The new record goes into the *other* slot, with the sequence number one above
+    // the card's record, so two valid records on a card always hold neighbouring numbers.
+    // Without a valid record, the newest-looking slot is rewritten.
     let valid = |slot: usize| {
         let keys = heads.get(slot).and_then(|h| match &h.keys {
             SectorKeys::Ours(keys) => Some(keys),
@@ -415,10 +411,23 @@ fn choose_slot<T: Transmit + ?Sized>(
             _ => false,
         }
     };
-    let target = match newest {
-        Some(slot) if valid(slot) => 1 - slot,
-        Some(slot) => slot,
-        None => 0,
+    let parsed: Vec<(usize, u8)> = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.header.as_ref().ok().map(|h| (i, h.sequence)))
+        .collect();
+    let order = format::candidate_order(&parsed);
+    let seq = |slot: usize| {
+        parsed
+            .iter()
+            .find(|(s, _)| *s == slot)
+            .map_or(0, |(_, q)| *q)
+    };
+    let (target, sequence) = match order.iter().copied().find(|slot| valid(*slot)) {
+        Some(current) => (1 - current, seq(current).wrapping_add(1)),
+        None => order
+            .first()
+            .map_or((0, 1), |slot| (*slot, seq(*slot).wrapping_add(1))),
     };
     // The card's keys: those that opened a slot, else the preferred ones.
     let card_keys = heads

@@ -102,12 +102,10 @@ pub(crate) struct Layout {
 }
 
 impl Layout {
-    /// From our sectors (ascending); `None` unless an even, non-zero number of 4-block sectors.
+    /// From our sectors (ascending); `None` unless exactly 2 or 4 sectors of the MAD1 range
+    /// 1-15 (docs/card-format.md §4: two slots of one or two sectors).
     pub(crate) fn new(sectors: Vec<u8>) -> Option<Self> {
-        if sectors.is_empty()
-            || !sectors.len().is_multiple_of(2)
-            || sectors.iter().any(|s| *s == 0 || *s >= 32)
-        {
+        if !matches!(sectors.len(), 2 | 4) || sectors.iter().any(|s| *s == 0 || *s > 15) {
             return None;
         }
         Some(Self { sectors })

@@ -4,10 +4,9 @@ use super::probe::{self, Layout, Sector0, SectorKeys};
 use super::session::Session;
 use crate::card::{CardInfo, CardType};
 use crate::error::{Incompatibility, JobError, Uncategorized};
-use crate::format::{self, CardCredential, FormatError};
+use crate::format::{self, CardCredential, FormatError, Selection, SlotContent};
 use crate::keys::SiteKeys;
 use crate::mifare::geometry::Geometry;
-use crate::mifare::mad::Aid;
 use crate::transmit::Transmit;
 
 /// What a scan found on the card.
@@ -96,11 +95,7 @@ pub fn scan<T: Transmit + ?Sized>(
         .filter(|sector| geometry.has_sector(*sector))
         .collect();
     if ours.is_empty() {
-        let used = mad
-            .aids
-            .iter()
-            .any(|a| *a != Aid::FREE && *a != Aid::NOT_APPLICABLE);
-        let state = if used {
+        let state = if mad.in_use() {
             CardState::Foreign
         } else {
             CardState::Blank
@@ -112,7 +107,7 @@ pub fn scan<T: Transmit + ?Sized>(
             Uncategorized::LayoutCorrupt,
             "read_directory",
             Some(1),
-            "odd sector count",
+            "not 2 or 4 sectors registered",
         ));
     };
     let preferred = match &sector0 {
@@ -128,25 +123,18 @@ pub fn scan<T: Transmit + ?Sized>(
         // Our application id with keys we do not hold: another site's card.
         return Ok(done(&s, CardState::Foreign, None));
     }
-    // Candidates newest first.
-    let mut candidates: Vec<usize> = (0..heads.len())
-        .filter(|i| heads.get(*i).is_some_and(|h| h.header.is_ok()))
+    // Candidates in the total order of docs/card-format.md §5.5; the first that verifies is
+    // the card's credential.
+    let parsed: Vec<(usize, u8)> = heads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, h)| h.header.as_ref().ok().map(|h| (i, h.sequence)))
         .collect();
-    candidates.sort_by(|a, b| {
-        let seq = |i: &usize| {
-            heads
-                .get(*i)
-                .and_then(|h| h.header.as_ref().ok())
-                .map_or(0, |h| h.sequence)
-        };
-        if format::is_newer(seq(a), seq(b)) {
-            std::cmp::Ordering::Less
-        } else {
-            std::cmp::Ordering::Greater
-        }
-    });
-    let mut damaged = false;
-    for slot in candidates {
+    let mut contents: Vec<SlotContent> = heads
+        .iter()
+        .map(|h| SlotContent::of(&h.header, |h| h.sequence))
+        .collect();
+    for slot in format::candidate_order(&parsed) {
         let Some(head) = heads.get(slot) else {
             continue;
         };
@@ -155,32 +143,29 @@ pub fn scan<T: Transmit + ?Sized>(
         else {
             continue;
         };
-        match probe::read_record(&mut s, &layout, slot, keys, header, block)? {
-            Some(bytes) => match format::decode_record(&bytes, &uid, keys) {
-                Ok(credential) => return Ok(done(&s, CardState::Ours, Some(credential))),
-                Err(_) => damaged = true,
-            },
-            None => damaged = true,
+        let verdict = match probe::read_record(&mut s, &layout, slot, keys, header, block)? {
+            Some(bytes) => format::decode_record(&bytes, &uid, keys),
+            None => Err(FormatError::BadLength),
+        };
+        match verdict {
+            Ok(credential) => return Ok(done(&s, CardState::Ours, Some(credential))),
+            Err(e) => {
+                if let Some(c) = contents.get_mut(slot) {
+                    *c = SlotContent::Damaged(e);
+                }
+            }
         }
     }
-    let mut unknown_version = false;
-    for head in &heads {
-        match &head.header {
-            Err(FormatError::Empty) => {}
-            Err(FormatError::UnknownVersion(_)) => unknown_version = true,
-            _ => damaged = true,
-        }
-    }
-    if damaged {
-        return Err(s.fail(
+    match format::select(&contents) {
+        Selection::Damaged | Selection::Record(_) => Err(s.fail(
             Uncategorized::CardPayloadCorrupt,
             "verify_record",
             None,
             "no slot holds a valid record",
-        ));
+        )),
+        Selection::UnknownFormat => {
+            Err(s.incompatible(Incompatibility::UnknownFormat, "verify_record", None))
+        }
+        Selection::NoRecord => Ok(done(&s, CardState::OursEmpty, None)),
     }
-    if unknown_version {
-        return Err(s.incompatible(Incompatibility::UnknownFormat, "verify_record", None));
-    }
-    Ok(done(&s, CardState::OursEmpty, None))
 }

@@ -43,8 +43,8 @@ fn cred(n: u8) -> Credential {
     Credential {
         credential_id: format!("3f1c2a9e-5b7d-4e21-9a0c-1d2e3f4051{n:02x}"),
         card_number: format!("10{n:02}"),
-        starts_at: Some(1_700_000_000 + i64::from(n)),
-        ends_at: Some(1_700_086_400),
+        starts_at: Some(1_700_000_040 + 60 * i64::from(n)),
+        ends_at: Some(1_700_086_440),
         issue_counter: u16::from(n),
         access_data: vec![n, 2],
     }
@@ -524,4 +524,220 @@ proptest! {
         let mut r = Random(responses);
         let _ = encode(&mut r, &info(), &site(), &cred(1));
     }
+}
+
+/// Replaces the record in `slot` (first block of sector 1 or 3 on a fresh 1K layout) with
+/// `blocks`.
+fn put_record(card: &mut FakeCard, slot: usize, blocks: &[[u8; 16]]) {
+    let first = if slot == 0 { 4 } else { 12 };
+    for (i, b) in blocks.iter().enumerate() {
+        card.blocks[first + i] = *b;
+    }
+    for i in blocks.len()..3 {
+        card.blocks[first + i] = [0; 16];
+    }
+}
+
+/// A v1 card in the field (docs/card-format.md §5.6): scans, and its next re-encode writes a
+/// v2 record into the other slot without writing any trailer; the re-encode after that
+/// replaces the v1 record.
+#[test]
+fn v1_cards_scan_and_reencode_to_v2_without_touching_trailers() {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let site = site();
+    encode(&mut card, &info(), &site, &cred(1)).unwrap();
+    let keys = site.card_keys(1, &UID).unwrap();
+    let mut v1_cred = cred(1);
+    v1_cred.starts_at = Some(1_700_000_001);
+    v1_cred.issue_counter = 700;
+    put_record(
+        &mut card,
+        0,
+        &crate::format::v1::encode(&v1_cred, &keys, 41, &UID).unwrap(),
+    );
+    let scanned = fresh_scan(&mut card, &site).unwrap().credential.unwrap();
+    assert_eq!(
+        (scanned.format_version, scanned.sequence),
+        (1, 41),
+        "{scanned:?}"
+    );
+    assert_eq!(scanned.credential, v1_cred);
+
+    let trailers: Vec<[u8; 16]> = (0..16).map(|s| card.blocks[s * 4 + 3]).collect();
+    card.reinsert();
+    let out = encode(&mut card, &info(), &site, &cred(2)).unwrap();
+    assert_eq!((out.written.format_version, out.written.sequence), (2, 42));
+    assert!(!out.first_encode);
+    assert!(
+        card.log
+            .iter()
+            .all(|apdu| !(apdu.starts_with(&[0xFF, 0xD6])
+                && apdu.get(3).is_some_and(|b| b % 4 == 3))),
+        "a trailer was written"
+    );
+    let after: Vec<[u8; 16]> = (0..16).map(|s| card.blocks[s * 4 + 3]).collect();
+    assert_eq!(trailers, after);
+    assert_eq!(card.blocks[12][0], 2, "v2 record in slot B");
+    assert_eq!(card.blocks[4][0], 1, "v1 record kept in slot A");
+    let scanned = fresh_scan(&mut card, &site).unwrap().credential.unwrap();
+    assert_eq!((scanned.format_version, scanned.credential), (2, cred(2)));
+
+    card.reinsert();
+    encode(&mut card, &info(), &site, &cred(3)).unwrap();
+    assert_eq!((card.blocks[4][0], card.blocks[12][0]), (2, 2));
+    let scanned = fresh_scan(&mut card, &site).unwrap().credential.unwrap();
+    assert_eq!((scanned.sequence, scanned.credential), (43, cred(3)));
+}
+
+/// Records of equal sequence numbers (or 128 apart) never come from our writer; the total
+/// order picks slot A for them, whatever the order of reading (docs/card-format.md §5.5).
+#[test]
+fn equal_or_opposite_sequences_select_slot_a() {
+    let site = site();
+    let keys = site.card_keys(1, &UID).unwrap();
+    for (seq_a, seq_b) in [(5u8, 5u8), (5, 0x85), (0x85, 5)] {
+        let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+        encode(&mut card, &info(), &site, &cred(1)).unwrap();
+        let record = |c: &Credential, seq| {
+            crate::format::encode_record(c, &keys, seq, &UID, crate::format::body_capacity(2))
+                .unwrap()
+        };
+        put_record(&mut card, 0, &record(&cred(7), seq_a));
+        put_record(&mut card, 1, &record(&cred(8), seq_b));
+        let got = fresh_scan(&mut card, &site).unwrap().credential.unwrap();
+        assert_eq!(got.credential, cred(7), "{seq_a} {seq_b}");
+        // A re-encode keeps slot A's record and writes slot B with the next number.
+        card.reinsert();
+        let out = encode(&mut card, &info(), &site, &cred(9)).unwrap();
+        assert_eq!(out.written.sequence, seq_a.wrapping_add(1));
+        assert_eq!(
+            fresh_scan(&mut card, &site)
+                .unwrap()
+                .credential
+                .unwrap()
+                .credential,
+            cred(9)
+        );
+    }
+}
+
+/// A reader accepts exactly 2 or 4 sectors under our AID (docs/card-format.md §4).
+#[test]
+fn registered_sector_count_must_be_two_or_four() {
+    let site = site();
+    for count in [1u8, 3, 6] {
+        let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+        encode(&mut card, &info(), &site, &cred(1)).unwrap();
+        let mut mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+        for sector in 1..=15u8 {
+            let aid = if sector <= count { APP_AID } else { Aid::FREE };
+            mad.set(sector, aid);
+        }
+        let [b1, b2] = mad.to_blocks();
+        card.blocks[1] = b1;
+        card.blocks[2] = b2;
+        let err = fresh_scan(&mut card, &site).unwrap_err();
+        assert_eq!(
+            (err.name(), err.sub_code()),
+            ("uncategorized_error", Some("layout_corrupt")),
+            "{count}"
+        );
+    }
+}
+
+/// An unknown format version beside an empty slot is `unknown_format_version`; beside a
+/// damaged record it is `card_payload_corrupt` (docs/card-format.md §5.5).
+#[test]
+fn unknown_version_and_damage_verdicts() {
+    let site = site();
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    encode(&mut card, &info(), &site, &cred(1)).unwrap();
+    let mut unknown = [0u8; 16];
+    unknown[0] = 3;
+    put_record(&mut card, 0, &[unknown]);
+    let err = fresh_scan(&mut card, &site).unwrap_err();
+    assert_eq!(err.sub_code(), Some("unknown_format_version"));
+    put_record(&mut card, 1, &[[2; 16]]);
+    let err = fresh_scan(&mut card, &site).unwrap_err();
+    assert_eq!(err.sub_code(), Some("card_payload_corrupt"));
+}
+
+/// A card NFC-formatted as libfreefare's `mifare-classic-write-ndef` leaves it: sector 0 with
+/// the public MAD key A, access bytes `79 67 88` (blocks 1-2 written by key B), GPB `C1` and
+/// key B `key_b`; an NDEF sector 1.
+fn nfc_formatted(key_b: &str) -> FakeCard {
+    let mut card = FakeCard::blank(Geometry::CLASSIC_1K, &UID);
+    let mut mad = Mad1::empty();
+    mad.set(1, Aid::NDEF);
+    let [b1, b2] = mad.to_blocks();
+    card.blocks[1] = b1;
+    card.blocks[2] = b2;
+    card.set_trailer(
+        0,
+        hex::decode(&format!("A0A1A2A3A4A5796788C1{key_b}"))
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    card.set_trailer(
+        1,
+        hex::decode("D3F7D3F7D3F77F078840D3F7D3F7D3F7")
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    card.blocks[4] = [0x03; 16];
+    card
+}
+
+/// docs/card-format.md §2: a MAD another system wrote with a published key B gets our
+/// application registered with that key; its sector 0 trailer and its sectors stay as they
+/// were. A key B in no published list keeps `directory_locked`.
+#[test]
+fn nfc_formatted_cards_get_our_application_with_the_published_key() {
+    let site = site();
+    for key_b in ["D3F7D3F7D3F7", "B0B1B2B3B4B5", "FFFFFFFFFFFF"] {
+        let mut card = nfc_formatted(key_b);
+        let before = card.blocks.clone();
+        let out = encode(&mut card, &info(), &site, &cred(1)).unwrap_or_else(|e| {
+            panic!("{key_b}: {e} {}", e.detail());
+        });
+        eprintln!(
+            "encode NFC-formatted card ({key_b}): {} APDUs",
+            out.apdu_count
+        );
+        assert_eq!(card.blocks[3], before[3], "sector 0 trailer");
+        for block in 4..8 {
+            assert_eq!(
+                card.blocks[block], before[block],
+                "NDEF sector block {block}"
+            );
+        }
+        let mad = Mad1::parse(&[card.blocks[1], card.blocks[2]].concat()).unwrap();
+        assert_eq!(mad.sectors_of(Aid::NDEF), vec![1]);
+        assert_eq!(mad.sectors_of(APP_AID), vec![2, 3, 4, 5]);
+        assert_eq!(
+            fresh_scan(&mut card, &site)
+                .unwrap()
+                .credential
+                .unwrap()
+                .credential,
+            cred(1)
+        );
+    }
+    let mut card = nfc_formatted("112233445566");
+    let before = card.blocks.clone();
+    let err = encode(&mut card, &info(), &site, &cred(1)).unwrap_err();
+    assert_eq!(err.sub_code(), Some("directory_locked"));
+    assert_eq!(card.blocks, before, "nothing written");
+    // An empty published list: the same card is locked to us.
+    let mut card = nfc_formatted("D3F7D3F7D3F7");
+    let err = encode(
+        &mut card,
+        &info(),
+        &site.clone().with_published_directory_keys(Vec::new()),
+        &cred(1),
+    )
+    .unwrap_err();
+    assert_eq!(err.sub_code(), Some("directory_locked"));
 }

@@ -190,6 +190,14 @@ impl Mad1 {
         Ok(Self { info, aids })
     }
 
+    /// `true` when some sector is registered to an application (any AID other than free and
+    /// not applicable): a card without ours is then foreign, not blank.
+    pub fn in_use(&self) -> bool {
+        self.aids
+            .iter()
+            .any(|a| *a != Aid::FREE && *a != Aid::NOT_APPLICABLE)
+    }
+
     /// The 32 bytes of blocks 1 and 2, CRC included.
     pub fn to_bytes(&self) -> Vec<u8> {
         build_dir(self.info, &self.aids)

@@ -233,8 +233,10 @@ pub fn run_pn532(
                 Ok(Command::Remove) => {
                     if emu.chip.field.present {
                         emu.chip.remove_card();
-                        announce(out, "removed");
+                        // Saved before it is announced: a test that waits for `removed`
+                        // then reads the image finds it complete.
                         save(save_path, &emu.chip.field.card)?;
+                        announce(out, "removed");
                     }
                 }
                 Ok(Command::Insert) => {
