@@ -225,6 +225,15 @@ impl Session {
             .ok_or(SecureError::BadPadding)
     }
 
+    /// Checks an answer's MAC (`data` without it) against `mac`; the counter stays.
+    pub fn verify_response(&self, status: u8, data: &[u8], mac: &[u8]) -> Result<(), SecureError> {
+        if mac == self.mac_response(status, data) {
+            Ok(())
+        } else {
+            Err(SecureError::BadMac)
+        }
+    }
+
     /// Checks an answer's MAC (`data` without it) against `mac`, then counts the command.
     pub fn accept_response(
         &mut self,
@@ -232,9 +241,7 @@ impl Session {
         data: &[u8],
         mac: &[u8],
     ) -> Result<(), SecureError> {
-        if mac != self.mac_response(status, data) {
-            return Err(SecureError::BadMac);
-        }
+        self.verify_response(status, data, mac)?;
         self.count()
     }
 
