@@ -9,6 +9,7 @@
 
 pub mod channel;
 pub mod crypto;
+pub mod ev1;
 pub mod ev2;
 pub mod frame;
 pub mod status;
