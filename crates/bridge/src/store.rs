@@ -85,6 +85,17 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// Decodes a row of the `attempts` table. Public so that the fuzz targets
+/// (crates/fuzz-targets) exercise the store's own decoding of bytes read from disk.
+pub fn decode_attempt(bytes: &[u8]) -> Result<StoredAttempt, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
+/// Decodes a row of the `outbox` table (public for the fuzz targets, as [`decode_attempt`]).
+pub fn decode_result(bytes: &[u8]) -> Result<ResultMsg, serde_json::Error> {
+    serde_json::from_slice(bytes)
+}
+
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
@@ -164,7 +175,7 @@ impl Store {
         let txn = self.db.begin_read().map_err(|e| self.error(e))?;
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
-        Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
+        Ok(value.and_then(|v| decode_attempt(v.value()).ok()))
     }
 
     /// Every stored attempt.
@@ -174,7 +185,7 @@ impl Store {
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.error(e))? {
             let (_, value) = row.map_err(|e| self.error(e))?;
-            if let Ok(attempt) = serde_json::from_slice(value.value()) {
+            if let Ok(attempt) = decode_attempt(value.value()) {
                 out.push(attempt);
             }
         }
@@ -191,7 +202,7 @@ impl Store {
     fn get(txn: &redb::WriteTransaction, id: &str) -> Result<Option<StoredAttempt>, redb::Error> {
         let table = txn.open_table(ATTEMPTS)?;
         let value = table.get(id)?;
-        Ok(value.and_then(|v| serde_json::from_slice(v.value()).ok()))
+        Ok(value.and_then(|v| decode_attempt(v.value()).ok()))
     }
 
     /// Stores a granted attempt as `claimed`, unless it is already further along; returns the
@@ -280,7 +291,7 @@ impl Store {
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| self.error(e))? {
             let (_, value) = row.map_err(|e| self.error(e))?;
-            if let Ok(result) = serde_json::from_slice(value.value()) {
+            if let Ok(result) = decode_result(value.value()) {
                 out.push(result);
             }
         }
