@@ -290,25 +290,42 @@ async fn method_not_allowed() -> Response {
     .into_response()
 }
 
+/// The POST endpoints of the API: path and operation.
+const OPERATIONS: [(&str, Operation); 13] = [
+    ("/acs/systems/list", systems_list),
+    ("/acs/entrances/list", entrances_list),
+    ("/acs/users/create", users_create),
+    ("/acs/credentials/create", credentials_create),
+    ("/acs/credentials/get", credentials_get),
+    ("/acs/credentials/list", credentials_list),
+    ("/acs/credentials/update", credentials_update),
+    ("/acs/encoders/list", encoders_list),
+    ("/acs/encoders/get", encoders_get),
+    ("/acs/encoders/encode_credential", encode_credential),
+    ("/acs/encoders/scan_credential", scan_credential),
+    ("/action_attempts/get", attempts_get),
+    ("/events/list", events_list),
+];
+
+/// Runs the operation at `path` on `body`, as its endpoint does after the token check;
+/// `None` for a path that is not an operation.
+pub(crate) fn operation(
+    core: &mut Core,
+    now: Millis,
+    path: &str,
+    body: &[u8],
+) -> Option<Result<Value, ApiError>> {
+    let (_, run) = OPERATIONS.iter().find(|(p, _)| *p == path)?;
+    Some(run(core, now, body))
+}
+
 /// All routes.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/acs/systems/list", endpoint(systems_list))
-        .route("/acs/entrances/list", endpoint(entrances_list))
-        .route("/acs/users/create", endpoint(users_create))
-        .route("/acs/credentials/create", endpoint(credentials_create))
-        .route("/acs/credentials/get", endpoint(credentials_get))
-        .route("/acs/credentials/list", endpoint(credentials_list))
-        .route("/acs/credentials/update", endpoint(credentials_update))
-        .route("/acs/encoders/list", endpoint(encoders_list))
-        .route("/acs/encoders/get", endpoint(encoders_get))
-        .route(
-            "/acs/encoders/encode_credential",
-            endpoint(encode_credential),
-        )
-        .route("/acs/encoders/scan_credential", endpoint(scan_credential))
-        .route("/action_attempts/get", endpoint(attempts_get))
-        .route("/events/list", endpoint(events_list))
+    let mut router = Router::new();
+    for (path, run) in OPERATIONS {
+        router = router.route(path, endpoint(run));
+    }
+    router
         .route("/bridge/v1", get(bridge_upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
