@@ -1,0 +1,123 @@
+//! `cloud_message`, `config`, `store_record`: what the bridge reads from the cloud and from
+//! its files (`encoder_bridge::cloud::message`, `encoder_bridge::runner`'s offer translation,
+//! `encoder_bridge::config`, site key files, `encoder_bridge::store`).
+
+use encoder_bridge::cloud::message::{self, Incoming, ParseError};
+use encoder_bridge::config::Config;
+use encoder_bridge::runner;
+use encoder_bridge::store;
+use encoder_protocol::format;
+use encoder_protocol::keys::MasterKey;
+
+const KNOWN_TYPES: [&str; 8] = [
+    "welcome",
+    "attempt_available",
+    "claim_granted",
+    "claim_refused",
+    "lease_renewed",
+    "attempt_cancelled",
+    "result_ack",
+    "protocol_error",
+];
+
+/// One websocket text frame from the cloud (`data` as lossy UTF-8, as a text frame is always
+/// valid UTF-8), then, for an offer, its translation into a card credential; the times in it
+/// go through the bridge's RFC 3339 functions.
+///
+/// Properties: only texts above the application limit are `TooLarge`; an unknown type is never
+/// one the bridge knows; a credential built from an offer passes the card format's own
+/// validation or the encode reports `invalid_credential` (never a panic).
+pub fn cloud_message(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let parsed = message::parse(&text);
+    match &parsed {
+        Err(ParseError::TooLarge(n)) => assert!(*n > message::APP_LIMIT),
+        Err(ParseError::Unknown(kind)) => assert!(!KNOWN_TYPES.contains(&kind.as_str())),
+        Err(ParseError::Malformed { .. }) => {}
+        Ok(incoming) => {
+            assert!(text.len() <= message::APP_LIMIT);
+            if let Incoming::AttemptAvailable(offer) = incoming {
+                for uid in [
+                    &[0xDE, 0xAD, 0xBE, 0xEF][..],
+                    &[4, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60],
+                ] {
+                    let _ = runner::check_card_uid(offer, uid, "fuzz");
+                    if let Ok(credential) = runner::credential_from_offer(offer, uid) {
+                        let _ = format::body_len(&credential);
+                    }
+                }
+                if let Some(c) = &offer.credential {
+                    for t in [&c.starts_at, &c.ends_at].into_iter().flatten() {
+                        if let Some(seconds) = message::unix_seconds(t) {
+                            let back = message::from_unix(seconds);
+                            assert!(back.is_some(), "{t:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if let Some(seconds) = message::unix_seconds(&text)
+        && let Some(back) = message::from_unix(seconds)
+    {
+        assert_eq!(message::unix_seconds(&back), Some(seconds), "{text:?}");
+    }
+}
+
+/// The configuration file (`data` as lossy UTF-8), its derived settings, and a site key file.
+///
+/// Properties: a configuration that validates yields its durations and reader policies
+/// without panicking; a key file that is refused never has its text in the error.
+pub fn config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(config) = Config::parse(&text) {
+        let _ = (
+            config.ping_interval(),
+            config.pong_timeout(),
+            config.card_wait(),
+        );
+        for reader in [
+            "ACS ACR122U PICC Interface 00 00",
+            "",
+            "/dev/ttyUSB0",
+            &text,
+        ] {
+            let _ = config.reader_policy(reader);
+        }
+        let _ = config.exact_readers();
+    }
+    let _ = encoder_bridge::config::glob_match(&text, "ACS ACR122U 00 00");
+    match MasterKey::from_hex(text.trim()) {
+        Ok(_) => {}
+        Err(e) => {
+            let shown = e.to_string();
+            let secret = text.trim();
+            assert!(
+                secret.len() < 8 || !shown.contains(secret),
+                "the key file's text is in the error"
+            );
+        }
+    }
+}
+
+/// One row of the store's `attempts` table and one of its `outbox` table, as read from disk.
+///
+/// Properties: a row that decodes encodes back to a row that decodes to the same value.
+pub fn store_record(data: &[u8]) {
+    if let Ok(attempt) = store::decode_attempt(data) {
+        let again = serde_json::to_vec(&attempt).unwrap_or_default();
+        let back = store::decode_attempt(&again);
+        assert!(back.is_ok(), "{attempt:?}");
+        if let Ok(back) = back {
+            assert_eq!(serde_json::to_vec(&back).unwrap_or_default(), again);
+        }
+    }
+    if let Ok(result) = store::decode_result(data) {
+        let again = serde_json::to_vec(&result).unwrap_or_default();
+        let back = store::decode_result(&again);
+        assert!(back.is_ok(), "{result:?}");
+        if let Ok(back) = back {
+            assert_eq!(serde_json::to_vec(&back).unwrap_or_default(), again);
+        }
+    }
+}
