@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use encoder_protocol::card::{self, CardType};
 use encoder_protocol::transmit::{Transmit, TransmitError};
 
 use super::chip::{Chip, Status, Target};
@@ -276,12 +277,17 @@ impl Encoder for Pn532Encoder {
 }
 
 /// The PC/SC Part 3 ATR an ACR122U reports for `target` (reference/cards.md §4).
+///
+/// Every SAK the protocol crate classifies as MIFARE Classic gets the storage-card name of
+/// that Classic type, also those with the ISO 14443-4 bit set (`29`, `39`...) or bits the
+/// ACR122U table does not list (`19`, `48`, `98`...): jobs that see only the ATR must not turn
+/// away a card whose SAK says Classic (found by the `card_identify` fuzz target).
 pub fn atr_for(target: &Target) -> Vec<u8> {
-    let name: Option<u16> = match target.sak {
-        0x08 | 0x28 | 0x68 | 0x88 => Some(0x0001),
-        0x18 | 0x38 => Some(0x0002),
-        0x09 => Some(0x0026),
-        0x00 => Some(0x0003),
+    let name: Option<u16> = match card::type_from_sak(target.sak) {
+        CardType::Classic1k => Some(0x0001),
+        CardType::Classic4k => Some(0x0002),
+        CardType::ClassicMini => Some(0x0026),
+        _ if target.sak == 0x00 => Some(0x0003),
         _ if target.sak & 0x20 != 0 => None,
         _ => Some(0x0000),
     };
@@ -530,6 +536,19 @@ mod tests {
                 0,
                 "TCK of {atr:02X?}"
             );
+        }
+    }
+
+    #[test]
+    fn every_classic_sak_gets_an_atr_of_its_classic_type() {
+        // Regression (card_identify fuzz target): SAK 6D, a Mini with the ISO 14443-4 bit,
+        // got an ISO 14443-4 ATR, so an encode refused a card its SAK calls Classic.
+        for sak in 0..=255u8 {
+            let from_sak = card::type_from_sak(sak);
+            let atr = atr_for(&target(sak, &[1, 2, 3, 4], &[0x05, 0x78, 0x80, 0x70, 0x02]));
+            if from_sak.is_mifare_classic() {
+                assert_eq!(card::type_from_atr(&atr), Some(from_sak), "SAK {sak:02X}");
+            }
         }
     }
 
