@@ -26,7 +26,16 @@ SOAK_SECS ?= 480
 SOAK_ATTEMPTS ?= 1000
 SOAK_SEED ?= 1
 
-.PHONY: all deps build lint test soak demo bench deb check-deb clean
+# Fuzzing (fuzz/README.md): every target for up to FUZZ_RUNS executions or FUZZ_SECS seconds
+# each, whichever comes first, then one table (target, executions, coverage, crashes). Installs
+# the nightly toolchain and cargo-fuzz when missing; FUZZ_TARGETS="a b" runs only those;
+# FUZZ_JOBS is the build's parallelism. Not part of `make test`, whose test suite replays
+# fuzz/corpus/ on stable (crates/fuzz-targets/tests/corpus.rs) without fuzzing.
+FUZZ_SECS ?= 600
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 2
+
+.PHONY: all deps build lint test soak demo bench deb check-deb fuzz clean
 
 all: build
 
@@ -70,6 +79,10 @@ bench: deps
 	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
 	ENCODER_BRIDGE=$(TARGET_DIR)/release/encoder-bridge ENCODER_SIM=$(TARGET_DIR)/release/encoder-sim \
 	$(CARGO) bench --locked -p encoder-tests --bench bridge
+
+fuzz: deps
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	fuzz/run
 
 # The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
 deb: deps
