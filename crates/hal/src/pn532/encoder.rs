@@ -107,6 +107,15 @@ impl Pn532Encoder {
         }
     }
 
+    /// An encoder on an open `link` whose chip is already up (`SAMConfiguration` sent): for the
+    /// fuzz targets (crates/fuzz-targets), which put an emulated chip behind a fake serial
+    /// line. When the link fails, the encoder reopens `path` as usual.
+    pub fn with_link(path: impl Into<String>, config: Pn532Config, link: Link) -> Self {
+        let mut encoder = Self::with_config(path, config);
+        encoder.link = Some(link);
+        encoder
+    }
+
     /// Opens the device and brings the chip up: wake-up, `SAMConfiguration`, firmware check,
     /// finite `MaxRetries`. Returns the open link.
     fn link(&mut self) -> Result<&mut Link, HalError> {
