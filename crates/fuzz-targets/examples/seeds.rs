@@ -302,6 +302,17 @@ fn main() {
     foreign.extend_from_slice(&[3, 3, 4, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
     foreign.extend_from_slice(&[0, 3, 0, 3]);
     write("whole_job", "foreign-directory", &foreign);
+    // The PN532 backend over the emulator: card kind, chunk size, credential; then line
+    // actions (none: every frame honest), or some noise.
+    write("pn532_session", "honest-1k", &[0x00, 16, 0, 3]);
+    write("pn532_session", "honest-4k-7-byte-uid", &[0x82, 5, 0, 8]);
+    write(
+        "pn532_session",
+        "noisy",
+        &[
+            0x00, 3, 0, 3, 0, 0, 200, 0, 212, 5, 0x40, 0, 236, 0, 242, 0, 224, 2, 0x00, 0xFF,
+        ],
+    );
     println!(
         "seeds written under {}",
         root().join("fuzz/corpus").display()

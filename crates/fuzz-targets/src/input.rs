@@ -63,3 +63,38 @@ impl<'a> Input<'a> {
         std::mem::take(&mut self.rest)
     }
 }
+
+/// An [`Input`] that owns its bytes, for readers that must be `'static` (a fake serial port
+/// behind a `Box<dyn SerialPort>`).
+#[derive(Debug, Clone, Default)]
+pub struct OwnedInput {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl OwnedInput {
+    /// Takes what is left of `input`.
+    pub fn take(input: &mut Input<'_>) -> Self {
+        Self {
+            data: input.rest().to_vec(),
+            pos: 0,
+        }
+    }
+
+    /// The next byte, or 0.
+    pub fn byte(&mut self) -> u8 {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        let byte = rest.first().copied().unwrap_or(0);
+        self.pos = (self.pos + 1).min(self.data.len());
+        byte
+    }
+
+    /// Runs `read` on the unread bytes and consumes what it read.
+    pub fn read<R>(&mut self, read: impl FnOnce(&mut Input<'_>) -> R) -> R {
+        let rest = self.data.get(self.pos..).unwrap_or_default();
+        let mut input = Input::new(rest);
+        let out = read(&mut input);
+        self.pos = self.data.len() - input.rest.len();
+        out
+    }
+}

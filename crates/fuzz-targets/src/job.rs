@@ -48,9 +48,9 @@ const ERROR_TYPES: [&str; 6] = [
 
 /// One exchange as the job saw it.
 #[derive(Debug, Clone)]
-struct Exchange {
-    command: Vec<u8>,
-    reply: Option<Vec<u8>>,
+pub(crate) struct Exchange {
+    pub(crate) command: Vec<u8>,
+    pub(crate) reply: Option<Vec<u8>>,
 }
 
 /// The card in the reader, with the fuzzer choosing each reply.
@@ -158,7 +158,7 @@ impl Transmit for FuzzCard<'_> {
     }
 }
 
-fn site_keys(both_versions: bool) -> SiteKeys {
+pub(crate) fn site_keys(both_versions: bool) -> SiteKeys {
     let v1 = SiteKeys::new(1, MasterKey::new(*b"fuzz-site-key-v1"));
     if !both_versions {
         return v1;
@@ -168,7 +168,7 @@ fn site_keys(both_versions: bool) -> SiteKeys {
         .unwrap_or_else(|_| SiteKeys::new(1, MasterKey::new(*b"fuzz-site-key-v1")))
 }
 
-fn credential(input: &mut Input<'_>, n: u8) -> Credential {
+pub(crate) fn credential(input: &mut Input<'_>, n: u8) -> Credential {
     let numbers = [
         "1234567890",
         "42",
@@ -283,7 +283,7 @@ fn prepare(input: &mut Input<'_>) -> Option<VirtualCard> {
 }
 
 /// The UID the card gave the job (its `FF CA` reply).
-fn uid_seen(log: &[Exchange]) -> Option<Vec<u8>> {
+pub(crate) fn uid_seen(log: &[Exchange]) -> Option<Vec<u8>> {
     log.iter()
         .find_map(|e| match (e.command.as_slice(), &e.reply) {
             ([0xFF, 0xCA, 0x00, 0x00, 0x00], Some(reply)) if reply.ends_with(&[0x90, 0x00]) => {
@@ -304,7 +304,7 @@ fn read_reply(e: &Exchange, block: u8) -> Option<[u8; 16]> {
 }
 
 /// The write properties over one job's exchanges.
-fn check_writes(log: &[Exchange], site: &SiteKeys) {
+pub(crate) fn check_writes(log: &[Exchange], site: &SiteKeys) {
     assert!(log.len() <= MAX_JOB_APDUS, "{} APDUs", log.len());
     let uid = uid_seen(log);
     let allowed: Vec<[u8; 16]> = uid
@@ -366,7 +366,7 @@ fn check_writes(log: &[Exchange], site: &SiteKeys) {
 }
 
 /// Every data block written was read back later with the bytes written.
-fn check_read_back(log: &[Exchange]) {
+pub(crate) fn check_read_back(log: &[Exchange]) {
     for (i, e) in log.iter().enumerate() {
         let [0xFF, 0xD6, 0x00, block, 0x10, data @ ..] = e.command.as_slice() else {
             continue;
@@ -389,7 +389,7 @@ fn check_read_back(log: &[Exchange]) {
     }
 }
 
-fn check_error(e: &JobError, log: &[Exchange]) {
+pub(crate) fn check_error(e: &JobError, log: &[Exchange]) {
     assert!(ERROR_TYPES.contains(&e.name()), "{}", e.name());
     assert_eq!(e.apdu_count(), log.len(), "{e:?}");
     if matches!(

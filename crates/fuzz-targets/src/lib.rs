@@ -16,6 +16,7 @@
 //! | `classic_record` | the credential record (card format v1) |
 //! | `pn532_frame` | the PN532 frame decoder, in arbitrary chunks |
 //! | `pn532_reply` | the PN532 reply parsers and the serial link's command exchange |
+//! | `pn532_session` | encode and scan through the PN532 backend over a disturbed serial line |
 //! | `cloud_message` | the bridge's cloud messages and offer translation |
 //! | `config` | the bridge's configuration file and site key files |
 //! | `store_record` | the bridge store's rows |
@@ -35,6 +36,7 @@ mod job;
 mod mifare;
 mod pn532;
 mod record;
+mod session;
 mod sim;
 mod status;
 
@@ -44,6 +46,7 @@ pub use job::{MAX_JOB_APDUS, whole_job};
 pub use mifare::{mad, trailer_access};
 pub use pn532::{pn532_frame, pn532_reply};
 pub use record::classic_record;
+pub use session::pn532_session;
 pub use sim::{sim_http, sim_ws};
 pub use status::status_apdu;
 
@@ -52,7 +55,7 @@ pub use status::status_apdu;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 13] = [
+pub const TARGETS: [Target; 14] = [
     ("status_apdu", status_apdu),
     ("card_identify", card_identify),
     ("mad", mad),
@@ -60,6 +63,7 @@ pub const TARGETS: [Target; 13] = [
     ("classic_record", classic_record),
     ("pn532_frame", pn532_frame),
     ("pn532_reply", pn532_reply),
+    ("pn532_session", pn532_session),
     ("cloud_message", cloud_message),
     ("config", config),
     ("store_record", store_record),
