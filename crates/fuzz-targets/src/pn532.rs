@@ -44,7 +44,8 @@ fn drain(decoder: &mut Decoder, into: &mut Vec<Frame>) {
 /// Properties: the frames found do not depend on how the stream was cut into chunks (for
 /// streams within the decoder's buffer bound); every information frame has a body of
 /// 1..=`MAX_BODY` bytes that encodes to a frame which decodes to itself; a valid frame after
-/// any garbage is still found.
+/// any garbage is found once the line has carried enough bytes to settle what the garbage
+/// started (or is inside a checksum-valid frame that began in the garbage).
 pub fn pn532_frame(data: &[u8]) {
     let mut input = Input::new(data);
     let seed = input.byte();
@@ -75,22 +76,31 @@ pub fn pn532_frame(data: &[u8]) {
             assert_eq!(again, std::slice::from_ref(f));
         }
     }
-    // Garbage, then a whole frame: the frame is found (the resynchronisation contract).
-    let good = frame::encode(&[frame::TFI_CHIP, 0x41, 0x00, 0xAB]).unwrap_or_default();
+    // Garbage, then a whole frame, then enough filler to complete any frame the garbage may
+    // have started: the frame is found, unless a frame that started in the garbage completed
+    // with valid checksums and holds it in its body (noise shaped as a frame header cannot be
+    // told from a frame until its length is read; the link's resend after a timeout covers
+    // that case).
+    let wire = frame::encode(&[frame::TFI_CHIP, 0x41, 0x00, 0xAB]).unwrap_or_default();
+    let good = Frame::Info(vec![frame::TFI_CHIP, 0x41, 0x00, 0xAB]);
     let mut decoder = Decoder::new();
     let mut found = Vec::new();
     for chunk in chunks(seed, stream.get(..300).unwrap_or(stream)) {
         decoder.push(chunk);
         drain(&mut decoder, &mut found);
     }
-    found.clear();
-    decoder.push(&frame::ACK);
-    decoder.push(&good);
+    let before = found.len();
+    decoder.push(&wire);
+    decoder.push(&[0xFF; frame::MAX_BODY + 16]);
     drain(&mut decoder, &mut found);
-    assert_eq!(
-        found.last(),
-        Some(&Frame::Info(vec![frame::TFI_CHIP, 0x41, 0x00, 0xAB])),
-        "{found:?}"
+    let tail = found.get(before..).unwrap_or_default();
+    let swallowed = |f: &Frame| match f {
+        Frame::Info(body) => body.windows(wire.len()).any(|w| w == wire.as_slice()),
+        _ => false,
+    };
+    assert!(
+        tail.contains(&good) || tail.iter().any(swallowed),
+        "{tail:?}"
     );
 }
 

@@ -56,8 +56,10 @@ pub fn classic_record(data: &[u8]) {
         return;
     };
     if let Ok(header) = Header::parse(record) {
-        assert!(header.record_blocks() * 16 <= HEADER_LEN + 24 + 16 + 255 + 15);
-        assert!(header.body_len() <= format::FIXED_BODY_LEN + 16 + 255);
+        // At most 32 card number bytes (UTF-8) and 255 bytes of access data.
+        let most = format::FIXED_BODY_LEN + format::MAX_CARD_NUMBER_LEN + 255;
+        assert!(header.body_len() <= most);
+        assert!(header.record_blocks() * 16 <= HEADER_LEN + most + 15);
     }
     check(record, &uid, &keys);
     let mut signed = record.to_vec();
