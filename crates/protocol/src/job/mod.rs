@@ -9,8 +9,9 @@
 //! Frugality: each key is loaded once per job into one of the reader's two volatile slots,
 //! each sector is authenticated once per pass, only changed blocks are written, and what is
 //! written is read back once. Measured on a blank 1K card with a one-sector record (a 10-digit
-//! card number and up to 8 bytes of access data): encode 28 APDUs; re-encode 17-18; scan 11-12
-//! (see the tests and docs/card-format.md §7).
+//! card number and up to 8 bytes of access data): encode 32 APDUs (the trailer of each claimed
+//! sector is read before ours is written: only the transport conditions take a whole trailer);
+//! re-encode 17-18; scan 11-12 (see the tests and docs/card-format.md §7).
 
 mod encode;
 mod probe;
