@@ -35,6 +35,7 @@ mod identify;
 mod job;
 mod mifare;
 mod pn532;
+mod port;
 mod record;
 mod session;
 mod sim;

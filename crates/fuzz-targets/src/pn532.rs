@@ -9,9 +9,9 @@ use encoder_hal::Canceller;
 use encoder_hal::pn532::chip::{self, Chip};
 use encoder_hal::pn532::frame::{self, Decoder, Frame};
 use encoder_hal::pn532::{Link, LinkConfig};
-use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 
 use crate::input::Input;
+use crate::port::{Line, Port};
 
 /// Chunk lengths drawn from one seed byte: 1 to 16 bytes, varying along the stream.
 fn chunks(seed: u8, stream: &[u8]) -> Vec<&[u8]> {
@@ -170,85 +170,15 @@ impl Write for FuzzLine {
     }
 }
 
-impl SerialPort for FuzzLine {
-    fn name(&self) -> Option<String> {
-        Some("fuzz".into())
-    }
-    fn baud_rate(&self) -> serialport::Result<u32> {
-        Ok(115_200)
-    }
-    fn data_bits(&self) -> serialport::Result<DataBits> {
-        Ok(DataBits::Eight)
-    }
-    fn flow_control(&self) -> serialport::Result<FlowControl> {
-        Ok(FlowControl::None)
-    }
-    fn parity(&self) -> serialport::Result<Parity> {
-        Ok(Parity::None)
-    }
-    fn stop_bits(&self) -> serialport::Result<StopBits> {
-        Ok(StopBits::One)
+impl Line for FuzzLine {
+    fn ready(&self) -> usize {
+        self.pending.len()
     }
     fn timeout(&self) -> Duration {
         self.timeout
     }
-    fn set_baud_rate(&mut self, _: u32) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_data_bits(&mut self, _: DataBits) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_flow_control(&mut self, _: FlowControl) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_parity(&mut self, _: Parity) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_stop_bits(&mut self, _: StopBits) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_timeout(&mut self, timeout: Duration) -> serialport::Result<()> {
+    fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
-        Ok(())
-    }
-    fn write_request_to_send(&mut self, _: bool) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn write_data_terminal_ready(&mut self, _: bool) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn read_clear_to_send(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn read_data_set_ready(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn read_ring_indicator(&mut self) -> serialport::Result<bool> {
-        Ok(false)
-    }
-    fn read_carrier_detect(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn bytes_to_read(&self) -> serialport::Result<u32> {
-        Ok(u32::try_from(self.pending.len()).unwrap_or(u32::MAX))
-    }
-    fn bytes_to_write(&self) -> serialport::Result<u32> {
-        Ok(0)
-    }
-    fn clear(&self, _: ClearBuffer) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn try_clone(&self) -> serialport::Result<Box<dyn SerialPort>> {
-        Err(serialport::Error::new(
-            serialport::ErrorKind::Unknown,
-            "not cloneable",
-        ))
-    }
-    fn set_break(&self) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn clear_break(&self) -> serialport::Result<()> {
-        Ok(())
     }
 }
 
@@ -277,7 +207,7 @@ pub fn pn532_reply(data: &[u8]) {
         reply_timeout: Duration::from_secs(5),
         ..LinkConfig::default()
     };
-    let mut link = Link::from_port(Box::new(port), "fuzz", config, Canceller::new());
+    let mut link = Link::from_port(Box::new(Port(port)), "fuzz", config, Canceller::new());
     let _ = link.firmware();
     let _ = link.set_max_retries(2);
     if let Ok(Some(target)) = link.list_passive_target(Duration::from_secs(5)) {

@@ -20,12 +20,12 @@ use encoder_protocol::transmit::{Transmit, TransmitError};
 use encoder_sim::mifare::{self, Geometry, MifareClassic};
 use encoder_sim::pn532::chip::{FieldCard, Outcome, Pn532};
 use encoder_sim::pn532::frame::{self, FrameReader, HostFrame};
-use serialport::{ClearBuffer, DataBits, FlowControl, Parity, SerialPort, StopBits};
 
 use crate::input::{Input, OwnedInput};
 use crate::job::{
     Exchange, check_error, check_read_back, check_writes, credential, site_keys, uid_seen,
 };
+use crate::port::{Line, Port};
 
 /// The serial line, with the emulated chip at its far end.
 struct EmulatedLine {
@@ -204,7 +204,7 @@ fn run(data: &[u8]) -> Vec<Option<&'static str>> {
         list_timeout: Duration::from_millis(4),
         ..Pn532Config::default()
     };
-    let mut link = Link::from_port(Box::new(port), "fuzz", timing, Canceller::new());
+    let mut link = Link::from_port(Box::new(Port(port)), "fuzz", timing, Canceller::new());
     if encoder_hal::pn532::chip::Chip::sam_configuration(&mut link).is_err() {
         return ended;
     }
@@ -250,85 +250,15 @@ fn run(data: &[u8]) -> Vec<Option<&'static str>> {
     ended
 }
 
-impl SerialPort for EmulatedLine {
-    fn name(&self) -> Option<String> {
-        Some("fuzz-pn532".into())
-    }
-    fn baud_rate(&self) -> serialport::Result<u32> {
-        Ok(115_200)
-    }
-    fn data_bits(&self) -> serialport::Result<DataBits> {
-        Ok(DataBits::Eight)
-    }
-    fn flow_control(&self) -> serialport::Result<FlowControl> {
-        Ok(FlowControl::None)
-    }
-    fn parity(&self) -> serialport::Result<Parity> {
-        Ok(Parity::None)
-    }
-    fn stop_bits(&self) -> serialport::Result<StopBits> {
-        Ok(StopBits::One)
+impl Line for EmulatedLine {
+    fn ready(&self) -> usize {
+        self.pending.len()
     }
     fn timeout(&self) -> Duration {
         self.timeout
     }
-    fn set_baud_rate(&mut self, _: u32) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_data_bits(&mut self, _: DataBits) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_flow_control(&mut self, _: FlowControl) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_parity(&mut self, _: Parity) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_stop_bits(&mut self, _: StopBits) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn set_timeout(&mut self, timeout: Duration) -> serialport::Result<()> {
+    fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
-        Ok(())
-    }
-    fn write_request_to_send(&mut self, _: bool) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn write_data_terminal_ready(&mut self, _: bool) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn read_clear_to_send(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn read_data_set_ready(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn read_ring_indicator(&mut self) -> serialport::Result<bool> {
-        Ok(false)
-    }
-    fn read_carrier_detect(&mut self) -> serialport::Result<bool> {
-        Ok(true)
-    }
-    fn bytes_to_read(&self) -> serialport::Result<u32> {
-        Ok(u32::try_from(self.pending.len()).unwrap_or(u32::MAX))
-    }
-    fn bytes_to_write(&self) -> serialport::Result<u32> {
-        Ok(0)
-    }
-    fn clear(&self, _: ClearBuffer) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn try_clone(&self) -> serialport::Result<Box<dyn SerialPort>> {
-        Err(serialport::Error::new(
-            serialport::ErrorKind::Unknown,
-            "not cloneable",
-        ))
-    }
-    fn set_break(&self) -> serialport::Result<()> {
-        Ok(())
-    }
-    fn clear_break(&self) -> serialport::Result<()> {
-        Ok(())
     }
 }
 
