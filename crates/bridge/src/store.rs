@@ -233,7 +233,7 @@ impl Store {
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
         value
-            .map(|v| decode(id, v.value()).map_err(|d| self.error(d)))
+            .map(|v| decode_attempt(id, v.value()).map_err(|d| self.error(d)))
             .transpose()
     }
 
@@ -245,7 +245,7 @@ impl Store {
         for row in table.iter().map_err(|e| self.error(e))? {
             let (key, value) = row.map_err(|e| self.error(e))?;
             let key = key.value().to_owned();
-            match decode(&key, value.value()) {
+            match decode_attempt(&key, value.value()) {
                 Ok(attempt) => loaded.attempts.push((key, attempt)),
                 Err(damaged) => loaded.damaged.push(damaged),
             }
@@ -282,7 +282,9 @@ impl Store {
         let table = txn.open_table(ATTEMPTS)?;
         let value = table.get(id)?;
         value
-            .map(|v| decode(id, v.value()).map_err(|d| redb::Error::Corrupted(d.to_string())))
+            .map(|v| {
+                decode_attempt(id, v.value()).map_err(|d| redb::Error::Corrupted(d.to_string()))
+            })
             .transpose()
     }
 
@@ -399,7 +401,9 @@ impl Store {
     }
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
+/// Decodes the `attempts` row `key`: what the store does with bytes read from disk (public for
+/// the fuzz targets, crates/fuzz-targets).
+pub fn decode_attempt(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
     serde_json::from_slice(bytes).map_err(|e| DamagedRow {
         table: "attempts",
         key: key.to_owned(),

@@ -9,6 +9,7 @@
 //!   Seam lists for each route (GET with query parameters, PATCH, POST).
 //! - `bridge_ws`: one websocket session per bridge.
 //! - [`events`]: webhook delivery.
+//! - [`Offline`]: the request and message handling without sockets (fuzz targets).
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves (mini-redis's shape), so a test
 //! binds port 0, reads the address, and runs the server in-process.
@@ -18,6 +19,7 @@ pub mod attempts;
 mod bridge_ws;
 pub mod events;
 pub mod model;
+mod offline;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 pub use bridge_ws::{MAX_MESSAGE, SUBPROTOCOL};
+pub use offline::Offline;
 
 use attempts::{Core, Timing, log};
 use events::WebhookUrl;
@@ -98,6 +101,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(
+        core: Core,
+        token: String,
+        state_file: Option<PathBuf>,
+        webhook: Option<mpsc::UnboundedSender<Value>>,
+    ) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            core: Mutex::new(core),
+            token,
+            state_file,
+            webhook,
+            wake: Notify::new(),
+            next_connection: AtomicU64::new(1),
+            shutdown,
+        }
+    }
+
     /// Runs `f` on the core at the current time, then saves the state if it changed, queues
     /// new events for the webhook and wakes the expiry timer.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
@@ -169,16 +190,12 @@ pub async fn run(
     };
     let mut core = Core::new(state, timing, now);
     core.touch();
-    let (stop, _) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        core: Mutex::new(core),
-        token: options.token,
-        state_file: options.state_file,
+    let shared = Arc::new(Shared::new(
+        core,
+        options.token,
+        options.state_file,
         webhook,
-        wake: Notify::new(),
-        next_connection: AtomicU64::new(1),
-        shutdown: stop,
-    });
+    ));
     let timer = tokio::spawn(expiry_timer(Arc::clone(&shared)));
     let app = api::router(Arc::clone(&shared));
     let stopping = Arc::clone(&shared);
