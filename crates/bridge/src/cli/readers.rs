@@ -62,23 +62,17 @@ fn pn532_readers(
     Ok(out)
 }
 
-/// Lists the readers. Exit status 0 even when there are none; 1 when pcscd is unreachable.
+/// Lists the readers. Exit status 0 even when there are none; when pcscd is not running the
+/// configured PN532 encoders are still listed and pcscd is reported as not running: exit 0
+/// when at least one of them is usable, else 1.
 pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let serial = match &args.config {
         Some(path) => pn532_readers(path)?,
         None => Vec::new(),
     };
-    let mut readers = match snapshot() {
-        Ok(readers) => readers,
-        Err(e) if e.kind() == ErrorKind::NoService && args.json => {
-            let list: Vec<_> = serial.iter().map(ReaderJson::of).collect();
-            let out = ListJson {
-                readers: list,
-                error: Some(ErrorJson::of(&e)),
-            };
-            println!("{}", serde_json::to_string(&out)?);
-            return Ok(ExitCode::from(1));
-        }
+    let (mut readers, pcscd) = match snapshot() {
+        Ok(readers) => (readers, None),
+        Err(e) if e.kind() == ErrorKind::NoService => (Vec::new(), Some(e)),
         Err(e) => return Err(e.into()),
     };
     readers.extend(serial);
@@ -86,19 +80,29 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let list: Vec<_> = readers.iter().map(ReaderJson::of).collect();
         let out = ListJson {
             readers: list,
-            error: None,
+            error: pcscd.as_ref().map(ErrorJson::of),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if readers.is_empty() {
-        println!(
-            "no readers (is the reader plugged in? `lsusb`, and pcscd's log: `journalctl -u pcscd`)"
-        );
     } else {
         for reader in &readers {
             println!("{}", reader_line(reader));
         }
+        if let Some(e) = &pcscd {
+            println!("pcscd: not running ({}: {})", e.kind(), e.hint());
+        } else if readers.is_empty() {
+            println!(
+                "no readers (is the reader plugged in? `lsusb`, and pcscd's log: `journalctl -u pcscd`)"
+            );
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    let usable = readers.iter().any(|r| {
+        r.error.is_none() && matches!(r.state, ReaderState::Empty | ReaderState::CardPresent)
+    });
+    Ok(if pcscd.is_some() && !usable {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Serial devices are named by path; PC/SC readers never start with `/`.

@@ -246,6 +246,51 @@ impl Session {
         self.outbox.len()
     }
 
+    /// The bridge's id.
+    pub fn bridge_id(&self) -> &str {
+        &self.bridge_id
+    }
+
+    /// Every encoder as announced to the cloud (`status`).
+    pub fn encoders(&self) -> impl Iterator<Item = &EncoderInfo> {
+        self.encoders.values()
+    }
+
+    /// The attempt (or operator job) holding `encoder_id`.
+    pub fn busy_with(&self, encoder_id: &str) -> Option<&str> {
+        self.busy.get(encoder_id).map(String::as_str)
+    }
+
+    /// Attempts claimed and not finished (`status`).
+    pub fn in_flight(&self) -> usize {
+        self.claiming.len() + self.running.len()
+    }
+
+    /// Holds `encoder_id` for the operator job `job_id` when nothing holds it and no
+    /// verification waits for it: attempts offered meanwhile queue, in order, until
+    /// [`Session::release`]. One job at a time per encoder, local or cloud.
+    pub fn hold(&mut self, encoder_id: &str, job_id: &str) -> bool {
+        if self.busy.contains_key(encoder_id)
+            || !self.encoders.contains_key(encoder_id)
+            || self
+                .verifying
+                .get(encoder_id)
+                .is_some_and(|v| !v.is_empty())
+        {
+            return false;
+        }
+        self.busy.insert(encoder_id.to_owned(), job_id.to_owned());
+        true
+    }
+
+    /// The operator job `job_id` is over: `encoder_id` takes the next attempt.
+    pub fn release(&mut self, encoder_id: &str, job_id: &str, now: Instant) -> Vec<Action> {
+        if self.busy.get(encoder_id).is_some_and(|j| j == job_id) {
+            self.busy.remove(encoder_id);
+        }
+        self.next_for(encoder_id, now)
+    }
+
     /// A time of the cloud's clock (unix ms) on the local clock: the cloud's times (lease,
     /// deadline) are compared with the local clock by the runner, so they are corrected by the
     /// skew measured at `welcome` (docs/cloud-protocol.md §4). 0 (no lease) stays 0.

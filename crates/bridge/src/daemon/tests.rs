@@ -149,6 +149,7 @@ card_wait_secs = 30
             to_cloud,
             refuse: Arc::clone(&refuse),
         },
+        control: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let daemon = tokio::spawn(serve(
