@@ -91,7 +91,17 @@ pub fn bind(path: &Path, group: &str) -> Result<Bound, BindError> {
     };
     // The socket was made under the daemon's umask (0077 under systemd): nobody else could
     // connect before these two calls.
+    // Under the unit the daemon's own group is the socket's: no chown (which the unit's
+    // system call filter refuses anyway, `~@privileged`).
+    let current = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(path).map_err(|e| {
+        bind_error(
+            path,
+            format!("cannot read it back: {e}"),
+            "check the directory",
+        )
+    })?);
     if let Some(gid) = bound.policy.gid()
+        && gid != current
         && let Err(e) = std::os::unix::fs::chown(path, None, Some(gid))
     {
         tracing::warn!(path = %path.display(), group, "control socket: cannot set its group: {e}");
