@@ -30,6 +30,14 @@ fn doctor_check(setup: &Setup, name: &str) -> Value {
         .unwrap_or_else(|| panic!("no {name} check in {json:#}"))
 }
 
+/// A private CA and the simulator serving TLS with a certificate it signed for [`HOST`].
+fn trusted_cloud() -> (Pki, Cloud) {
+    let pki = Pki::new("encoder-bridge test CA");
+    let good = pki.server("good", HOST, false);
+    let cloud = Cloud::start_tls(&pki, &good, HOST);
+    (pki, cloud)
+}
+
 fn setup_for(cloud: &Cloud, ca_file: Option<&std::path::Path>) -> Setup {
     let setup = Setup::new(&cloud.ws_url(), &[], 2.0, TOKEN);
     if let Some(ca) = ca_file {
@@ -40,9 +48,7 @@ fn setup_for(cloud: &Cloud, ca_file: Option<&std::path::Path>) -> Setup {
 
 #[test]
 fn doctor_accepts_the_private_ca_and_names_each_certificate_error() {
-    let pki = Pki::new("encoder-bridge test CA");
-    let good = pki.server("good", HOST, false);
-    let cloud = Cloud::start_tls(&pki, &good, HOST);
+    let (pki, cloud) = trusted_cloud();
     assert!(cloud.ws_url().starts_with("wss://localhost:"));
 
     // With cloud.ca_file: reachable, token accepted.
@@ -132,9 +138,7 @@ fn doctor_accepts_the_private_ca_and_names_each_certificate_error() {
 /// the longest delay (30 s) before the next try; `status` shows it as the link's last error.
 #[test]
 fn the_daemon_retries_a_refused_certificate_at_the_longest_backoff() {
-    let pki = Pki::new("encoder-bridge test CA");
-    let good = pki.server("good", HOST, false);
-    let cloud = Cloud::start_tls(&pki, &good, HOST);
+    let (_pki, cloud) = trusted_cloud();
     let rig = Rig::start(1);
     let setup = setup_for(&cloud, None);
     let bridge = setup.spawn(&rig.env());
@@ -177,9 +181,7 @@ fn the_daemon_retries_a_refused_certificate_at_the_longest_backoff() {
 /// The seeds' encode and scan, once, over `wss://` with the private CA in `cloud.ca_file`.
 #[test]
 fn seed_flow_over_wss_with_a_private_ca() {
-    let pki = Pki::new("encoder-bridge test CA");
-    let good = pki.server("good", HOST, false);
-    let cloud = Cloud::start_tls(&pki, &good, HOST);
+    let (pki, cloud) = trusted_cloud();
     let rig = Rig::start(1);
     let setup = Setup::new(&cloud.ws_url(), &[Rig::reader_name(0)], 5.0, TOKEN);
     setup.cloud_option(&format!("ca_file = \"{}\"", pki.ca_file().display()));

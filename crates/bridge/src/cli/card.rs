@@ -108,13 +108,8 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
     match candidates.len() {
         0 => Err("no encoder: no reader is present or configured (check `encoder-bridge readers`, or pass --reader NAME / --device PATH)".into()),
         1 => Ok(with_wait(candidates.remove(0))),
-        _ => Err(format!(
-            "several encoders ({}): pass --reader NAME or --device PATH",
-            candidates
-                .iter()
-                .map(|c| format!("\"{}\"", c.reader))
-                .collect::<Vec<_>>()
-                .join(", ")
+        _ => Err(discovery::several_encoders(
+            candidates.iter().map(|c| c.reader.as_str()),
         )),
     }
 }

@@ -369,3 +369,67 @@ pub async fn probe(
     let _ = ws.close(None).await;
     Ok(welcome.and_then(|w| message::parse_time(&w.server_time)))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// Errors nobody fixes by retrying soon wait the longest delay; each certificate error
+    /// names its fix.
+    #[test]
+    fn certificate_errors_wait_longest_and_name_their_fix() {
+        use rustls::CertificateError as C;
+        let cert = |e: C| {
+            certificate_error(&rustls::Error::InvalidCertificate(e), "cloud.example").unwrap()
+        };
+        for (error, problem, hint) in [
+            (C::UnknownIssuer, "unknown issuer", "cloud.ca_file"),
+            (C::Expired, "expired", "timedatectl"),
+            (C::NotValidYet, "not valid yet", "set-ntp"),
+            (
+                C::NotValidForName,
+                "not valid for this host name",
+                "cloud.url must name",
+            ),
+            (
+                C::BadSignature,
+                "",
+                "openssl s_client -connect cloud.example:443",
+            ),
+        ] {
+            let e = cert(error);
+            assert!(e.wants_longest_delay(), "{e}");
+            assert!(e.to_string().contains(problem), "{e}");
+            assert!(e.to_string().contains(hint), "{e}");
+        }
+        assert!(certificate_error(&rustls::Error::DecryptError, "h").is_none());
+        assert!(ConnectError::Unauthorized(401).wants_longest_delay());
+        assert!(ConnectError::Subprotocol.wants_longest_delay());
+        assert!(!ConnectError::Http(502).wants_longest_delay());
+        assert!(!ConnectError::Transport("refused".into()).wants_longest_delay());
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, "no PEM here\n").unwrap();
+        let trust = Trust {
+            ca_file: Some(path.clone()),
+            ca_only: true,
+        };
+        let e = tls_config(&trust).unwrap_err();
+        assert!(matches!(e, ConnectError::CaFile { .. }), "{e}");
+        assert!(e.wants_longest_delay());
+        let missing = Trust {
+            ca_file: Some(dir.path().join("missing.pem")),
+            ca_only: false,
+        };
+        assert!(matches!(
+            tls_config(&missing),
+            Err(ConnectError::CaFile { .. })
+        ));
+        assert!(tls_config(&Trust::default()).is_ok());
+    }
+}

@@ -984,4 +984,31 @@ mod tests {
         s.connected(now);
         assert!(s.message(offer("w", "e1"), now).is_empty());
     }
+
+    /// An operator job holds an idle encoder: offers for it queue unclaimed and are claimed,
+    /// in order, when it is released; it cannot take an encoder an attempt holds.
+    #[test]
+    fn an_operator_job_holds_its_encoder_like_an_attempt() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        s.add_encoder(info("e1"), now);
+        s.connected(now);
+        assert!(!s.hold("e9", "local-x"), "unknown encoder");
+        assert!(s.hold("e1", "local-1"));
+        assert_eq!(s.busy_with("e1"), Some("local-1"));
+        assert!(!s.hold("e1", "local-2"), "one job at a time");
+        assert!(s.message(offer("a1", "e1"), now).is_empty(), "not claimed");
+        assert!(s.message(offer("a2", "e1"), now).is_empty());
+        assert!(
+            s.release("e1", "local-other", now).is_empty(),
+            "not its job"
+        );
+        assert_eq!(s.busy_with("e1"), Some("local-1"));
+        let claimed = sent(&s.release("e1", "local-1", now));
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        assert!(claimed[0].contains("a1"), "in order: {claimed:?}");
+        assert_eq!(s.busy_with("e1"), Some("a1"));
+        assert_eq!(s.in_flight(), 1);
+        assert!(!s.hold("e1", "local-3"), "the attempt holds it");
+    }
 }

@@ -164,13 +164,8 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
                 ),
                 None => "the daemon drives no encoder".into(),
             }),
-            several => Err(format!(
-                "several encoders ({}): pass --reader NAME or --device PATH",
-                several
-                    .iter()
-                    .map(|e| format!("\"{}\"", e.reader))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            several => Err(crate::discovery::several_encoders(
+                several.iter().map(|e| e.reader.as_str()),
             )),
         }
     }
