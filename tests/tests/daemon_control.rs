@@ -407,3 +407,41 @@ fn cli_jobs_and_cloud_attempts_take_turns_on_one_encoder() {
         .count();
     assert_eq!(finished, 2, "each operator job ran once");
 }
+
+/// An operator who gives up (the command is killed while its scan waits for a card) frees
+/// the encoder: the job's card wait is cancelled, and a cloud attempt offered meanwhile is
+/// claimed and runs.
+#[test]
+fn an_abandoned_operator_job_frees_the_encoder() {
+    let mut w = world(30.0);
+    let socket = w.setup.socket().display().to_string();
+    let (key, value) = w.rig.env();
+    let mut scan = Command::new(binary("encoder-bridge"))
+        .args(["scan", "--socket", &socket, "--json"])
+        .env(key, value)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("scan");
+    assert!(wait_until(SHORT, || {
+        status(&w).1["encoders"][0]["busy_with"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("local-"))
+    }));
+    let encoder = w.encoder.clone();
+    let id = attempt_id();
+    w.conn().send(&scan_offer(&id, &encoder));
+    scan.kill().expect("kill");
+    let _ = scan.wait();
+    // Freed within a tick or two, far before the 30 s card wait.
+    let claim = w.conn().recv_type("claim", Duration::from_secs(5));
+    assert_eq!(claim["action_attempt_id"], id.as_str());
+    assert!(
+        w.bridge
+            .wait_log(SHORT, |v| v["message"]
+                == "operator job abandoned by its client: cancelling its card wait")
+            .is_some()
+    );
+    let (_, s) = status(&w);
+    assert_eq!(s["local_jobs"], 0, "{s:#}");
+}

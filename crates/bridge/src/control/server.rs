@@ -215,7 +215,12 @@ async fn connection(stream: UnixStream, policy: Policy, calls: mpsc::Sender<Call
                 Err(answer) => *answer,
                 Ok(op) => {
                     tracing::debug!(uid = peer.uid, op = op.name(), "control request");
-                    ask(&calls, op).await
+                    match ask(&calls, op, &mut reader).await {
+                        Some(answer) => answer,
+                        // The client went away: its answer is dropped, which the daemon sees
+                        // (an operator job it waits for is cancelled while no card was touched).
+                        None => return,
+                    }
                 }
             },
         };
@@ -225,12 +230,29 @@ async fn connection(stream: UnixStream, policy: Policy, calls: mpsc::Sender<Call
     }
 }
 
-async fn ask(calls: &mpsc::Sender<Call>, op: Op) -> Response {
-    let (reply, answer) = oneshot::channel();
+/// Hands `op` to the daemon and waits for its answer; `None` when the client closed its side
+/// meanwhile (Ctrl-C on a waiting `scan`).
+async fn ask<R: tokio::io::AsyncBufRead + Unpin>(
+    calls: &mpsc::Sender<Call>,
+    op: Op,
+    client: &mut R,
+) -> Option<Response> {
+    let stopping = || Response::error(ErrorCode::Stopping, "the daemon is stopping");
+    let (reply, mut answer) = oneshot::channel();
     if calls.send(Call { op, reply }).await.is_err() {
-        return Response::error(ErrorCode::Stopping, "the daemon is stopping");
+        return Some(stopping());
     }
-    answer
-        .await
-        .unwrap_or_else(|_| Response::error(ErrorCode::Stopping, "the daemon is stopping"))
+    tokio::select! {
+        got = &mut answer => Some(got.unwrap_or_else(|_| stopping())),
+        () = gone(client) => None,
+    }
+}
+
+/// Completes when the client has closed its side; never when it sent more (its next request
+/// is read after this answer).
+async fn gone<R: tokio::io::AsyncBufRead + Unpin>(client: &mut R) {
+    match client.fill_buf().await {
+        Ok([]) | Err(_) => {}
+        Ok(_) => std::future::pending().await,
+    }
 }

@@ -62,12 +62,19 @@ struct Waiting {
     reply: oneshot::Sender<Response>,
 }
 
+struct Running {
+    encoder_id: String,
+    reply: oneshot::Sender<Response>,
+    /// Its client went away and its card wait was cancelled.
+    abandoned: bool,
+}
+
 /// Operator jobs waiting for their encoder or running.
 #[derive(Default)]
 pub(super) struct LocalJobs {
     waiting: VecDeque<Waiting>,
-    /// Job id → encoder id and where the answer goes.
-    running: HashMap<String, (String, oneshot::Sender<Response>)>,
+    /// Job id → its encoder and where the answer goes.
+    running: HashMap<String, Running>,
 }
 
 impl LocalJobs {
@@ -88,7 +95,7 @@ impl LocalJobs {
                 "the daemon is stopping; the job did not run",
             ));
         }
-        for (_, (_, reply)) in self.running.drain() {
+        for (_, Running { reply, .. }) in self.running.drain() {
             let _ = reply.send(Response::error(
                 ErrorCode::Stopping,
                 "the daemon stopped before the job reported",
@@ -189,7 +196,14 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
             tracing::info!(job = %id, encoder = %w.encoder_id, "operator job started");
             match self.encoders.run(&w.encoder_id, w.job) {
                 Ok(()) => {
-                    self.local.running.insert(id, (w.encoder_id, w.reply));
+                    self.local.running.insert(
+                        id,
+                        Running {
+                            encoder_id: w.encoder_id,
+                            reply: w.reply,
+                            abandoned: false,
+                        },
+                    );
                 }
                 Err((_, error)) => {
                     let _ = w.reply.send(Response::error(
@@ -206,7 +220,10 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
 
     /// An operator job ended: its answer, then the encoder is free again.
     pub(super) async fn local_finished(&mut self, finished: &Finished) {
-        let Some((encoder_id, reply)) = self.local.running.remove(&finished.attempt_id) else {
+        let Some(Running {
+            encoder_id, reply, ..
+        }) = self.local.running.remove(&finished.attempt_id)
+        else {
             return;
         };
         tracing::info!(
@@ -235,6 +252,25 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
             .session
             .release(&encoder_id, &finished.attempt_id, now());
         self.perform(actions).await;
+    }
+
+    /// Operator jobs whose client went away (Ctrl-C): a waiting one is dropped, a running
+    /// one has its card wait cancelled (a card operation under way is finished, never cut).
+    pub(super) fn abandon_local_jobs(&mut self) {
+        self.local.waiting.retain(|w| {
+            let gone = w.reply.is_closed();
+            if gone {
+                tracing::info!(job = %w.job.id, "operator job dropped: its client went away");
+            }
+            !gone
+        });
+        for (id, job) in &mut self.local.running {
+            if !job.abandoned && job.reply.is_closed() {
+                job.abandoned = true;
+                tracing::info!(job = %id, "operator job abandoned by its client: cancelling its card wait");
+                self.encoders.cancel(&job.encoder_id, id);
+            }
+        }
     }
 
     fn status(&self) -> Status {

@@ -355,6 +355,7 @@ pub async fn serve<C: Connect>(
                 }
             }
             _ = tick.tick() => {
+                daemon.abandon_local_jobs();
                 let at = now();
                 let actions = daemon.session.tick(at);
                 daemon.perform(actions).await;
