@@ -32,7 +32,8 @@ pub(crate) struct Target {
     /// PN532 serial device instead of a PC/SC reader.
     #[arg(long)]
     device: Option<String>,
-    /// Seconds to wait for a card (default: the configured card wait).
+    /// Seconds to wait for a card (default: the configured card wait; through the daemon
+    /// always the encoder's configured card wait).
     #[arg(long)]
     wait: Option<f64>,
     /// Print the result as JSON (the `result` message's `result` or `error` object).
@@ -133,6 +134,11 @@ fn through_daemon(
     };
     if !target.json {
         eprintln!("place a card on the encoder (the job runs in the encoder-bridge service)");
+        if target.wait.is_some() {
+            eprintln!(
+                "note: --wait applies with --direct only; the service waits the encoder's configured card wait"
+            );
+        }
     }
     let answer = match client::call(socket, op, None) {
         Ok(answer) => answer,
