@@ -65,7 +65,8 @@ struct Waiting {
 struct Running {
     encoder_id: String,
     reply: oneshot::Sender<Response>,
-    /// Its client went away and its card wait was cancelled.
+    /// Its client went away (logged once; its card wait is cancelled at every tick until
+    /// it ends).
     abandoned: bool,
 }
 
@@ -265,11 +266,16 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
             !gone
         });
         for (id, job) in &mut self.local.running {
-            if !job.abandoned && job.reply.is_closed() {
+            if !job.reply.is_closed() {
+                continue;
+            }
+            if !job.abandoned {
                 job.abandoned = true;
                 tracing::info!(job = %id, "operator job abandoned by its client: cancelling its card wait");
-                self.encoders.cancel(&job.encoder_id, id);
             }
+            // Again at every tick until it ends: a runner that had not begun the job yet
+            // (it was probing) did not see the first cancel.
+            self.encoders.cancel(&job.encoder_id, id);
         }
     }
 

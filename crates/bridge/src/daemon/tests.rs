@@ -430,8 +430,17 @@ async fn an_operator_job_holds_the_encoder_until_its_client_goes_away() {
         assert_ne!(frame["type"], "claim", "claimed while busy");
         assert_ne!(frame, json!("closed"));
     }
-    // The client goes away: the job's card wait is cancelled, the offer claimed.
+    // The client goes away: at the next tick the job's card wait is cancelled (the runner is
+    // a real thread: give it real time, during which the virtual clock stands still), and
+    // the offer is claimed.
     drop(answer);
+    for _ in 0..20 {
+        tokio::time::sleep(S).await;
+        let _ = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50))).await;
+        if h.status().await.local_jobs == 0 {
+            break;
+        }
+    }
     let claim = cloud.expect_type("claim", 5 * S).await;
     assert_eq!(claim["action_attempt_id"], "a1");
     let status = h.status().await;
