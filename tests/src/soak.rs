@@ -396,6 +396,7 @@ pub fn bridge_config(dir: &Path, url: &str, readers: &[String], card_wait: f64) 
         "[cloud]\nurl = \"{url}\"\ntoken_file = \"token\"\nallow_insecure = true\n\n\
          [[site_keys.key]]\nversion = 1\nfile = \"site-key-v1\"\n\n\
          [state]\ndir = \"state\"\n\n\
+         [control]\nsocket = \"control.sock\"\ngroup = \"root\"\n\n\
          [encoders]\nauto_pcsc = false\ncard_wait_secs = {card_wait}\n"
     );
     for reader in readers {

@@ -244,7 +244,12 @@ impl Runner {
                     let exec = Exec {
                         card_wait: spec.card_wait,
                         site: &site,
-                        store: store.as_deref(),
+                        // An operator job is no attempt: nothing of it is stored.
+                        store: if job.is_local() {
+                            None
+                        } else {
+                            store.as_deref()
+                        },
                         control: Some(&ctl),
                     };
                     let job_report = card_job::execute(encoder.as_mut(), &job, &exec);

@@ -20,6 +20,7 @@ mod bridge_ws;
 pub mod events;
 pub mod model;
 mod offline;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -169,6 +170,16 @@ pub async fn run(
     options: CloudOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CloudError> {
+    run_with_tls(listener, options, None, shutdown).await
+}
+
+/// [`run`], over TLS with `tls` when given ([`tls::server_config`]).
+pub async fn run_with_tls(
+    listener: TcpListener,
+    options: CloudOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CloudError> {
     let now = now_millis();
     let state = match &options.state_file {
         Some(path) => State::load_or_seed(path, now).map_err(CloudError::Setup)?,
@@ -201,16 +212,30 @@ pub async fn run(
     let stopping = Arc::clone(&shared);
     // Small JSON messages both ways on the bridge websocket: without TCP_NODELAY a reply can
     // wait for the peer's delayed ACK (40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Close the bridge sessions too: upgraded connections outlive the HTTP server.
-            stopping.shutdown.send_replace(true);
-        })
-        .await;
+    let graceful = async move {
+        shutdown.await;
+        // Close the bridge sessions too: upgraded connections outlive the HTTP server.
+        stopping.shutdown.send_replace(true);
+    };
+    let served = match tls {
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+        Some(config) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(config),
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+    };
     timer.abort();
     // Save once more (a no-op unless something changed).
     shared.with_quiet(|core, _| core.touch());
