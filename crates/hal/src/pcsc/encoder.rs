@@ -13,6 +13,10 @@ use super::context::ContextSlot;
 use super::errors::hal_error;
 use super::uid::{GET_UID, uid_from_reply};
 
+/// The longest single `SCardGetStatusChange` of a card wait: how late a cancel that pcsc-lite
+/// dropped is noticed.
+const CANCEL_CHECK: Duration = Duration::from_millis(250);
+
 /// A PC/SC reader, driven from one thread with a context of its own.
 pub struct PcscEncoder {
     name: String,
@@ -49,16 +53,26 @@ impl PcscEncoder {
         error
     }
 
-    /// Waits on one context until present, gone, timed out or failed.
+    /// Waits on one context until present, gone, timed out, cancelled or failed.
+    ///
+    /// The wait is event-driven (`SCardGetStatusChange`), in slices of at most
+    /// [`CANCEL_CHECK`]: pcsc-lite drops an `SCardCancel` that arrives before the thread blocks
+    /// (docs/reference/pcsc-lite.md §1), so between slices the canceller's flag is looked at,
+    /// and a cancel is never later than one slice.
     fn wait_on(&mut self, ctx: &pcsc::Context, deadline: Instant) -> Result<bool, HalError> {
         let mut states = [pcsc::ReaderState::new(
             self.reader.clone(),
             pcsc::State::UNAWARE,
         )];
         loop {
+            if self.slot.canceller().is_cancelled() {
+                return Err(HalError::new(ErrorKind::Cancelled, "card wait cancelled")
+                    .on_reader(&self.name));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
-            match ctx.get_status_change(left, &mut states) {
+            match ctx.get_status_change(left.min(CANCEL_CHECK), &mut states) {
                 Ok(()) => {}
+                Err(pcsc::Error::Timeout) if left > CANCEL_CHECK => continue,
                 Err(pcsc::Error::Timeout) => return Ok(false),
                 Err(e) => return Err(self.error("SCardGetStatusChange", e)),
             }
