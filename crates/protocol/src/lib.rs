@@ -17,8 +17,8 @@
 
 pub mod apdu;
 pub mod card;
-pub mod cloud_error;
 pub mod card_image;
+pub mod cloud_error;
 pub mod error;
 pub mod format;
 pub mod hex;
