@@ -157,6 +157,27 @@ impl Default for StateConfig {
 }
 
 impl StateConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let days = self.retention_days;
+        if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
+            return Err(ConfigError::new(
+                "state.retention_days",
+                format!("{days} is not a number of days above 0"),
+                "set it to a number of days such as 7 (the default), or remove it",
+            ));
+        }
+        if self.retention_attempts == 0 {
+            return Err(ConfigError::new(
+                "state.retention_attempts",
+                "must be at least 1",
+                format!(
+                    "set it to a count such as {DEFAULT_KEEP_AT_MOST} (the default), or remove it"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The retention window of finished attempts.
     pub fn retention(&self) -> Retention {
         Retention {
@@ -379,23 +400,7 @@ impl Config {
                 "set it to one of the listed versions, or remove it (default: the highest)",
             ));
         }
-        let days = self.state.retention_days;
-        if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
-            return Err(ConfigError::new(
-                "state.retention_days",
-                format!("{days} is not a number of days above 0"),
-                "set it to a number of days such as 7 (the default), or remove it",
-            ));
-        }
-        if self.state.retention_attempts == 0 {
-            return Err(ConfigError::new(
-                "state.retention_attempts",
-                "must be at least 1",
-                format!(
-                    "set it to a count such as {DEFAULT_KEEP_AT_MOST} (the default), or remove it"
-                ),
-            ));
-        }
+        self.state.validate()?;
         check_wait("encoders.card_wait_secs", self.encoders.card_wait_secs)?;
         for (i, entry) in self.encoders.pcsc.iter().enumerate() {
             if entry.reader.trim().is_empty() {

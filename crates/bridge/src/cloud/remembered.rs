@@ -31,7 +31,7 @@ impl Remembered {
 
     /// Remembers ids finished `ages` ago (a restart: the store's times), as of `now`.
     pub fn insert_aged(&mut self, mut ages: Vec<(Duration, String)>, now: Instant) {
-        ages.sort_by(|a, b| b.0.cmp(&a.0));
+        ages.sort_by_key(|(age, _)| std::cmp::Reverse(*age));
         for (age, id) in ages {
             self.insert(&id, now.checked_sub(age).unwrap_or(now));
         }
