@@ -34,7 +34,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,20 @@ impl Retention {
     fn keep_at_most(&self) -> u64 {
         u64::try_from(self.keep_at_most).unwrap_or(u64::MAX)
     }
+}
+
+/// Compaction is considered only when at least this much of the file is free.
+pub const COMPACT_MIN_FREE: u64 = 1 << 20;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// File size before, bytes.
+    pub before: u64,
+    /// After.
+    pub after: u64,
+    /// How long the store was held.
+    pub took: Duration,
 }
 
 /// A store failure (disk full, corrupt file, permission, a newer layout).
@@ -179,7 +194,9 @@ pub struct Loaded {
 /// The store.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// Shared by every call (redb's transactions do not borrow the database: the guard is held
+    /// only to begin one); taken exclusively by [`Store::compact`] alone.
+    db: RwLock<Database>,
     path: PathBuf,
     retention: Retention,
     /// Rows of the `acknowledged` index (counted here: redb's `len` walks the tree).
@@ -217,7 +234,7 @@ impl Store {
             ))
         })?;
         let store = Self {
-            db,
+            db: RwLock::new(db),
             path,
             retention,
             acknowledged: AtomicU64::new(0),
@@ -248,6 +265,41 @@ impl Store {
         Ok(store)
     }
 
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Compacts the file (redb's `Database::compact`) when dropped rows have left at least
+    /// half of it, and at least [`COMPACT_MIN_FREE`], free; `None` when not worth it.
+    ///
+    /// Compaction needs the database to itself: every other call on the store waits until it
+    /// is done. The daemon therefore calls it only from its own task while no card operation
+    /// is in flight (no runner is in a job, and the task dispatches none meanwhile), and the
+    /// file is bounded by the retention, so the pause is short; it is measured and logged.
+    pub fn compact(&self) -> Result<Option<Compacted>, StoreError> {
+        let before = self.file_size();
+        let used = {
+            let txn = self.db().begin_write().map_err(|e| self.error(e))?;
+            let stats = txn.stats().map_err(|e| self.error(e))?;
+            txn.abort().map_err(|e| self.error(e))?;
+            stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes()
+        };
+        let free = before.saturating_sub(used);
+        if free < COMPACT_MIN_FREE || free < before / 2 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        {
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            db.compact().map_err(|e| self.error(e))?;
+        }
+        Ok(Some(Compacted {
+            before,
+            after: self.file_size(),
+            took: started.elapsed(),
+        }))
+    }
+
     /// The retention window.
     pub fn retention(&self) -> Retention {
         self.retention
@@ -276,7 +328,7 @@ impl Store {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_write().map_err(|e| self.error(e))?;
         let out = f(&txn).map_err(|e| self.error(e))?;
         txn.commit().map_err(|e| self.error(e))?;
         Ok(out)
@@ -306,7 +358,7 @@ impl Store {
 
     /// The stored attempt `id`; a row that cannot be decoded is an error naming it.
     pub fn attempt(&self, id: &str) -> Result<Option<StoredAttempt>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.error(e))?;
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
         value
@@ -316,7 +368,7 @@ impl Store {
 
     /// Everything kept for a start: attempts, the outbox, and the rows that cannot be decoded.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.error(e))?;
         let mut loaded = Loaded::default();
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         for row in table.iter().map_err(|e| self.error(e))? {
@@ -771,5 +823,42 @@ mod tests {
         assert_eq!(phase(&store, "old"), None);
         assert_eq!(phase(&store, "recent"), Some(Phase::Acknowledged));
         assert_eq!(phase(&store, "unacked"), Some(Phase::Done));
+    }
+
+    #[test]
+    fn a_store_that_has_shrunk_is_compacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.compact().expect("compact"), None, "nothing to gain");
+        let row = format!(
+            r#"{{"offer":{{"pad":"{}"}},"phase":"acknowledged","deadline":null,"writing":null,"updated_at":1}}"#,
+            "x".repeat(2000)
+        );
+        store
+            .write(|txn| {
+                let mut table = txn.open_table(ATTEMPTS)?;
+                for n in 0..3000 {
+                    table.insert(format!("a{n}").as_str(), row.as_bytes())?;
+                }
+                Ok(())
+            })
+            .expect("fill");
+        store.put_claimed("live", OFFER, None).expect("claim");
+        store
+            .write(|txn| {
+                let mut table = txn.open_table(ATTEMPTS)?;
+                for n in 0..3000 {
+                    table.remove(format!("a{n}").as_str())?;
+                }
+                Ok(())
+            })
+            .expect("empty");
+        let compacted = store.compact().expect("compact").expect("worth it");
+        assert!(
+            compacted.after * 2 < compacted.before,
+            "{compacted:?}: the file shrinks"
+        );
+        assert_eq!(phase(&store, "live"), Some(Phase::Claimed), "data kept");
+        assert_eq!(store.compact().expect("again"), None);
     }
 }
