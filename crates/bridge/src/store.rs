@@ -81,6 +81,14 @@ impl Default for Retention {
 }
 
 impl Retention {
+    /// No window: nothing is forgotten.
+    pub fn everything() -> Self {
+        Self {
+            keep_for: Duration::MAX,
+            keep_at_most: usize::MAX,
+        }
+    }
+
     fn keep_for_secs(&self) -> i64 {
         i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX)
     }
@@ -89,6 +97,11 @@ impl Retention {
         u64::try_from(self.keep_at_most).unwrap_or(u64::MAX)
     }
 }
+
+/// redb's page cache (its default is 1 GiB, so the whole file ends up in the daemon's
+/// memory): the store is read at start and written by small transactions, so a small cache
+/// keeps the daemon's RSS flat; the kernel's page cache does the rest.
+const CACHE_BYTES: usize = 1 << 20;
 
 /// Compaction is considered only when at least this much of the file is free.
 pub const COMPACT_MIN_FREE: u64 = 1 << 20;
@@ -147,7 +160,7 @@ pub struct Writing {
 /// An attempt as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredAttempt {
-    /// The offer as the cloud sent it (JSON), opaque to the store.
+    /// The offer as the cloud sent it (JSON), opaque to the store; `{}` once acknowledged.
     pub offer: Box<RawValue>,
     /// Where it is.
     pub phase: Phase,
@@ -208,9 +221,11 @@ fn now() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating) the store in `dir` with the default [`Retention`].
+    /// Opens (creating) the store in `dir` keeping everything ([`Retention::everything`]):
+    /// for tools that look at a store (`doctor`) and must not apply a window other than the
+    /// daemon's. The daemon opens it with [`Store::open_with`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(dir, Retention::default())
+        Self::open_with(dir, Retention::everything())
     }
 
     /// Opens (creating) the store in `dir`, remembering acknowledged attempts by `retention`;
@@ -228,7 +243,10 @@ impl Store {
                 dir.display()
             ))
         })?;
-        let db = Database::create(&path).map_err(|e| {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| {
             err(format!(
                 "{e} (fix: is another encoder-bridge running? the directory must be writable by the service user)"
             ))
@@ -498,6 +516,11 @@ impl Store {
             {
                 attempt.phase = Phase::Acknowledged;
                 attempt.updated_at = at;
+                // Only its id and time are needed from now on (to recognise a repeated offer):
+                // the offer's text goes, so the window costs little disk.
+                attempt.offer = empty_offer()?;
+                attempt.writing = None;
+                attempt.deadline = None;
                 Self::put(txn, id, &attempt)?;
                 txn.open_table(ACKNOWLEDGED)?.insert((at, id), ())?;
                 count = count.saturating_add(1);
@@ -597,6 +620,11 @@ impl Store {
     }
 }
 
+/// The offer kept with an acknowledged attempt: `{}`.
+fn empty_offer() -> Result<Box<RawValue>, redb::Error> {
+    RawValue::from_string("{}".to_owned()).map_err(|e| redb::Error::Corrupted(e.to_string()))
+}
+
 fn decode(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
     serde_json::from_slice(bytes).map_err(|e| DamagedRow {
         table: "attempts",
@@ -663,10 +691,9 @@ mod tests {
         );
         store.acknowledge("a").expect("ack");
         assert!(store.load().expect("load").outbox.is_empty());
-        assert_eq!(
-            store.attempt("a").expect("get").map(|a| a.phase),
-            Some(Phase::Acknowledged)
-        );
+        let acked = store.attempt("a").expect("get").expect("kept");
+        assert_eq!(acked.phase, Phase::Acknowledged);
+        assert_eq!(acked.offer.get(), "{}", "only the id and time are kept");
         store.put_claimed("b", OFFER, None).expect("claim");
         store.forget("b").expect("forget");
         assert!(store.attempt("b").expect("get").is_none());

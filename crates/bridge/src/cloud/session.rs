@@ -213,6 +213,11 @@ impl Session {
         }
         let mut actions = Vec::new();
         for (id, stored) in attempts {
+            if matches!(stored.phase, Phase::Done | Phase::Acknowledged) {
+                // Only remembered (an acknowledged one keeps no offer).
+                aged.push((age(stored.updated_at), id));
+                continue;
+            }
             let attempt = match Restored::from_store(&stored) {
                 Ok(a) => a,
                 Err(e) => {
@@ -244,9 +249,7 @@ impl Session {
                         .or_default()
                         .push(attempt);
                 }
-                crate::store::Phase::Done | crate::store::Phase::Acknowledged => {
-                    aged.push((age(stored.updated_at), id));
-                }
+                Phase::Done | Phase::Acknowledged => {}
             }
         }
         self.finished.insert_aged(aged, now);
