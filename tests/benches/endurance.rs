@@ -11,7 +11,7 @@
 //!   more than 10 % (redb reuses freed pages; it does not shrink without a compaction);
 //! - the last interval's throughput ≥ 90 % of the first's.
 //!
-//! `ENDURANCE_JOBS` (default 100,000), `ENDURANCE_INTERVAL_SECS` (default 15),
+//! `ENDURANCE_JOBS` (default 100,000), `ENDURANCE_INTERVAL_SECS` (default 30),
 //! `ENDURANCE_RETENTION` (the bridge's `[state] retention_attempts` and the simulator's
 //! `--retain-attempts`, default 10,000). Exits non-zero when a goal is missed.
 
@@ -135,7 +135,7 @@ fn mb(kb: u64) -> f64 {
 #[allow(clippy::too_many_lines, clippy::cast_precision_loss)] // one run, read top to bottom
 fn main() {
     let jobs: u64 = env_or("ENDURANCE_JOBS", 100_000);
-    let interval = Duration::from_secs(env_or("ENDURANCE_INTERVAL_SECS", 15));
+    let interval = Duration::from_secs(env_or("ENDURANCE_INTERVAL_SECS", 30));
     let retention: u64 = env_or("ENDURANCE_RETENTION", 10_000);
     let dir = tempfile::tempdir().expect("tempdir");
 
