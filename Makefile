@@ -41,7 +41,17 @@ SOAK_SEED ?= 1
 SDK_VENV ?= $(abspath $(TARGET_DIR))/sdk/venv
 export ENCODER_SDK_VENV := $(SDK_VENV)
 
-.PHONY: all deps sdk-deps build lint test soak demo bench endurance deb check-deb clean
+
+# Fuzzing (fuzz/README.md): every target for up to FUZZ_RUNS executions or FUZZ_SECS seconds
+# each, whichever comes first, then one table (target, executions, coverage, crashes). Installs
+# the nightly toolchain and cargo-fuzz when missing; FUZZ_TARGETS="a b" runs only those;
+# FUZZ_JOBS is the build's parallelism. Not part of `make test`, whose test suite replays
+# fuzz/corpus/ on stable (crates/fuzz-targets/tests/corpus.rs) without fuzzing.
+FUZZ_SECS ?= 600
+FUZZ_RUNS ?= 10000000
+FUZZ_JOBS ?= 2
+
+.PHONY: all deps sdk-deps build lint test soak demo bench endurance deb check-deb fuzz clean
 
 all: build
 
@@ -115,6 +125,10 @@ endurance:
 	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
 	ENDURANCE_JOBS=$(ENDURANCE_JOBS) \
 	$(CARGO) bench --locked -p encoder-tests --bench endurance
+
+fuzz: deps
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	fuzz/run
 
 # The Debian package (target/debian/encoder-bridge_*.deb), built with cargo-deb.
 deb: deps

@@ -45,8 +45,13 @@ impl Setup {
             "[cloud]\nurl = \"{url}\"\ntoken_file = \"token\"\nallow_insecure = true\n\n\
              [[site_keys.key]]\nversion = 1\nfile = \"site-key-v1\"\n\n\
              [state]\ndir = \"state\"\n\n\
+             [control]\nsocket = \"run/control.sock\"\ngroup = \"root\"\n\n\
              [encoders]\nauto_pcsc = false\ncard_wait_secs = {card_wait}\n"
         );
+        // Others may pass through (not list) the directory to reach run/control.sock; the
+        // secrets stay 0600.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711))
+            .expect("chmod");
         for reader in readers {
             let _ = write!(config, "\n[[encoders.pcsc]]\nreader = \"{reader}\"\n");
         }
@@ -70,6 +75,11 @@ impl Setup {
     /// The configuration file.
     pub fn config(&self) -> PathBuf {
         self.dir.path().join("config.toml")
+    }
+
+    /// The daemon's control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("run/control.sock")
     }
 
     /// The directory holding everything.

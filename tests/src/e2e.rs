@@ -26,12 +26,27 @@ pub const WAIT: Duration = Duration::from_secs(15);
 pub struct Cloud {
     child: Child,
     addr: SocketAddr,
+    /// Over TLS: the host name its certificate names, and a client trusting its CA.
+    tls: Option<(String, std::sync::Arc<rustls::ClientConfig>)>,
 }
 
 impl Cloud {
     /// Starts the binary with the tests' token and waits for `listening on http://ADDR`.
     pub fn start() -> Self {
         Self::start_with(&[])
+    }
+
+    /// [`Cloud::start`] over TLS (`--tls-cert/--tls-key`), its certificate naming `host`
+    /// (which resolves to 127.0.0.1) and signed by `pki`'s CA.
+    pub fn start_tls(pki: &crate::pki::Pki, cert: &crate::pki::ServerCert, host: &str) -> Self {
+        let mut cloud = Self::start_with(&[
+            "--tls-cert",
+            &cert.cert.display().to_string(),
+            "--tls-key",
+            &cert.key.display().to_string(),
+        ]);
+        cloud.tls = Some((host.to_owned(), pki.client_config()));
+        cloud
     }
 
     /// [`Cloud::start`] with more `encoder-sim cloud` arguments (e.g. `--webhook-url`).
@@ -54,7 +69,9 @@ impl Cloud {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if !sent
-                    && let Some(addr) = line.strip_prefix("listening on http://")
+                    && let Some(addr) = line
+                        .strip_prefix("listening on http://")
+                        .or_else(|| line.strip_prefix("listening on https://"))
                     && let Ok(addr) = addr.trim().parse::<SocketAddr>()
                 {
                     sent = tx.send(addr).is_ok();
@@ -64,7 +81,11 @@ impl Cloud {
         let addr = rx
             .recv_timeout(STARTUP)
             .expect("encoder-sim cloud did not print its address");
-        Self { child, addr }
+        Self {
+            child,
+            addr,
+            tls: None,
+        }
     }
 
     /// The address it listens on.
@@ -82,14 +103,23 @@ impl Cloud {
         format!("http://{}", self.addr)
     }
 
-    /// The bridge websocket URL (`ws://ADDR/bridge/v1`).
+    /// The bridge websocket URL (`ws://ADDR/bridge/v1`, or `wss://HOST:PORT/bridge/v1` over
+    /// TLS).
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/bridge/v1", self.addr)
+        match &self.tls {
+            Some((host, _)) => format!("wss://{host}:{}/bridge/v1", self.addr.port()),
+            None => format!("ws://{}/bridge/v1", self.addr),
+        }
     }
 
     /// POST `body` as JSON to `path` with the bearer token: the status and the JSON reply.
     pub fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        http_post(self.addr, path, TOKEN, &body.to_string())
+        match &self.tls {
+            Some((host, config)) => {
+                https_post(self.addr, host, config, path, TOKEN, &body.to_string())
+            }
+            None => http_post(self.addr, path, TOKEN, &body.to_string()),
+        }
     }
 
     /// POST expecting 200 and `"ok": true`; the reply.
@@ -289,17 +319,62 @@ pub fn http_post(addr: SocketAddr, path: &str, token: &str, body: &str) -> (u16,
     let mut stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the cloud");
     stream.set_read_timeout(Some(WAIT)).expect("read timeout");
     stream.set_write_timeout(Some(WAIT)).expect("write timeout");
+    exchange(&mut stream, &addr.to_string(), path, token, body)
+}
+
+/// [`http_post`] over TLS to `host` (at `addr`), trusting what `config` trusts.
+pub fn https_post(
+    addr: SocketAddr,
+    host: &str,
+    config: &std::sync::Arc<rustls::ClientConfig>,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Value) {
+    let stream = TcpStream::connect_timeout(&addr, WAIT).expect("connect to the cloud");
+    stream.set_read_timeout(Some(WAIT)).expect("read timeout");
+    stream.set_write_timeout(Some(WAIT)).expect("write timeout");
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned()).expect("server name");
+    let client =
+        rustls::ClientConnection::new(std::sync::Arc::clone(config), name).expect("TLS client");
+    let mut tls = rustls::StreamOwned::new(client, stream);
+    exchange(
+        &mut tls,
+        &format!("{host}:{}", addr.port()),
+        path,
+        token,
+        body,
+    )
+}
+
+/// One `Connection: close` POST on `stream`.
+fn exchange(
+    stream: &mut (impl Read + Write),
+    host: &str,
+    path: &str,
+    token: &str,
+    body: &str,
+) -> (u16, Value) {
     let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
          Accept: application/json\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).expect("send request");
     let mut response = Vec::new();
-    stream
-        .read_to_end(&mut response)
-        .expect("read response (Connection: close)");
+    let mut chunk = [0u8; 8192];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+            // A TLS peer may close without close_notify after `Connection: close`.
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+                break;
+            }
+            Err(e) => panic!("read response (Connection: close): {e}"),
+        }
+    }
     let text = String::from_utf8(response).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP response head");
     assert!(

@@ -12,6 +12,7 @@
 pub mod cloud;
 pub mod daemon;
 pub mod e2e;
+pub mod pki;
 
 pub mod jobs;
 pub mod soak;

@@ -396,6 +396,7 @@ pub fn bridge_config(dir: &Path, url: &str, readers: &[String], card_wait: f64) 
         "[cloud]\nurl = \"{url}\"\ntoken_file = \"token\"\nallow_insecure = true\n\n\
          [[site_keys.key]]\nversion = 1\nfile = \"site-key-v1\"\n\n\
          [state]\ndir = \"state\"\n\n\
+         [control]\nsocket = \"control.sock\"\ngroup = \"root\"\n\n\
          [encoders]\nauto_pcsc = false\ncard_wait_secs = {card_wait}\n"
     );
     for reader in readers {
@@ -530,12 +531,14 @@ pub fn clock_ticks() -> u64 {
         .unwrap_or(100)
 }
 
-/// Writes of record header blocks in an `encoder-sim --apdu-log` file: for each `FF D6` write
-/// whose data starts like a record header of format 1 (`01`, key version `01`), the 5 bytes
-/// of the credential id it carries (header bytes 11-15).
+/// Writes of record header blocks in an `encoder-sim --apdu-log` file, as the first 5 bytes of
+/// the credential id each carries (docs/card-format.md §5): a format 1 header (`01`, key
+/// version `01`) holds them at bytes 11-15 of its block; a format 2 header (`02`) holds the
+/// first 3 at bytes 13-15, and the next 2 open the record's next block, written right after it.
 pub fn record_header_writes(apdu_log: &Path) -> Vec<[u8; 5]> {
     let text = std::fs::read_to_string(apdu_log).unwrap_or_default();
-    text.lines()
+    let writes: Vec<(u8, [u8; 16])> = text
+        .lines()
         .filter(|l| l.starts_with("FF D6 00"))
         .filter_map(|l| {
             let command = l.split(" -> ").next()?;
@@ -543,14 +546,31 @@ pub fn record_header_writes(apdu_log: &Path) -> Vec<[u8; 5]> {
                 .split_whitespace()
                 .filter_map(|h| u8::from_str_radix(h, 16).ok())
                 .collect();
-            let data = bytes.get(5..21)?;
-            (data[0] == 0x01 && data[1] == 0x01).then(|| {
-                let mut id = [0u8; 5];
-                id.copy_from_slice(&data[11..16]);
-                id
-            })
+            let block = *bytes.get(3)?;
+            let data: [u8; 16] = bytes.get(5..21)?.try_into().ok()?;
+            Some((block, data))
         })
-        .collect()
+        .collect();
+    let mut ids = Vec::new();
+    for (i, (block, data)) in writes.iter().enumerate() {
+        let mut id = [0u8; 5];
+        match data {
+            [0x01, 0x01, ..] => id.copy_from_slice(&data[11..16]),
+            [0x02, ..] => {
+                let Some((_, next)) = writes
+                    .get(i + 1)
+                    .filter(|(b, _)| *b == block.wrapping_add(1))
+                else {
+                    continue;
+                };
+                id[..3].copy_from_slice(&data[13..16]);
+                id[3..].copy_from_slice(&next[..2]);
+            }
+            _ => continue,
+        }
+        ids.push(id);
+    }
+    ids
 }
 
 /// The first 5 bytes of a UUID in text form.

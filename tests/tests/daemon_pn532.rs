@@ -22,7 +22,7 @@ struct World {
     _dir: tempfile::TempDir,
     emulator: Emulator,
     _cloud: CloudDouble,
-    _setup: Setup,
+    setup: Setup,
     bridge: Bridge,
     conn: Conn,
     hello: Value,
@@ -47,7 +47,7 @@ fn world(card_wait: f64) -> World {
         _dir: dir,
         emulator,
         _cloud: cloud,
-        _setup: setup,
+        setup,
         bridge,
         conn,
         hello,
@@ -178,4 +178,110 @@ fn pn532_unplugged_for_the_rest_of_the_wait_is_not_online() {
         "{result}"
     );
     w.expect_status(false, false);
+}
+
+fn cli(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let out = std::process::Command::new(encoder_tests::binary("encoder-bridge"))
+        .args(args)
+        .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")
+        .output()
+        .expect("run encoder-bridge");
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The operator commands beside the daemon on a PN532 (whose serial port the daemon holds):
+/// `encode` and `scan` go through the daemon, between the cloud's attempts; `readers` shows
+/// the encoder as the daemon drives it; `--direct` says the service holds the device instead
+/// of blaming the cable.
+#[test]
+fn pn532_operator_commands_go_through_the_daemon() {
+    let mut w = world(10.0);
+    let socket = w.setup.socket().display().to_string();
+    let device = w.emulator.path();
+    let credential = w.setup.dir().join("cred.json");
+    std::fs::write(
+        &credential,
+        r#"{"acs_credential_id":"88888888-8888-8888-8888-888888888888","card_number":"31337","starts_at":null,"ends_at":null,"issue_counter":1,"access_data":""}"#,
+    )
+    .expect("credential");
+    let credential = credential.display().to_string();
+    let (code, json, out) = cli(&[
+        "encode",
+        "--credential",
+        &credential,
+        "--socket",
+        &socket,
+        "--device",
+        &device,
+        "--json",
+    ]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(json["result"]["card_number"], "31337", "{json}");
+    // A cloud scan afterwards reads what the operator wrote.
+    let encoder = w.encoder.clone();
+    let id = w.start(&scan_offer(&attempt_id(), &encoder));
+    let result = w.result(&id);
+    assert_eq!(
+        result["result"]["acs_credential_on_encoder"]["acs_credential_id"],
+        "88888888-8888-8888-8888-888888888888",
+        "{result}"
+    );
+    // The operator's scan, in words.
+    let (code, _, out) = cli(&["scan", "--socket", &socket, "--device", &device]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("card_number: 31337"), "{out}");
+    // readers: as the daemon drives it.
+    let (code, json, out) = cli(&["readers", "--socket", &socket, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(json["daemon"], true, "{json}");
+    assert_eq!(json["readers"][0]["name"], device.as_str(), "{json}");
+    assert_eq!(json["readers"][0]["kind"], "pn532", "{json}");
+    assert_eq!(json["readers"][0]["state"], "card_present", "{json}");
+    // --direct on the device the daemon holds.
+    let config = w.setup.config().display().to_string();
+    let (code, _, out) = cli(&[
+        "scan", "--direct", "--config", &config, "--socket", &socket, "--device", &device,
+    ]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("in use by the encoder-bridge service; run without --direct"),
+        "{out}"
+    );
+    assert!(!out.contains("USB cable"), "{out}");
+}
+
+/// `readers` with only PN532 encoders configured and no pcscd (and no daemon): the PN532 is
+/// listed, pcscd reported as not running, exit 0 because an encoder is usable.
+#[test]
+fn readers_without_pcscd_lists_the_pn532() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let emulator = Emulator::start(
+        &dir.path().join("pn532"),
+        &["--type", "classic-1k", "--uid", "04A1B2C3"],
+    );
+    let setup = Setup::new("ws://127.0.0.1:9/bridge/v1", &[], 5.0, TOKEN);
+    add_pn532(&setup.config(), &emulator.path(), "Back Office");
+    let config = setup.config().display().to_string();
+    let (code, json, out) = cli(&["readers", "--config", &config, "--json"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        json["readers"][0]["name"],
+        emulator.path().as_str(),
+        "{json}"
+    );
+    assert_eq!(json["readers"][0]["kind"], "pn532", "{json}");
+    assert_eq!(json["readers"][0]["state"], "card_present", "{json}");
+    assert_eq!(json["error"]["kind"], "no_service", "{json}");
+    let (code, _, out) = cli(&["readers", "--config", &config]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("pcscd: not running"), "{out}");
+    assert!(out.contains(&emulator.path()), "{out}");
 }

@@ -68,6 +68,38 @@ pub struct Config {
     /// `[encoders]`.
     #[serde(default)]
     pub encoders: EncodersConfig,
+    /// `[control]`: the local control socket (docs/control-protocol.md).
+    #[serde(default)]
+    pub control: ControlConfig,
+}
+
+/// `[control]`: where the daemon's control socket is and who may use it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlConfig {
+    /// The socket's path.
+    #[serde(default = "default_control_socket")]
+    pub socket: PathBuf,
+    /// The group (besides root) allowed to use it.
+    #[serde(default = "default_control_group")]
+    pub group: String,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        Self {
+            socket: default_control_socket(),
+            group: default_control_group(),
+        }
+    }
+}
+
+fn default_control_socket() -> PathBuf {
+    PathBuf::from(crate::control::DEFAULT_SOCKET)
+}
+
+fn default_control_group() -> String {
+    crate::control::DEFAULT_GROUP.to_owned()
 }
 
 /// `[cloud]`: where to connect and with which token.
@@ -85,6 +117,13 @@ pub struct CloudConfig {
     /// Allow `ws://` (loopback tests, demo).
     #[serde(default)]
     pub allow_insecure: bool,
+    /// A PEM bundle of CA certificates trusted for the cloud, besides the system's roots
+    /// (a private CA, a TLS-inspecting proxy).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Trust only `ca_file`, not the system's roots.
+    #[serde(default)]
+    pub ca_only: bool,
     /// Seconds between two websocket pings (docs/cloud-protocol.md §1); at least 1.
     #[serde(default = "default_ping_secs")]
     pub ping_interval_secs: u64,
@@ -331,6 +370,10 @@ impl Config {
         if let Some(p) = self.cloud.token_file.as_mut() {
             fix(p);
         }
+        if let Some(p) = self.cloud.ca_file.as_mut() {
+            fix(p);
+        }
+        fix(&mut self.control.socket);
         for key in &mut self.site_keys.keys {
             fix(&mut key.file);
         }
@@ -352,6 +395,13 @@ impl Config {
                 "cloud.url",
                 format!("{url:?} is not a websocket URL"),
                 "write it as wss://host/path",
+            ));
+        }
+        if self.cloud.ca_only && self.cloud.ca_file.is_none() {
+            return Err(ConfigError::new(
+                "cloud.ca_only",
+                "trusts only cloud.ca_file, which is not set",
+                "set cloud.ca_file to the PEM file of your CA, or remove cloud.ca_only",
             ));
         }
         for (key, value) in [

@@ -166,3 +166,14 @@ pub fn serial_access(path: &str) -> Result<(), HalError> {
         Err(e) => Err(HalError::new(ErrorKind::Other, format!("{path}: {e}"))),
     }
 }
+
+/// The error when a command names no encoder and several could be meant.
+pub fn several_encoders<'a>(readers: impl Iterator<Item = &'a str>) -> String {
+    format!(
+        "several encoders ({}): pass --reader NAME or --device PATH",
+        readers
+            .map(|r| format!("\"{r}\""))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use encoder_protocol::card::CardType;
 use encoder_protocol::cloud_error::CloudError;
 use encoder_protocol::format::{CardCredential, Credential};
+use encoder_protocol::hex;
 use encoder_protocol::job::ScanOutcome;
 
 use crate::store::Writing;
@@ -28,6 +29,27 @@ pub struct CardJob {
     /// The claim's lease expiry in unix milliseconds on the local clock (the cloud's time
     /// corrected by the measured skew), kept current by the session; 0: not checked.
     pub lease: Arc<AtomicI64>,
+}
+
+/// The id prefix of operator jobs (`encoder-bridge scan` and `encode`): they are not
+/// attempts, so nothing about them is stored and nothing reported to the cloud.
+pub const LOCAL_PREFIX: &str = "local-";
+
+impl CardJob {
+    /// An operator job (a new `local-…` id, no deadline, no lease).
+    pub fn local(action: JobAction) -> Self {
+        Self {
+            id: format!("{LOCAL_PREFIX}{}", uuid::Uuid::new_v4()),
+            action,
+            deadline: None,
+            lease: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Whether this is an operator job rather than a cloud attempt.
+    pub fn is_local(&self) -> bool {
+        self.id.starts_with(LOCAL_PREFIX)
+    }
 }
 
 /// What a job does.
@@ -170,4 +192,75 @@ pub enum Success {
     },
     /// What a scan found.
     Scanned(ScanOutcome),
+}
+
+fn time_text(unix: Option<i64>) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(unix?).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+fn credential_text(out: &mut String, written: &CardCredential) {
+    use std::fmt::Write as _;
+    let c = &written.credential;
+    let _ = writeln!(out, "acs_credential_id: {}", c.credential_id);
+    let _ = writeln!(out, "card_number: {}", c.card_number);
+    for (key, value) in [("starts_at", c.starts_at), ("ends_at", c.ends_at)] {
+        if let Some(text) = time_text(value) {
+            let _ = writeln!(out, "{key}: {text}");
+        }
+    }
+    let _ = writeln!(out, "issue_counter: {}", c.issue_counter);
+    let _ = writeln!(out, "key_version: {}", written.key_version);
+}
+
+impl JobReport {
+    /// The report for a person, as `encoder-bridge scan` and `encode` print it (lines, each
+    /// with its newline); `None` when the job was cancelled.
+    pub fn describe(&self) -> Option<String> {
+        use std::fmt::Write as _;
+        let Self::Done { outcome, .. } = self else {
+            return None;
+        };
+        let mut out = String::new();
+        match outcome {
+            Ok(Success::Scanned(scan)) => {
+                let _ = writeln!(
+                    out,
+                    "card: {} uid {} ({})",
+                    scan.card_type.name(),
+                    hex::encode(&scan.uid),
+                    scan.state.name()
+                );
+                match &scan.credential {
+                    Some(written) => credential_text(&mut out, written),
+                    None => out.push_str("credential: none of ours\n"),
+                }
+            }
+            Ok(Success::Encoded {
+                written,
+                uid,
+                card_type,
+                first_encode,
+            }) => {
+                let _ = writeln!(out, "card: {} uid {}", card_type.name(), hex::encode(uid));
+                credential_text(&mut out, written);
+                let _ = writeln!(
+                    out,
+                    "written: format_version {} sequence {} first_encode {}",
+                    written.format_version,
+                    written.sequence,
+                    first_encode.map_or_else(|| "unknown".to_owned(), |f| f.to_string())
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(out, "failed: {} ({})", e.message, e.kind);
+                if let Some(sub) = e.sub_code {
+                    let _ = writeln!(out, "  sub_code: {sub}");
+                }
+                let _ = writeln!(out, "  detail:   {}", e.detail);
+            }
+        }
+        Some(out)
+    }
 }

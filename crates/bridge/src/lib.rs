@@ -8,6 +8,7 @@
 //!   session state machine, the connection;
 //! - [`runner`]: one thread per encoder running encode/scan jobs;
 //! - [`discovery`]: which readers become encoders;
+//! - [`control`]: the local control socket (docs/control-protocol.md);
 //! - [`daemon`]: `encoder-bridge run` as one async function;
 //! - [`notify`]: systemd notifications;
 //! - [`cli`]: the command line.
@@ -19,6 +20,7 @@ pub mod card_job;
 pub mod cli;
 pub mod cloud;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod discovery;
 pub mod job;

@@ -45,7 +45,13 @@ struct Ctl {
     cancel: bool,
     aborted: bool,
     canceller: Option<Canceller>,
+    /// Jobs cancelled while still queued: they end as cancelled when they begin. Bounded: a
+    /// cancel for a job that already ended is never consumed.
+    cancelled_early: std::collections::VecDeque<String>,
 }
+
+/// How many early cancels a runner remembers.
+const EARLY_CANCELS: usize = 32;
 
 /// Shared between a runner thread and its handle: coordinates cancellation with the stage so a
 /// cancel never lands in the middle of a card operation.
@@ -63,6 +69,7 @@ impl Default for Control {
                 cancel: false,
                 aborted: false,
                 canceller: None,
+                cancelled_early: std::collections::VecDeque::new(),
             }),
         }
     }
@@ -73,12 +80,18 @@ impl Control {
         self.ctl.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Starts `job`'s card wait; `false` when it is not to run (cancelled while queued, or
+    /// the runner aborted).
     pub(crate) fn begin(&self, job: &str, canceller: Canceller) -> bool {
         let mut ctl = self.lock();
         ctl.stage = Stage::Waiting;
         ctl.job = Some(job.to_owned());
         ctl.cancel = false;
         ctl.canceller = Some(canceller);
+        if let Some(at) = ctl.cancelled_early.iter().position(|id| id == job) {
+            ctl.cancelled_early.remove(at);
+            return false;
+        }
         !ctl.aborted
     }
 
@@ -244,7 +257,12 @@ impl Runner {
                     let exec = Exec {
                         card_wait: spec.card_wait,
                         site: &site,
-                        store: store.as_deref(),
+                        // An operator job is no attempt: nothing of it is stored.
+                        store: if job.is_local() {
+                            None
+                        } else {
+                            store.as_deref()
+                        },
                         control: Some(&ctl),
                     };
                     let job_report = card_job::execute(encoder.as_mut(), &job, &exec);
@@ -278,8 +296,22 @@ impl Runner {
     }
 
     /// Cancels the job for `attempt_id` if it is still waiting for a card.
+    ///
+    /// A cancel that arrives before the runner has begun the job (it is still queued behind
+    /// another) is remembered, and the job ends as cancelled when its turn comes.
     pub fn cancel_job(&self, attempt_id: &str) {
-        self.control.cancel_where(|job| job == attempt_id);
+        let mut ctl = self.control.lock();
+        if ctl.job.as_deref() == Some(attempt_id) {
+            drop(ctl);
+            self.control.cancel_where(|job| job == attempt_id);
+            return;
+        }
+        if !ctl.cancelled_early.iter().any(|id| id == attempt_id) {
+            if ctl.cancelled_early.len() == EARLY_CANCELS {
+                ctl.cancelled_early.pop_front();
+            }
+            ctl.cancelled_early.push_back(attempt_id.to_owned());
+        }
     }
 
     /// Cancels whatever job waits for a card (graceful shutdown).
@@ -449,6 +481,24 @@ mod tests {
         let finished = rx.recv_timeout(Duration::from_secs(5)).expect("finished");
         assert_eq!(finished.attempt_id, "attempt-2");
         assert!(matches!(finished.report, JobReport::Done { .. }));
+        // A cancel that arrives while its job is still queued behind another is not lost:
+        // the job ends as cancelled when its turn comes, without waiting for a card.
+        let mut third = job(true, None, None);
+        third.id = "attempt-3".into();
+        let mut fourth = job(true, None, None);
+        fourth.id = "attempt-4".into();
+        runner.run(third).map_err(|_| "gone").expect("queued");
+        runner.run(fourth).map_err(|_| "gone").expect("queued");
+        std::thread::sleep(Duration::from_millis(200));
+        runner.cancel_job("attempt-4");
+        let cancelled = Instant::now();
+        runner.cancel_job("attempt-3");
+        for id in ["attempt-3", "attempt-4"] {
+            let finished = rx.recv_timeout(Duration::from_secs(5)).expect("finished");
+            assert_eq!(finished.attempt_id, id);
+            assert_eq!(finished.report, JobReport::Cancelled, "{id}");
+        }
+        assert!(cancelled.elapsed() < Duration::from_secs(2));
         assert_eq!(
             made.load(std::sync::atomic::Ordering::SeqCst),
             1,

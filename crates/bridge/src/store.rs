@@ -380,7 +380,7 @@ impl Store {
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
         value
-            .map(|v| decode(id, v.value()).map_err(|d| self.error(d)))
+            .map(|v| decode_attempt(id, v.value()).map_err(|d| self.error(d)))
             .transpose()
     }
 
@@ -392,7 +392,7 @@ impl Store {
         for row in table.iter().map_err(|e| self.error(e))? {
             let (key, value) = row.map_err(|e| self.error(e))?;
             let key = key.value().to_owned();
-            match decode(&key, value.value()) {
+            match decode_attempt(&key, value.value()) {
                 Ok(attempt) => loaded.attempts.push((key, attempt)),
                 Err(damaged) => loaded.damaged.push(damaged),
             }
@@ -429,7 +429,9 @@ impl Store {
         let table = txn.open_table(ATTEMPTS)?;
         let value = table.get(id)?;
         value
-            .map(|v| decode(id, v.value()).map_err(|d| redb::Error::Corrupted(d.to_string())))
+            .map(|v| {
+                decode_attempt(id, v.value()).map_err(|d| redb::Error::Corrupted(d.to_string()))
+            })
             .transpose()
     }
 
@@ -575,7 +577,7 @@ impl Store {
             drop(key);
             count = count.saturating_sub(1);
             let acknowledged = attempts.get(id.as_str())?.is_some_and(|v| {
-                decode(&id, v.value()).is_ok_and(|a| a.phase == Phase::Acknowledged)
+                decode_attempt(&id, v.value()).is_ok_and(|a| a.phase == Phase::Acknowledged)
             });
             if acknowledged {
                 attempts.remove(id.as_str())?;
@@ -625,7 +627,9 @@ fn empty_offer() -> Result<Box<RawValue>, redb::Error> {
     RawValue::from_string("{}".to_owned()).map_err(|e| redb::Error::Corrupted(e.to_string()))
 }
 
-fn decode(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
+/// Decodes the `attempts` row `key`: what the store does with bytes read from disk (public for
+/// the fuzz targets, crates/fuzz-targets).
+pub fn decode_attempt(key: &str, bytes: &[u8]) -> Result<StoredAttempt, DamagedRow> {
     serde_json::from_slice(bytes).map_err(|e| DamagedRow {
         table: "attempts",
         key: key.to_owned(),

@@ -10,6 +10,7 @@
 //! - [`keys`]: AN10922 key diversification and per-card keys;
 //! - [`mod@format`]: the credential card format, v2 written and v1 read (docs/card-format.md);
 //! - [`card_image`]: offline decoding of a saved card image with the scan job's checks;
+//! - [`desfire`]: `DESFire` EV2 framing, status codes and secure messaging (foundation);
 //! - [`job`]: the scan and encode jobs as APDU sequences driven by responses;
 //! - [`error`]: job errors mapped to the cloud's error types.
 
@@ -19,6 +20,7 @@ pub mod apdu;
 pub mod card;
 pub mod card_image;
 pub mod cloud_error;
+pub mod desfire;
 pub mod error;
 pub mod format;
 pub mod hex;

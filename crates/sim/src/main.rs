@@ -45,7 +45,8 @@ enum Command {
     /// The cloud access-control API (Seam-shaped HTTP endpoints) and the bridge websocket at
     /// /bridge/v1.
     ///
-    /// Prints `listening on http://ADDR` (the real port when ADDR has port 0) once it accepts
+    /// Prints `listening on http://ADDR` (`https://` with --tls-cert; the real port when ADDR
+    /// has port 0) once it accepts
     /// connections. SIGTERM/SIGINT stop it.
     Cloud(CloudArgs),
 }
@@ -83,6 +84,12 @@ struct CloudArgs {
     /// At most this many finished action attempts, and this many events, are kept.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     retain_attempts: usize,
+    /// Serve TLS (https://, wss://) with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -265,6 +272,10 @@ fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
         .map_err(io("starting the async runtime"))?;
     runtime.block_on(async move {
         let failed = |e: cloud::CloudError| encoder_sim::SimError::Usage(e.to_string());
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(cloud::tls::server_config(cert, key).map_err(failed)?),
+            _ => None,
+        };
         let listener = cloud::bind(&args.listen).await.map_err(failed)?;
         let addr = listener
             .local_addr()
@@ -275,9 +286,10 @@ fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
         if options.webhook_url.is_some() {
             println!("webhook secret: {}", options.webhook_secret.expose());
         }
-        println!("listening on http://{addr}");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{addr}");
         std::io::Write::flush(&mut std::io::stdout()).map_err(io("writing stdout"))?;
-        cloud::run(listener, options, stop_signal())
+        cloud::run_with_tls(listener, options, tls, stop_signal())
             .await
             .map_err(failed)
     })

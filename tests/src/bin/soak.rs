@@ -610,7 +610,20 @@ fn main() {
     for e in &harness {
         println!("  harness error: {e}");
     }
+    // The double-execution check reads record writes from the cards' logs: if it recognised
+    // none while encodes succeeded, it is blind (a format it does not know), not clean.
+    let succeeded_encodes = encode_records
+        .iter()
+        .filter(|r| r.status == "success")
+        .count();
+    let blind = succeeded_encodes > 0 && written_once == 0 && twice.is_empty();
+    if blind {
+        println!(
+            "  BLIND: {succeeded_encodes} encodes succeeded but no record write was recognised in the APDU logs"
+        );
+    }
     let failed = fired_ok > 0
+        || blind
         || !lost.is_empty()
         || !twice.is_empty()
         || !neither.is_empty()

@@ -1,22 +1,24 @@
-//! `encoder-bridge scan` and `encoder-bridge encode`: the daemon's job code path
-//! ([`crate::card_job::execute`]) run once, from the command line, without the cloud.
+//! `encoder-bridge scan` and `encoder-bridge encode`: a job on an encoder, without the cloud.
+//!
+//! When the daemon runs, the job goes through its control socket and is queued on that
+//! encoder's runner like a cloud attempt (the encoder's configured card wait applies);
+//! otherwise, or with `--direct`, the daemon's job code path ([`crate::card_job::execute`])
+//! runs once in this process. `--direct` on an encoder the daemon drives is refused: the
+//! daemon holds the device.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 
 use encoder_hal::EncoderKind;
 
-use encoder_protocol::format::CardCredential;
-use encoder_protocol::hex;
-
 use crate::card_job::{Exec, execute};
 use crate::cloud::translate;
 use crate::config::{Config, DEFAULT_CONFIG};
+use crate::control::client;
+use crate::control::wire::Op;
 use crate::discovery::{self, Wanted};
-use crate::job::{CardJob, JobAction, JobReport, Success};
+use crate::job::{CardJob, JobAction, JobReport};
 
 /// Which encoder, and how to print.
 #[derive(Debug, clap::Args)]
@@ -30,12 +32,19 @@ pub(crate) struct Target {
     /// PN532 serial device instead of a PC/SC reader.
     #[arg(long)]
     device: Option<String>,
-    /// Seconds to wait for a card (default: the configured card wait).
+    /// Seconds to wait for a card (default: the configured card wait; through the daemon
+    /// always the encoder's configured card wait).
     #[arg(long)]
     wait: Option<f64>,
     /// Print the result as JSON (the `result` message's `result` or `error` object).
     #[arg(long)]
     json: bool,
+    /// Open the encoder in this process instead of asking the running daemon.
+    #[arg(long)]
+    direct: bool,
+    /// The daemon's control socket (default: `[control] socket` of the configuration).
+    #[arg(long)]
+    socket: Option<PathBuf>,
 }
 
 /// Options of `scan`.
@@ -100,28 +109,94 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
     match candidates.len() {
         0 => Err("no encoder: no reader is present or configured (check `encoder-bridge readers`, or pass --reader NAME / --device PATH)".into()),
         1 => Ok(with_wait(candidates.remove(0))),
-        _ => Err(format!(
-            "several encoders ({}): pass --reader NAME or --device PATH",
-            candidates
-                .iter()
-                .map(|c| format!("\"{}\"", c.reader))
-                .collect::<Vec<_>>()
-                .join(", ")
+        _ => Err(discovery::several_encoders(
+            candidates.iter().map(|c| c.reader.as_str()),
         )),
     }
 }
 
-fn go(target: &Target, action: JobAction) -> Result<ExitCode, Box<dyn std::error::Error>> {
+/// Runs the job through the daemon; `None` when no daemon answers.
+fn through_daemon(
+    target: &Target,
+    socket: &std::path::Path,
+    credential: Option<serde_json::Value>,
+) -> Result<Option<ExitCode>, Box<dyn std::error::Error>> {
+    if !socket.exists() {
+        return Ok(None);
+    }
+    let encoder = target.device.clone().or_else(|| target.reader.clone());
+    let op = match credential {
+        None => Op::Scan { encoder },
+        Some(credential) => Op::Encode {
+            encoder,
+            credential,
+        },
+    };
+    if !target.json {
+        eprintln!("place a card on the encoder (the job runs in the encoder-bridge service)");
+        if target.wait.is_some() {
+            eprintln!(
+                "note: --wait applies with --direct only; the service waits the encoder's configured card wait"
+            );
+        }
+    }
+    let answer = match client::call(socket, op, None) {
+        Ok(answer) => answer,
+        Err(e) if e.no_daemon() => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(job) = answer.job else {
+        let why = answer
+            .error
+            .map_or_else(|| "the daemon gave no answer".to_owned(), |e| e.message);
+        return Err(why.into());
+    };
+    if target.json {
+        println!("{}", serde_json::to_string_pretty(&job.report)?);
+    } else {
+        print!("{}", job.text);
+    }
+    Ok(Some(if job.success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }))
+}
+
+/// Whether the running daemon drives `reader` (a direct open would fight it for the device).
+fn daemon_drives(socket: &std::path::Path, reader: &str) -> bool {
+    client::call(socket, Op::Status, Some(Duration::from_secs(2)))
+        .ok()
+        .and_then(|answer| answer.status)
+        .is_some_and(|status| status.encoders.iter().any(|e| e.reader == reader))
+}
+
+fn go(
+    target: &Target,
+    action: JobAction,
+    credential: Option<serde_json::Value>,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let socket = super::status::socket_of(target.socket.as_deref(), &target.config);
+    if !target.direct {
+        if let Some(code) = through_daemon(target, &socket, credential)? {
+            return Ok(code);
+        }
+        if !target.json {
+            eprintln!("no encoder-bridge daemon runs: opening the encoder directly");
+        }
+    }
     let config = Config::load(&target.config)?;
     let site = crate::secrets::load_site_keys(&config)?;
     let wanted = pick(&config, target)?;
+    if target.direct && daemon_drives(&socket, &wanted.reader) {
+        return Err(format!(
+            "\"{}\" is in use by the encoder-bridge service; run without --direct",
+            wanted.reader
+        )
+        .into());
+    }
     let mut encoder = (discovery::factory(&wanted))();
-    let job = CardJob {
-        id: format!("local-{}", uuid::Uuid::new_v4()),
-        action,
-        deadline: None,
-        lease: Arc::new(AtomicI64::new(0)),
-    };
+    let job = CardJob::local(action);
     if !target.json {
         eprintln!(
             "place a card on \"{}\" (waiting up to {} s)",
@@ -142,16 +217,7 @@ fn go(target: &Target, action: JobAction) -> Result<ExitCode, Box<dyn std::error
     if target.json {
         println!("{}", translate::report_json(&report).unwrap_or_default());
     } else {
-        match outcome {
-            Ok(success) => print_human(success),
-            Err(e) => {
-                println!("failed: {} ({})", e.message, e.kind);
-                if let Some(sub) = e.sub_code {
-                    println!("  sub_code: {sub}");
-                }
-                println!("  detail:   {}", e.detail);
-            }
-        }
+        print!("{}", report.describe().unwrap_or_default());
     }
     Ok(if outcome.is_ok() {
         ExitCode::SUCCESS
@@ -160,60 +226,9 @@ fn go(target: &Target, action: JobAction) -> Result<ExitCode, Box<dyn std::error
     })
 }
 
-fn time_text(unix: Option<i64>) -> Option<String> {
-    let at = time::OffsetDateTime::from_unix_timestamp(unix?).ok()?;
-    at.format(&time::format_description::well_known::Rfc3339)
-        .ok()
-}
-
-fn print_credential(written: &CardCredential) {
-    let c = &written.credential;
-    println!("acs_credential_id: {}", c.credential_id);
-    println!("card_number: {}", c.card_number);
-    for (key, value) in [("starts_at", c.starts_at), ("ends_at", c.ends_at)] {
-        if let Some(text) = time_text(value) {
-            println!("{key}: {text}");
-        }
-    }
-    println!("issue_counter: {}", c.issue_counter);
-    println!("key_version: {}", written.key_version);
-}
-
-fn print_human(success: &Success) {
-    match success {
-        Success::Scanned(scan) => {
-            println!(
-                "card: {} uid {} ({})",
-                scan.card_type.name(),
-                hex::encode(&scan.uid),
-                scan.state.name()
-            );
-            match &scan.credential {
-                Some(written) => print_credential(written),
-                None => println!("credential: none of ours"),
-            }
-        }
-        Success::Encoded {
-            written,
-            uid,
-            card_type,
-            first_encode,
-        } => {
-            println!("card: {} uid {}", card_type.name(), hex::encode(uid));
-            print_credential(written);
-            println!(
-                "written: format_version {} sequence {} first_encode {}",
-                written.format_version,
-                written.sequence,
-                first_encode.map_or_else(|| "unknown".to_owned(), |f| f.to_string())
-            );
-        }
-    }
-}
-
 /// `scan`.
 pub(crate) fn scan(args: &ScanArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    go(&args.target, JobAction::Scan)
+    go(&args.target, JobAction::Scan, None)
 }
 
 /// `encode`.
@@ -226,5 +241,6 @@ pub(crate) fn encode(args: &EncodeArgs) -> Result<ExitCode, Box<dyn std::error::
             args.credential.display()
         )
     })?;
-    go(&args.target, JobAction::Encode(request))
+    let credential = serde_json::from_str(&text)?;
+    go(&args.target, JobAction::Encode(request), Some(credential))
 }

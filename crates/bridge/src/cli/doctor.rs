@@ -299,8 +299,19 @@ fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
         Ok(r) => r,
         Err(e) => return vec![fail("cloud", e.to_string(), "see the error")],
     };
+    let tls = match link::tls_config(&link::Trust::of(config)) {
+        Ok(tls) => tls,
+        Err(ConnectError::CaFile { path, problem }) => {
+            return vec![fail(
+                "tls",
+                format!("cloud.ca_file {path}: {problem}"),
+                "cloud.ca_file must hold the CA's certificates as PEM (-----BEGIN CERTIFICATE-----), readable by the daemon",
+            )];
+        }
+        Err(e) => return vec![fail("tls", e.to_string(), "see the error")],
+    };
     runtime.block_on(async {
-        let server_time = match link::probe(&config.cloud.url, token).await {
+        let server_time = match link::probe(&config.cloud.url, token, &tls).await {
             Ok(time) => time,
             Err(e @ ConnectError::Unauthorized(_)) => {
                 return vec![
@@ -311,6 +322,13 @@ fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
                         "put this bridge's current token into the token file (ask the cloud admin for a new one)",
                     ),
                 ];
+            }
+            Err(ConnectError::Certificate { problem, hint }) => {
+                return vec![fail(
+                    "tls",
+                    format!("{}: the cloud's certificate is refused: {problem}", config.cloud.url),
+                    hint,
+                )];
             }
             Err(e) => {
                 return vec![fail(

@@ -6,6 +6,7 @@ mod doctor;
 pub mod logging;
 mod readers;
 mod run;
+mod status;
 
 use std::process::ExitCode;
 
@@ -36,6 +37,8 @@ enum Command {
     Scan(card::ScanArgs),
     /// Encode a credential (JSON file) onto the card on an encoder.
     Encode(card::EncodeArgs),
+    /// Ask the running daemon what it is doing (exit 0 healthy, 1 degraded, 2 no daemon).
+    Status(status::Args),
     /// List every card reader (and configured PN532 encoder) with its state and card.
     Readers(readers::Args),
     /// Check the configuration, secrets, readers, devices and the cloud; print fixes.
@@ -53,6 +56,7 @@ pub fn main() -> ExitCode {
         Command::Scan(a) => card::scan(&a),
         Command::Encode(a) => card::encode(&a),
         Command::Readers(a) => readers::run(&a),
+        Command::Status(a) => status::run(&a),
         Command::Doctor(a) => doctor::run(&a),
         Command::Decode(a) => decode::run(&a),
     };

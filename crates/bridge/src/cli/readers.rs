@@ -1,4 +1,8 @@
 //! `encoder-bridge readers`: every reader, its state, and the card on it.
+//!
+//! When the daemon runs, it is asked (over its control socket) for the encoders it drives:
+//! opening them here would fight it for the devices. `--direct` lists the readers from this
+//! process as before (pcscd's readers and the configured PN532 encoders, opened briefly).
 
 use std::process::ExitCode;
 
@@ -15,6 +19,77 @@ pub(crate) struct Args {
     /// Also list the PN532 encoders this configuration names (opening each briefly).
     #[arg(long, short)]
     config: Option<std::path::PathBuf>,
+    /// Look at the readers from this process even when the daemon runs.
+    #[arg(long)]
+    direct: bool,
+    /// The daemon's control socket (default: `[control] socket` of the configuration).
+    #[arg(long)]
+    socket: Option<std::path::PathBuf>,
+}
+
+/// The daemon's encoders, when one answers on the control socket.
+fn from_daemon(args: &Args) -> Option<Vec<crate::control::wire::EncoderStatus>> {
+    let config = args
+        .config
+        .clone()
+        .unwrap_or_else(|| crate::config::DEFAULT_CONFIG.into());
+    let socket = super::status::socket_of(args.socket.as_deref(), &config);
+    if !socket.exists() {
+        return None;
+    }
+    crate::control::client::call(
+        &socket,
+        crate::control::wire::Op::Status,
+        Some(std::time::Duration::from_secs(5)),
+    )
+    .ok()?
+    .status
+    .map(|s| s.encoders)
+}
+
+fn daemon_state(e: &crate::control::wire::EncoderStatus) -> &'static str {
+    match (e.online, e.card_present) {
+        (false, _) => ReaderState::Unavailable.name(),
+        (true, true) => ReaderState::CardPresent.name(),
+        (true, false) => ReaderState::Empty.name(),
+    }
+}
+
+/// Prints the daemon's encoders (`readers` while the daemon runs).
+fn print_daemon(
+    encoders: &[crate::control::wire::EncoderStatus],
+    json: bool,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if json {
+        let list: Vec<_> = encoders
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.reader,
+                    "kind": e.kind,
+                    "state": daemon_state(e),
+                    "display_name": e.display_name,
+                    "encoder_id": e.encoder_id,
+                    "busy_with": e.busy_with,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"daemon": true, "readers": list}))?
+        );
+    } else {
+        println!("(as the running encoder-bridge service drives them; --direct to look yourself)");
+        for e in encoders {
+            let mut line = format!("{:<28} {:<5} {:<12}", e.reader, e.kind, daemon_state(e));
+            if let Some(busy) = &e.busy_with {
+                line.push_str(" busy with ");
+                line.push_str(busy);
+            }
+            println!("{}", line.trim_end());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The configured PN532 encoders, each opened briefly to see its card.
@@ -62,23 +137,22 @@ fn pn532_readers(
     Ok(out)
 }
 
-/// Lists the readers. Exit status 0 even when there are none; 1 when pcscd is unreachable.
+/// Lists the readers. Exit status 0 even when there are none; when pcscd is not running the
+/// configured PN532 encoders are still listed and pcscd is reported as not running: exit 0
+/// when at least one of them is usable, else 1.
 pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    if !args.direct
+        && let Some(encoders) = from_daemon(args)
+    {
+        return print_daemon(&encoders, args.json);
+    }
     let serial = match &args.config {
         Some(path) => pn532_readers(path)?,
         None => Vec::new(),
     };
-    let mut readers = match snapshot() {
-        Ok(readers) => readers,
-        Err(e) if e.kind() == ErrorKind::NoService && args.json => {
-            let list: Vec<_> = serial.iter().map(ReaderJson::of).collect();
-            let out = ListJson {
-                readers: list,
-                error: Some(ErrorJson::of(&e)),
-            };
-            println!("{}", serde_json::to_string(&out)?);
-            return Ok(ExitCode::from(1));
-        }
+    let (mut readers, pcscd) = match snapshot() {
+        Ok(readers) => (readers, None),
+        Err(e) if e.kind() == ErrorKind::NoService => (Vec::new(), Some(e)),
         Err(e) => return Err(e.into()),
     };
     readers.extend(serial);
@@ -86,19 +160,29 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         let list: Vec<_> = readers.iter().map(ReaderJson::of).collect();
         let out = ListJson {
             readers: list,
-            error: None,
+            error: pcscd.as_ref().map(ErrorJson::of),
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if readers.is_empty() {
-        println!(
-            "no readers (is the reader plugged in? `lsusb`, and pcscd's log: `journalctl -u pcscd`)"
-        );
     } else {
         for reader in &readers {
             println!("{}", reader_line(reader));
         }
+        if let Some(e) = &pcscd {
+            println!("pcscd: not running ({}: {})", e.kind(), e.hint());
+        } else if readers.is_empty() {
+            println!(
+                "no readers (is the reader plugged in? `lsusb`, and pcscd's log: `journalctl -u pcscd`)"
+            );
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    let usable = readers.iter().any(|r| {
+        r.error.is_none() && matches!(r.state, ReaderState::Empty | ReaderState::CardPresent)
+    });
+    Ok(if pcscd.is_some() && !usable {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Serial devices are named by path; PC/SC readers never start with `/`.

@@ -286,6 +286,51 @@ impl Session {
         self.outbox.len()
     }
 
+    /// The bridge's id.
+    pub fn bridge_id(&self) -> &str {
+        &self.bridge_id
+    }
+
+    /// Every encoder as announced to the cloud (`status`).
+    pub fn encoders(&self) -> impl Iterator<Item = &EncoderInfo> {
+        self.encoders.values()
+    }
+
+    /// The attempt (or operator job) holding `encoder_id`.
+    pub fn busy_with(&self, encoder_id: &str) -> Option<&str> {
+        self.busy.get(encoder_id).map(String::as_str)
+    }
+
+    /// Attempts claimed and not finished (`status`).
+    pub fn in_flight(&self) -> usize {
+        self.claiming.len() + self.running.len()
+    }
+
+    /// Holds `encoder_id` for the operator job `job_id` when nothing holds it and no
+    /// verification waits for it: attempts offered meanwhile queue, in order, until
+    /// [`Session::release`]. One job at a time per encoder, local or cloud.
+    pub fn hold(&mut self, encoder_id: &str, job_id: &str) -> bool {
+        if self.busy.contains_key(encoder_id)
+            || !self.encoders.contains_key(encoder_id)
+            || self
+                .verifying
+                .get(encoder_id)
+                .is_some_and(|v| !v.is_empty())
+        {
+            return false;
+        }
+        self.busy.insert(encoder_id.to_owned(), job_id.to_owned());
+        true
+    }
+
+    /// The operator job `job_id` is over: `encoder_id` takes the next attempt.
+    pub fn release(&mut self, encoder_id: &str, job_id: &str, now: Instant) -> Vec<Action> {
+        if self.busy.get(encoder_id).is_some_and(|j| j == job_id) {
+            self.busy.remove(encoder_id);
+        }
+        self.next_for(encoder_id, now)
+    }
+
     /// A time of the cloud's clock (unix ms) on the local clock: the cloud's times (lease,
     /// deadline) are compared with the local clock by the runner, so they are corrected by the
     /// skew measured at `welcome` (docs/cloud-protocol.md §4). 0 (no lease) stays 0.
@@ -1066,5 +1111,32 @@ mod tests {
                 .any(|m| m.contains("result") && m.contains("unacked")),
             "{again:?}"
         );
+    }
+
+    /// An operator job holds an idle encoder: offers for it queue unclaimed and are claimed,
+    /// in order, when it is released; it cannot take an encoder an attempt holds.
+    #[test]
+    fn an_operator_job_holds_its_encoder_like_an_attempt() {
+        let now = Instant::now();
+        let mut s = Session::new("b".into(), "0".into());
+        s.add_encoder(info("e1"), now);
+        s.connected(now);
+        assert!(!s.hold("e9", "local-x"), "unknown encoder");
+        assert!(s.hold("e1", "local-1"));
+        assert_eq!(s.busy_with("e1"), Some("local-1"));
+        assert!(!s.hold("e1", "local-2"), "one job at a time");
+        assert!(s.message(offer("a1", "e1"), now).is_empty(), "not claimed");
+        assert!(s.message(offer("a2", "e1"), now).is_empty());
+        assert!(
+            s.release("e1", "local-other", now).is_empty(),
+            "not its job"
+        );
+        assert_eq!(s.busy_with("e1"), Some("local-1"));
+        let claimed = sent(&s.release("e1", "local-1", now));
+        assert_eq!(claimed.len(), 1, "{claimed:?}");
+        assert!(claimed[0].contains("a1"), "in order: {claimed:?}");
+        assert_eq!(s.busy_with("e1"), Some("a1"));
+        assert_eq!(s.in_flight(), 1);
+        assert!(!s.hold("e1", "local-3"), "the attempt holds it");
     }
 }

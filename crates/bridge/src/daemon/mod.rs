@@ -12,6 +12,7 @@
 
 mod encoders;
 pub mod hardware;
+mod local;
 #[cfg(test)]
 mod tests;
 
@@ -31,10 +32,11 @@ use tokio_tungstenite::WebSocketStream;
 use self::encoders::Encoders;
 use self::hardware::{Hardware, ReaderNow, System};
 use crate::cloud::connection::{Connection, Frame, Raw};
-use crate::cloud::link::{Cloud, Connect, ConnectError};
+use crate::cloud::link::{self, Cloud, Connect, ConnectError};
 use crate::cloud::liveness::{Due, Liveness};
 use crate::cloud::session::{Action, Session};
 use crate::config::Config;
+use crate::control::server::{self as control_server, Call};
 use crate::discovery::{self, Wanted};
 use crate::job::{CardJob, JobReport};
 use crate::notify;
@@ -65,6 +67,9 @@ pub enum DaemonError {
     /// The store cannot be opened.
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// `cloud.ca_file` cannot be used.
+    #[error("{0}")]
+    Tls(ConnectError),
 }
 
 /// What the daemon runs with.
@@ -79,6 +84,8 @@ pub struct Deps<C> {
     pub hardware: Arc<dyn Hardware>,
     /// Opens connections to the cloud.
     pub connect: C,
+    /// Requests from the control socket ([`crate::control`]); `None`: none served.
+    pub control: Option<mpsc::Receiver<Call>>,
 }
 
 enum Event {
@@ -111,9 +118,24 @@ pub async fn run(
         config.state.retention(),
     )?);
     tracing::info!(state = %config.state.dir.display(), "state store open");
+    let tls = link::tls_config(&link::Trust::of(&config)).map_err(DaemonError::Tls)?;
     let connect = Cloud {
         url: config.cloud.url.clone(),
         token,
+        tls,
+    };
+    // The control socket: a failure to set it up is logged, the daemon serves the cloud
+    // without it.
+    let (calls, control) = mpsc::channel(16);
+    let server = match control_server::bind(&config.control.socket, &config.control.group) {
+        Ok(bound) => {
+            tracing::info!(socket = %bound.path().display(), group = %config.control.group, "control socket listening");
+            Some(tokio::spawn(bound.serve(calls)))
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            None
+        }
     };
     let deps = Deps {
         config,
@@ -121,8 +143,15 @@ pub async fn run(
         site,
         hardware: Arc::new(System),
         connect,
+        control: server.is_some().then_some(control),
     };
-    serve(deps, shutdown, abort).await
+    let outcome = serve(deps, shutdown, abort).await;
+    if let Some(server) = server {
+        // Dropping the listener removes the socket file.
+        server.abort();
+        let _ = server.await;
+    }
+    outcome
 }
 
 type Connecting<S> = Pin<Box<dyn Future<Output = Result<WebSocketStream<S>, ConnectError>> + Send>>;
@@ -140,6 +169,13 @@ async fn poll_connect<S>(
 ) -> Result<WebSocketStream<S>, ConnectError> {
     match connecting.as_mut() {
         Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_call(control: &mut Option<mpsc::Receiver<Call>>) -> Option<Call> {
+    match control {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }
@@ -166,6 +202,7 @@ pub async fn serve<C: Connect>(
         site,
         hardware,
         connect,
+        mut control,
     } = deps;
     let bridge_id = store.bridge_id()?;
     tracing::info!(bridge_id = %bridge_id, "bridge identity");
@@ -186,6 +223,8 @@ pub async fn serve<C: Connect>(
         conn: None,
         reconnect: None,
         draining: None,
+        link: local::LinkState::default(),
+        local: local::LocalJobs::default(),
     };
     let loaded = store.load()?;
     for damaged in &loaded.damaged {
@@ -279,11 +318,15 @@ pub async fn serve<C: Connect>(
             Some(event) = inbox.recv() => {
                 daemon.event(event).await;
             }
+            Some(call) = next_call(&mut control) => {
+                daemon.call(call).await;
+            }
             result = poll_connect(&mut connecting) => {
                 connecting = None;
                 match result {
                     Ok(ws) => {
                         tracing::info!(url = %daemon.config.cloud.url, "connected to the cloud");
+                        daemon.link.connected();
                         daemon.conn = Some(Connection::new(ws));
                         daemon.liveness.connected(now());
                         let actions = daemon.session.connected(now());
@@ -291,7 +334,10 @@ pub async fn serve<C: Connect>(
                     }
                     Err(e) => {
                         let delay = daemon.liveness.failed(e.wants_longest_delay());
-                        if e.wants_longest_delay() {
+                        if !daemon.link.failed(&e) {
+                            // The same error again: logged once, with its hint.
+                            tracing::debug!(retry_in_s = delay.as_secs_f32(), "cannot reach the cloud: {e}");
+                        } else if e.wants_longest_delay() {
                             tracing::error!(retry_in_s = delay.as_secs_f32(), "{e}");
                         } else {
                             tracing::warn!(retry_in_s = delay.as_secs_f32(), "cannot reach the cloud: {e}");
@@ -318,6 +364,7 @@ pub async fn serve<C: Connect>(
                 }
             }
             _ = tick.tick() => {
+                daemon.abandon_local_jobs();
                 let at = now();
                 let actions = daemon.session.tick(at);
                 daemon.perform(actions).await;
@@ -367,6 +414,7 @@ pub async fn serve<C: Connect>(
                 }
             }
         }
+        daemon.start_local_jobs().await;
         if let Some(delay) = daemon.reconnect.take()
             && daemon.draining.is_none()
             && connecting.is_none()
@@ -378,6 +426,7 @@ pub async fn serve<C: Connect>(
         conn.close_going_away().await;
     }
     let unacknowledged = daemon.session.unacknowledged();
+    daemon.local.stopping();
     let threads = daemon.encoders.stop();
     // Runner threads end after their job; do not wait on a reader that hangs.
     let _ = tokio::time::timeout(
@@ -404,6 +453,10 @@ struct Daemon<S> {
     /// Set when the link was lost: reconnect after this delay.
     reconnect: Option<Duration>,
     draining: Option<Instant>,
+    /// The link as `status` reports it.
+    link: local::LinkState,
+    /// Operator jobs from the control socket.
+    local: local::LocalJobs,
 }
 
 impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
@@ -436,6 +489,7 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
         if self.conn.take().is_none() {
             return;
         }
+        self.link.lost();
         self.session.disconnected();
         self.reconnect = Some(self.liveness.lost(now()));
         tracing::warn!("connection to the cloud lost");
@@ -443,6 +497,9 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
 
     async fn event(&mut self, event: Event) {
         match event {
+            Event::Runner(finished) if self.local.owns(&finished.attempt_id) => {
+                self.local_finished(&finished).await;
+            }
             Event::Runner(finished) => {
                 let actions = self.session.finished(
                     &finished.attempt_id,

@@ -106,6 +106,8 @@ impl Hardware for Machine {
 
 struct Harness {
     connections: mpsc::UnboundedReceiver<DuplexStream>,
+    /// The control socket's side of the event loop.
+    control: mpsc::Sender<crate::control::server::Call>,
     refuse: Arc<std::sync::atomic::AtomicUsize>,
     stop: Option<oneshot::Sender<()>>,
     daemon: tokio::task::JoinHandle<Result<(), DaemonError>>,
@@ -140,6 +142,7 @@ card_wait_secs = 30
     .expect("config");
     let (to_cloud, connections) = mpsc::unbounded_channel();
     let refuse = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (control, calls) = mpsc::channel(4);
     let deps = Deps {
         store: Arc::new(
             Store::open_with(&config.state.dir, config.state.retention()).expect("store"),
@@ -151,6 +154,7 @@ card_wait_secs = 30
             to_cloud,
             refuse: Arc::clone(&refuse),
         },
+        control: Some(calls),
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let daemon = tokio::spawn(serve(
@@ -162,6 +166,7 @@ card_wait_secs = 30
     ));
     Harness {
         connections,
+        control,
         refuse,
         stop: Some(stop),
         daemon,
@@ -184,6 +189,28 @@ impl Harness {
         Cloud {
             ws: WebSocketStream::from_raw_socket(stream, Role::Server, None).await,
         }
+    }
+
+    /// Asks the daemon as the control socket would; the answer's receiver.
+    async fn call(
+        &self,
+        op: crate::control::wire::Op,
+    ) -> oneshot::Receiver<crate::control::wire::Response> {
+        let (reply, answer) = oneshot::channel();
+        self.control
+            .send(crate::control::server::Call { op, reply })
+            .await
+            .expect("the daemon takes calls");
+        answer
+    }
+
+    async fn status(&self) -> crate::control::wire::Status {
+        self.call(crate::control::wire::Op::Status)
+            .await
+            .await
+            .expect("answered")
+            .status
+            .expect("a status")
     }
 
     async fn stop(mut self) {
@@ -364,4 +391,62 @@ async fn a_held_attempt_is_renewed_every_third_of_its_lease_and_a_stop_ends_the_
         .expect("stops")
         .expect("joined")
         .expect("clean");
+}
+
+/// An operator job holds its encoder: the cloud's offer for it is not claimed while it waits
+/// for a card; `status` names it. Its client going away cancels its card wait within a tick,
+/// and the offer is claimed.
+#[tokio::test(start_paused = true)]
+async fn an_operator_job_holds_the_encoder_until_its_client_goes_away() {
+    use crate::control::wire::Op;
+    let mut h = start("[[encoders.pn532]]\ndevice = \"/dev/test-encoder\"\n");
+    let mut cloud = h.accept(5 * S).await;
+    let hello = cloud.handshake().await;
+    let encoder = hello["encoders"][0]["encoder_id"]
+        .as_str()
+        .expect("an encoder")
+        .to_owned();
+    let status = h.status().await;
+    assert!(status.cloud.connected);
+    assert_eq!(status.encoders[0].busy_with, None);
+    let answer = h.call(Op::Scan { encoder: None }).await;
+    let status = h.status().await;
+    let holder = status.encoders[0].busy_with.clone().expect("held");
+    assert!(holder.starts_with("local-"), "{holder}");
+    assert_eq!(status.local_jobs, 1);
+    cloud
+        .send(json!({
+            "type": "attempt_available",
+            "action_attempt_id": "a1",
+            "action_type": "SCAN_CREDENTIAL",
+            "encoder_id": encoder,
+            "credential": null,
+        }))
+        .await;
+    // Not claimed while the operator's job holds the encoder.
+    let until = tokio::time::Instant::now() + 3 * S;
+    while let Some(frame) = cloud
+        .next(until.saturating_duration_since(tokio::time::Instant::now()))
+        .await
+    {
+        assert_ne!(frame["type"], "claim", "claimed while busy");
+        assert_ne!(frame, json!("closed"));
+    }
+    // The client goes away: at the next tick the job's card wait is cancelled (the runner is
+    // a real thread: give it real time, during which the virtual clock stands still), and
+    // the offer is claimed.
+    drop(answer);
+    for _ in 0..20 {
+        tokio::time::sleep(S).await;
+        let _ = tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50))).await;
+        if h.status().await.local_jobs == 0 {
+            break;
+        }
+    }
+    let claim = cloud.expect_type("claim", 5 * S).await;
+    assert_eq!(claim["action_attempt_id"], "a1");
+    let status = h.status().await;
+    assert_eq!(status.local_jobs, 0);
+    assert_eq!(status.encoders[0].busy_with.as_deref(), Some("a1"));
+    h.stop().await;
 }

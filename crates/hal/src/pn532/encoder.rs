@@ -106,6 +106,15 @@ impl Pn532Encoder {
         }
     }
 
+    /// An encoder on an open `link` whose chip is already up (`SAMConfiguration` sent): for the
+    /// fuzz targets (crates/fuzz-targets), which put an emulated chip behind a fake serial
+    /// line. When the link fails, the encoder reopens `path` as usual.
+    pub fn with_link(path: impl Into<String>, config: Pn532Config, link: Link) -> Self {
+        let mut encoder = Self::with_config(path, config);
+        encoder.link = Some(link);
+        encoder
+    }
+
     /// Opens the device and brings the chip up: wake-up, `SAMConfiguration`, firmware check,
     /// finite `MaxRetries`. Returns the open link.
     fn link(&mut self) -> Result<&mut Link, HalError> {
@@ -483,5 +492,19 @@ mod tests {
         let info = card_info(&target(0x20, &[1, 2, 3, 4, 5, 6, 7], &ats));
         assert_eq!(info.card_type(), CardType::Iso14443_4);
         assert_eq!(info.ats.as_deref(), Some(&ats[..]));
+    }
+
+    #[test]
+    fn every_classic_sak_is_a_classic_card() {
+        // The card_identify fuzz target found SAKs the protocol calls Classic (29, 39, 6D...:
+        // the ISO 14443-4 bit set too) turned into an ISO 14443-4 ATR by the backend, so jobs
+        // refused the card. The backend now passes the SAK itself.
+        for sak in 0..=255u8 {
+            let from_sak = encoder_protocol::card::type_from_sak(sak);
+            let info = card_info(&target(sak, &[1, 2, 3, 4], &[0x05, 0x78, 0x80, 0x70, 0x02]));
+            if from_sak.is_mifare_classic() {
+                assert_eq!(info.card_type(), from_sak, "SAK {sak:02X}");
+            }
+        }
     }
 }

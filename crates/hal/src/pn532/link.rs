@@ -20,7 +20,12 @@ use crate::error::{ErrorKind, HalError};
 pub struct LinkConfig {
     /// Line speed. The PN532 starts at 115200 baud.
     pub baud: u32,
-    /// How long to wait for the ACK of a command before resending it once (datasheet: 15 ms).
+    /// How long to wait for the ACK of a command before resending it once. The chip sends it
+    /// within 15 ms (docs/reference/pn532.md §2); a USB-serial adapter may hold input for its
+    /// latency timer (up to 16 ms unless udev lowers it) and a busy host may read late, so the
+    /// default leaves room: 50 ms, and a silent chip is still noticed within 0.1 s (two sends).
+    /// Seen with 15 ms: an emulator on a loaded 2-core machine missed it and a job ended with
+    /// `encoder_communication_timeout`.
     pub ack_timeout: Duration,
     /// ACK wait for the first command after opening: some USB-serial adapters take 1-1.5 s.
     pub first_ack_timeout: Duration,
@@ -32,7 +37,7 @@ impl Default for LinkConfig {
     fn default() -> Self {
         Self {
             baud: 115_200,
-            ack_timeout: Duration::from_millis(15),
+            ack_timeout: Duration::from_millis(50),
             first_ack_timeout: Duration::from_millis(1500),
             reply_timeout: Duration::from_millis(350),
         }

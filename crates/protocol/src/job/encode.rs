@@ -13,7 +13,7 @@ use crate::error::{Incompatibility, JobError, Uncategorized};
 use crate::format::{self, CardCredential, Credential, FormatError};
 use crate::keys::{CardKeys, Crypto1Key, SiteKeys};
 use crate::mifare::Block;
-use crate::mifare::access::{AccessConditions, KeyType};
+use crate::mifare::access::{AccessConditions, KeyType, TrailerAccess};
 use crate::mifare::geometry::{self, Geometry};
 use crate::mifare::mad::{self, Aid, Mad1};
 use crate::mifare::trailer::{FACTORY_GPB, Trailer, TrailerRead};
@@ -239,8 +239,8 @@ fn directory_writer<T: Transmit + ?Sized>(
     match sector0 {
         Sector0::Ours(keys) => Ok((KeyType::B, keys.key_b())),
         Sector0::Factory(trailer) => {
-            let trailer_ok = !fresh_directory
-                || trailer.access.trailer() == crate::mifare::access::TrailerAccess::Transport;
+            let trailer_ok =
+                !fresh_directory || trailer.access.trailer() == TrailerAccess::Transport;
             if can_write(trailer, KeyType::A) && trailer_ok {
                 Ok((KeyType::A, Crypto1Key::FACTORY))
             } else {
@@ -263,6 +263,31 @@ fn directory_writer<T: Transmit + ?Sized>(
             Err(locked(s))
         }
         Sector0::Locked => Err(locked(s)),
+    }
+}
+
+/// Whether the trailer of `sector`, authenticated with the factory key A, has the transport
+/// conditions (`FF 07 80`: key A writes keys and access bits). Under any other condition the
+/// card takes only part of a trailer write (the keys, say, but not the access bits) and still
+/// answers `90 00`, leaving a sector our keys open but the old conditions govern, that no
+/// later scan or re-encode can use; so such a sector is not ours to format (found by the
+/// `whole_job` fuzz target). A refused read counts as "not transport".
+fn transport_trailer<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    sector: u8,
+    step: &'static str,
+) -> Result<bool, JobError> {
+    let Some(block) = geometry::trailer_block(sector) else {
+        return Ok(false);
+    };
+    match s.read(block, step) {
+        Ok(trailer) => Ok(TrailerRead::parse(&trailer)
+            .is_ok_and(|t| t.access.trailer() == TrailerAccess::Transport)),
+        Err(JobError::Uncategorized {
+            code: Uncategorized::CommandRejected,
+            ..
+        }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -297,6 +322,10 @@ fn claim<T: Transmit + ?Sized>(
         }
         match probe::open_sector(s, sector, site, uid, preferred, true, step)? {
             SectorKeys::Factory => {
+                if !transport_trailer(s, sector, step)? {
+                    locked += 1;
+                    continue;
+                }
                 s.write_trailer(sector, &our_trailer(preferred), step)?;
                 claimed.push((sector, SectorKeys::Ours(preferred.clone())));
             }
@@ -522,7 +551,9 @@ fn write_record<T: Transmit + ?Sized>(
             SectorKeys::Ours(_) => {}
             SectorKeys::Factory => {
                 // A sector left unformatted by an interrupted first encode.
-                if !s.auth(sector, KeyType::A, Crypto1Key::FACTORY, step)? {
+                if !s.auth(sector, KeyType::A, Crypto1Key::FACTORY, step)?
+                    || !transport_trailer(s, sector, step)?
+                {
                     return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
                 }
                 s.write_trailer(sector, &our_trailer(&keys), step)?;

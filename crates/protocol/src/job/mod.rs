@@ -10,10 +10,11 @@
 //! each sector is authenticated once per pass, only changed blocks are written, and what is
 //! written is read back once. The UID comes with the [`CardInfo`](crate::card::CardInfo) the
 //! hal read when it opened the card: a job never asks for it. Measured on a blank 1K card with
-//! a one-sector record (a 10-digit card number and up to 8 bytes of access data, format v2): encode 27
-//! APDUs of its own; re-encode 18; scan 10; at the card each is one more, the hal's `FF CA`
-//! (see the tests, `cargo bench -p encoder-tests --bench apdu_budget` and
-//! docs/card-format.md §7).
+//! a one-sector record (a 10-digit card number and up to 8 bytes of access data, format v2):
+//! encode 31 APDUs of its own (the trailer of each claimed sector is read before ours is
+//! written: only the transport conditions take a whole trailer); re-encode 18; scan 10; at the
+//! card each is one more, the hal's `FF CA` (see the tests, `cargo bench -p encoder-tests
+//! --bench apdu_budget` and docs/card-format.md §7).
 
 mod encode;
 mod probe;

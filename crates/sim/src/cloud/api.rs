@@ -485,56 +485,85 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
+/// Every API route: its path, the methods Seam's `OpenAPI` document lists for it, and its
+/// operation.
+const OPERATIONS: [(&str, Methods, Operation); 22] = [
+    ("/acs/systems/list", Methods::Read, systems_list),
+    ("/acs/systems/get", Methods::Read, systems_get),
+    ("/acs/entrances/list", Methods::Read, entrances_list),
+    ("/acs/users/create", Methods::Write, users_create),
+    ("/acs/users/get", Methods::Read, users_get),
+    ("/acs/users/list", Methods::Read, users_list),
+    (
+        "/acs/credentials/create",
+        Methods::Write,
+        credentials_create,
+    ),
+    ("/acs/credentials/get", Methods::Read, credentials_get),
+    ("/acs/credentials/list", Methods::Read, credentials_list),
+    (
+        "/acs/credentials/update",
+        Methods::Update,
+        credentials_update,
+    ),
+    ("/acs/encoders/list", Methods::Read, encoders_list),
+    ("/acs/encoders/get", Methods::Read, encoders_get),
+    (
+        "/acs/encoders/encode_credential",
+        Methods::Write,
+        encode_credential,
+    ),
+    (
+        "/acs/encoders/scan_credential",
+        Methods::Write,
+        scan_credential,
+    ),
+    (
+        "/acs/encoders/simulate/next_credential_encode_will_succeed",
+        Methods::Write,
+        simulate_encode_success,
+    ),
+    (
+        "/acs/encoders/simulate/next_credential_encode_will_fail",
+        Methods::Write,
+        simulate_encode_failure,
+    ),
+    (
+        "/acs/encoders/simulate/next_credential_scan_will_succeed",
+        Methods::Write,
+        simulate_scan_success,
+    ),
+    (
+        "/acs/encoders/simulate/next_credential_scan_will_fail",
+        Methods::Write,
+        simulate_scan_failure,
+    ),
+    ("/action_attempts/get", Methods::Read, attempts_get),
+    ("/action_attempts/list", Methods::Read, attempts_list),
+    ("/events/get", Methods::Read, events_get),
+    ("/events/list", Methods::Read, events_list),
+];
+
+/// Runs the operation at `path` on a JSON request `body`, as its endpoint does after the token
+/// check (for the fuzz targets, through [`super::offline`]); `None` for a path that is not an
+/// operation.
+pub(crate) fn operation(
+    core: &mut Core,
+    now: Millis,
+    path: &str,
+    body: &[u8],
+) -> Option<Result<Value, ApiError>> {
+    let (_, _, run) = OPERATIONS.iter().find(|(p, _, _)| *p == path)?;
+    Some(json_body(body).and_then(|params| run(core, now, &params)))
+}
+
 /// All routes, each with the methods Seam's `OpenAPI` document lists for it.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    use Methods::{Read, Update, Write};
-    Router::new()
-        .route("/acs/systems/list", endpoint(Read, systems_list))
-        .route("/acs/systems/get", endpoint(Read, systems_get))
-        .route("/acs/entrances/list", endpoint(Read, entrances_list))
-        .route("/acs/users/create", endpoint(Write, users_create))
-        .route("/acs/users/get", endpoint(Read, users_get))
-        .route("/acs/users/list", endpoint(Read, users_list))
-        .route(
-            "/acs/credentials/create",
-            endpoint(Write, credentials_create),
-        )
-        .route("/acs/credentials/get", endpoint(Read, credentials_get))
-        .route("/acs/credentials/list", endpoint(Read, credentials_list))
-        .route(
-            "/acs/credentials/update",
-            endpoint(Update, credentials_update),
-        )
-        .route("/acs/encoders/list", endpoint(Read, encoders_list))
-        .route("/acs/encoders/get", endpoint(Read, encoders_get))
-        .route(
-            "/acs/encoders/encode_credential",
-            endpoint(Write, encode_credential),
-        )
-        .route(
-            "/acs/encoders/scan_credential",
-            endpoint(Write, scan_credential),
-        )
-        .route(
-            "/acs/encoders/simulate/next_credential_encode_will_succeed",
-            endpoint(Write, simulate_encode_success),
-        )
-        .route(
-            "/acs/encoders/simulate/next_credential_encode_will_fail",
-            endpoint(Write, simulate_encode_failure),
-        )
-        .route(
-            "/acs/encoders/simulate/next_credential_scan_will_succeed",
-            endpoint(Write, simulate_scan_success),
-        )
-        .route(
-            "/acs/encoders/simulate/next_credential_scan_will_fail",
-            endpoint(Write, simulate_scan_failure),
-        )
-        .route("/action_attempts/get", endpoint(Read, attempts_get))
-        .route("/action_attempts/list", endpoint(Read, attempts_list))
-        .route("/events/get", endpoint(Read, events_get))
-        .route("/events/list", endpoint(Read, events_list))
+    let mut router = Router::new();
+    for (path, methods, run) in OPERATIONS {
+        router = router.route(path, endpoint(methods, run));
+    }
+    router
         .route("/bridge/v1", get(bridge_upgrade))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

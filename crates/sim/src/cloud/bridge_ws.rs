@@ -72,7 +72,7 @@ struct PeerProtocolError {
 }
 
 /// What the session does after a frame.
-enum Next {
+pub(crate) enum Next {
     /// Keep reading; send these replies first.
     Reply(Vec<String>),
     /// Send these replies and close.
@@ -88,7 +88,7 @@ fn fields<T: DeserializeOwned>(value: Value, kind: &str) -> Result<T, String> {
 }
 
 /// Per-connection state of the session.
-struct Session {
+pub(crate) struct Session {
     shared: Arc<Shared>,
     conn_id: u64,
     /// Until `hello`: the sender to hand to the core.
@@ -97,7 +97,23 @@ struct Session {
 }
 
 impl Session {
-    fn handle_text(&mut self, text: &str) -> Next {
+    /// A session for connection `conn_id`; `tx` is handed to the core at `hello` and receives
+    /// what the core sends this bridge.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        conn_id: u64,
+        tx: mpsc::UnboundedSender<String>,
+    ) -> Self {
+        Self {
+            shared,
+            conn_id,
+            tx: Some(tx),
+            bridge_id: None,
+        }
+    }
+
+    /// Handles one text frame.
+    pub(crate) fn handle_text(&mut self, text: &str) -> Next {
         if text.len() > MAX_MESSAGE {
             return Next::Reply(vec![protocol_error(
                 &format!(
@@ -254,12 +270,7 @@ pub(crate) async fn session(
 ) {
     let conn_id = shared.next_connection_id();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
-    let mut session = Session {
-        shared: Arc::clone(&shared),
-        conn_id,
-        tx: Some(tx),
-        bridge_id: None,
-    };
+    let mut session = Session::new(Arc::clone(&shared), conn_id, tx);
     loop {
         tokio::select! {
             incoming = socket.recv() => {

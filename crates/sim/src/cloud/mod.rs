@@ -9,6 +9,7 @@
 //!   Seam lists for each route (GET with query parameters, PATCH, POST).
 //! - `bridge_ws`: one websocket session per bridge.
 //! - [`events`]: webhook delivery.
+//! - [`Offline`]: the request and message handling without sockets (fuzz targets).
 //!
 //! [`run`] serves on a bound listener until `shutdown` resolves (mini-redis's shape), so a test
 //! binds port 0, reads the address, and runs the server in-process.
@@ -18,6 +19,8 @@ pub mod attempts;
 mod bridge_ws;
 pub mod events;
 pub mod model;
+mod offline;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,6 +33,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 
 pub use bridge_ws::{MAX_MESSAGE, SUBPROTOCOL};
+pub use offline::Offline;
 
 use attempts::{Core, Timing, log};
 use events::WebhookUrl;
@@ -101,6 +105,24 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    fn new(
+        core: Core,
+        token: String,
+        state_file: Option<PathBuf>,
+        webhook: Option<mpsc::UnboundedSender<Value>>,
+    ) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        Self {
+            core: Mutex::new(core),
+            token,
+            state_file,
+            webhook,
+            wake: Notify::new(),
+            next_connection: AtomicU64::new(1),
+            shutdown,
+        }
+    }
+
     /// Runs `f` on the core at the current time, then saves the state if it changed, queues
     /// new events for the webhook and wakes the expiry timer.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
@@ -151,6 +173,16 @@ pub async fn run(
     options: CloudOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CloudError> {
+    run_with_tls(listener, options, None, shutdown).await
+}
+
+/// [`run`], over TLS with `tls` when given ([`tls::server_config`]).
+pub async fn run_with_tls(
+    listener: TcpListener,
+    options: CloudOptions,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), CloudError> {
     let now = now_millis();
     let state = match &options.state_file {
         Some(path) => State::load_or_seed(path, now).map_err(CloudError::Setup)?,
@@ -173,31 +205,41 @@ pub async fn run(
     };
     let mut core = Core::new(state, timing, now);
     core.touch();
-    let (stop, _) = watch::channel(false);
-    let shared = Arc::new(Shared {
-        core: Mutex::new(core),
-        token: options.token,
-        state_file: options.state_file,
+    let shared = Arc::new(Shared::new(
+        core,
+        options.token,
+        options.state_file,
         webhook,
-        wake: Notify::new(),
-        next_connection: AtomicU64::new(1),
-        shutdown: stop,
-    });
+    ));
     let timer = tokio::spawn(expiry_timer(Arc::clone(&shared)));
     let app = api::router(Arc::clone(&shared));
     let stopping = Arc::clone(&shared);
     // Small JSON messages both ways on the bridge websocket: without TCP_NODELAY a reply can
     // wait for the peer's delayed ACK (40 ms).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Close the bridge sessions too: upgraded connections outlive the HTTP server.
-            stopping.shutdown.send_replace(true);
-        })
-        .await;
+    let graceful = async move {
+        shutdown.await;
+        // Close the bridge sessions too: upgraded connections outlive the HTTP server.
+        stopping.shutdown.send_replace(true);
+    };
+    let served = match tls {
+        None => {
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+        Some(config) => {
+            let listener = tls::TlsListener {
+                tcp: listener,
+                acceptor: tokio_rustls::TlsAcceptor::from(config),
+            };
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await
+        }
+    };
     timer.abort();
     // Save once more (a no-op unless something changed).
     shared.with_quiet(|core, _| core.touch());

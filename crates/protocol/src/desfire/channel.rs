@@ -1,0 +1,485 @@
+//! Commands to a `DESFire` card over [`Transmit`], in the communication mode each needs
+//! (docs/reference/desfire.md §1-3): plain, MAC (8-byte EV2 MAC on command and answer) or FULL
+//! (data encrypted, then `MACed`). Long answers are fetched with `AF` frames. Every error status
+//! ends the session, as it does on the card. Sans I/O beyond the `Transmit` it is given.
+
+use super::crypto::{self, Block, Key};
+use super::ev2::{Ev2First, SecureError, Session};
+use super::frame::{self, Answer, FrameError};
+use super::status::Status;
+use crate::transmit::{Transmit, TransmitError};
+
+/// How a command and its answer are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Neither `MACed` nor encrypted (the command counter still advances in a session).
+    Plain,
+    /// The command's header and data travel plain with an 8-byte MAC; so does the answer.
+    Mac,
+    /// The data is encrypted (the header is not), and both directions are `MACed`.
+    Full,
+}
+
+/// Why a `DESFire` command failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DesfireError {
+    /// The transport failed (card removed, reader gone...).
+    #[error("transport: {0}")]
+    Transmit(TransmitError),
+    /// The answer is not a `DESFire` answer.
+    #[error("{0}")]
+    Frame(FrameError),
+    /// The card refused the command.
+    #[error("command {ins:02X} refused: {status}")]
+    Card {
+        /// The command.
+        ins: u8,
+        /// The card's status.
+        status: Status,
+    },
+    /// Authentication or secure messaging failed.
+    #[error("{0}")]
+    Secure(SecureError),
+    /// MAC or FULL mode without an authenticated session.
+    #[error("command {0:02X} needs an authenticated session")]
+    NotAuthenticated(u8),
+    /// A command too long for one frame.
+    #[error("command {ins:02X} of {len} bytes is longer than a frame")]
+    TooLong {
+        /// The command.
+        ins: u8,
+        /// Its length.
+        len: usize,
+    },
+}
+
+impl From<TransmitError> for DesfireError {
+    fn from(e: TransmitError) -> Self {
+        Self::Transmit(e)
+    }
+}
+
+impl From<FrameError> for DesfireError {
+    fn from(e: FrameError) -> Self {
+        Self::Frame(e)
+    }
+}
+
+impl From<SecureError> for DesfireError {
+    fn from(e: SecureError) -> Self {
+        Self::Secure(e)
+    }
+}
+
+/// The most `AF` frames one answer may take (an answer of 256 frames is not a `DESFire`).
+const MAX_FRAMES: usize = 64;
+
+/// A channel to one card: the transport, the EV2 session if any, and an APDU count.
+pub struct Channel<'t, T: Transmit + ?Sized> {
+    tx: &'t mut T,
+    session: Option<Session>,
+    apdus: usize,
+}
+
+impl<T: Transmit + ?Sized> std::fmt::Debug for Channel<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("session", &self.session)
+            .field("apdus", &self.apdus)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
+    /// A channel with no session.
+    pub fn new(tx: &'t mut T) -> Self {
+        Self {
+            tx,
+            session: None,
+            apdus: 0,
+        }
+    }
+
+    /// The current EV2 session.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.as_ref()
+    }
+
+    /// Continues an existing session (tests, vectors).
+    #[must_use]
+    pub fn with_session(mut self, session: Session) -> Self {
+        self.session = Some(session);
+        self
+    }
+
+    /// APDUs sent so far.
+    pub fn apdus(&self) -> usize {
+        self.apdus
+    }
+
+    fn send(&mut self, apdu: &[u8]) -> Result<Answer, DesfireError> {
+        self.apdus += 1;
+        let reply = self.tx.transmit(apdu)?;
+        Ok(frame::parse(&reply)?)
+    }
+
+    /// Sends `apdu` and collects `AF` frames; an error status ends the session.
+    fn exchange_raw(&mut self, ins: u8, apdu: &[u8]) -> Result<Answer, DesfireError> {
+        let mut answer = self.send(apdu)?;
+        let mut data = std::mem::take(&mut answer.data);
+        let mut frames = 1;
+        while answer.status == Status::AdditionalFrame && frames < MAX_FRAMES {
+            answer = self.send(&frame::wrap(0xAF, &[]))?;
+            data.extend_from_slice(&answer.data);
+            frames += 1;
+        }
+        if !answer.status.is_success() {
+            self.session = None;
+            return Err(DesfireError::Card {
+                ins,
+                status: answer.status,
+            });
+        }
+        Ok(Answer {
+            data,
+            status: answer.status,
+        })
+    }
+
+    /// `AuthenticateEV2First` with `key` (number `key_no`) and the caller's random `rnd_a`.
+    pub fn authenticate_ev2_first(
+        &mut self,
+        key: &Key,
+        key_no: u8,
+        rnd_a: Block,
+    ) -> Result<(), DesfireError> {
+        self.session = None;
+        let mut auth = Ev2First::new(*key, key_no, rnd_a);
+        let first = self.send(&auth.command())?;
+        if first.status != Status::AdditionalFrame {
+            return Err(DesfireError::Card {
+                ins: 0x71,
+                status: first.status,
+            });
+        }
+        let second = auth.answer(&first.data)?;
+        let last = self.send(&second)?;
+        if !last.status.is_success() {
+            return Err(DesfireError::Card {
+                ins: 0x71,
+                status: last.status,
+            });
+        }
+        self.session = Some(auth.finish(&last.data)?);
+        Ok(())
+    }
+
+    /// Sends command `ins` with `header` (never encrypted) and `data` in `mode`; returns the
+    /// answer's data, checked (and decrypted) as `mode` says.
+    pub fn command(
+        &mut self,
+        ins: u8,
+        header: &[u8],
+        data: &[u8],
+        mode: Mode,
+    ) -> Result<Vec<u8>, DesfireError> {
+        let Some(session) = self.session.clone() else {
+            if mode != Mode::Plain {
+                return Err(DesfireError::NotAuthenticated(ins));
+            }
+            let body = [header, data].concat();
+            return Ok(self
+                .exchange_raw(ins, &Self::wrap_checked(ins, &body)?)?
+                .data);
+        };
+        let payload = match mode {
+            Mode::Full if !data.is_empty() => session.encrypt_command(data),
+            _ => data.to_vec(),
+        };
+        let mut body = [header, &payload].concat();
+        if mode != Mode::Plain {
+            body.extend_from_slice(&session.mac_command(ins, header, &payload));
+        }
+        let answer = self.exchange_raw(ins, &Self::wrap_checked(ins, &body)?)?;
+        let mut session = session;
+        let data = match mode {
+            Mode::Plain => {
+                session.count()?;
+                answer.data
+            }
+            Mode::Mac | Mode::Full => {
+                let split = answer.data.len().checked_sub(8).ok_or_else(|| {
+                    self.session = None;
+                    SecureError::BadMac
+                })?;
+                let (body, mac) = answer.data.split_at(split);
+                if let Err(e) = session.verify_response(answer.status.to_u8(), body, mac) {
+                    self.session = None;
+                    return Err(e.into());
+                }
+                let plain = if mode == Mode::Full && !body.is_empty() {
+                    session
+                        .decrypt_response(body)
+                        .inspect_err(|_| self.session = None)?
+                } else {
+                    body.to_vec()
+                };
+                session.count()?;
+                plain
+            }
+        };
+        self.session = Some(session);
+        Ok(data)
+    }
+
+    fn wrap_checked(ins: u8, body: &[u8]) -> Result<Vec<u8>, DesfireError> {
+        if body.len() > 255 {
+            return Err(DesfireError::TooLong {
+                ins,
+                len: body.len(),
+            });
+        }
+        Ok(frame::wrap(ins, body))
+    }
+
+    /// `ChangeKey` (`C4`) in FULL mode (docs/reference/desfire.md §3): key `key_no` becomes
+    /// `new` with `version`. Changing another key than the authenticated one needs its `old`
+    /// value (the card checks `new ⊕ old` and a CRC32 of `new`); changing the authenticated key
+    /// (`old: None`) ends the session, and the card answers without a MAC.
+    pub fn change_key(
+        &mut self,
+        key_no: u8,
+        new: &Key,
+        version: u8,
+        old: Option<&Key>,
+    ) -> Result<(), DesfireError> {
+        if let Some(old) = old {
+            let mut plain: Vec<u8> = new.iter().zip(old).map(|(n, o)| n ^ o).collect();
+            plain.push(version);
+            plain.extend_from_slice(&crypto::crc32(new));
+            self.command(0xC4, &[key_no], &plain, Mode::Full)?;
+            return Ok(());
+        }
+        let mut plain = new.to_vec();
+        plain.push(version);
+        let session = self
+            .session
+            .take()
+            .ok_or(DesfireError::NotAuthenticated(0xC4))?;
+        let payload = session.encrypt_command(&plain);
+        let mut body = vec![key_no];
+        body.extend_from_slice(&payload);
+        body.extend_from_slice(&session.mac_command(0xC4, &[key_no], &payload));
+        let answer = self.exchange_raw(0xC4, &Self::wrap_checked(0xC4, &body)?)?;
+        if !answer.data.is_empty() {
+            return Err(SecureError::BadMac.into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::crypto::tests::{h, v};
+    use super::*;
+    use crate::transmit::TransmitErrorKind;
+
+    /// A card that answers a fixed script and checks every command against it.
+    struct Script(Vec<(Vec<u8>, Vec<u8>)>);
+
+    impl Transmit for Script {
+        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
+            if self.0.is_empty() {
+                return Err(TransmitError::new(TransmitErrorKind::Other, "script ended"));
+            }
+            let (expected, reply) = self.0.remove(0);
+            assert_eq!(
+                crate::hex::encode(command),
+                crate::hex::encode(&expected),
+                "command"
+            );
+            Ok(reply)
+        }
+    }
+
+    fn script(steps: &[(&str, &str)]) -> Script {
+        Script(steps.iter().map(|(c, r)| (v(c), v(r))).collect())
+    }
+
+    #[test]
+    fn authenticates_as_an12196_table_14() {
+        let mut card = script(&[
+            (
+                "90 71 00 00 02 00 00 00",
+                "A04C1242 13C186F2 2399D33A C2A30215 91 AF",
+            ),
+            (
+                "90 AF 00 00 20 35C3E05A 752E0144 BAC0DE51 C1F22C56 B34408A2 3D8AEA26 6CAB947E A8E0118D 00",
+                "3FA64DB5 446D1F34 CD6EA311 167F5E49 85B89690 C04A05F1 7FA7AB2F 08120663 91 00",
+            ),
+        ]);
+        let mut ch = Channel::new(&mut card);
+        ch.authenticate_ev2_first(&[0; 16], 0, h("13C5DB8A 5930439F C3DEF9A4 C675360F"))
+            .unwrap();
+        assert_eq!(ch.session().unwrap().ti(), h::<4>("9D00C4DF"));
+        assert_eq!(ch.apdus(), 2);
+    }
+
+    #[test]
+    fn get_file_settings_in_mac_mode_as_an12196_table_7() {
+        let mut card = script(&[(
+            "90 F5 00 00 09 02 6597A457 C8CD442C 00",
+            "0040EEEE000100D1FE001F00004400004400002000006A0000 2A474282 E7A47986 91 00",
+        )]);
+        let session = Session::from_parts(
+            [0; 16],
+            h("8248134A 386E86EB 7FAF54A5 2E536CB6"),
+            h("7A21085E"),
+            0,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        let data = ch.command(0xF5, &[0x02], &[], Mode::Mac).unwrap();
+        assert_eq!(
+            data,
+            v("0040EEEE000100D1FE001F00004400004400002000006A0000")
+        );
+        assert_eq!(ch.session().unwrap().counter(), 1);
+    }
+
+    #[test]
+    fn write_data_in_full_mode_as_an12196_table_21() {
+        let mut card = script(&[(
+            "90 8D 00 00 1F 03 000000 0A0000 6B5E6804 909962FC 4E3FF552 2CF0F843 6C0C5331 5B9C73AA 00",
+            "C26D236E 4A7C046D 91 00",
+        )]);
+        let session = Session::from_parts(
+            h("7A93D657 1E4B180F CA6AC90C 9A7488D4"),
+            h("FC4AF159 B62E549B 5812394C AB1918CC"),
+            h("7614281A"),
+            0,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        let data: Vec<u8> = (1..=10).collect();
+        let answer = ch
+            .command(0x8D, &v("03 000000 0A0000"), &data, Mode::Full)
+            .unwrap();
+        assert!(answer.is_empty());
+    }
+
+    #[test]
+    fn get_card_uid_in_full_mode_as_an12196_table_28() {
+        let mut card = script(&[(
+            "90 51 00 00 08 8E2C155A DDA99BE3 00",
+            "70756055 688505B5 2A5E26E5 9E329CD6 595F6722 98EA41B7 91 00",
+        )]);
+        let session = Session::from_parts(
+            h("2B4D963C 014DC36F 24F69A50 A394F875"),
+            h("379D3213 0CE61705 DD5FD8C3 6B95D764"),
+            h("DF055522"),
+            0,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        assert_eq!(
+            ch.command(0x51, &[], &[], Mode::Full).unwrap(),
+            v("04958CAA5C5E80")
+        );
+    }
+
+    #[test]
+    fn change_another_key_as_an12196_table_25() {
+        let mut card = script(&[(
+            "90 C4 00 00 29 02 2CF362B7 BF4311FF 3BE1DAA2 95E8C68D E0905056 0D19B9E1 6C2393AE 9CD1FAC7 5D0CE20B CD1D06E6 00",
+            "203BB55D 1089D587 91 00",
+        )]);
+        let session = Session::from_parts(
+            h("4CF3CB41 A22583A6 1E89B158 D252FC53"),
+            h("5529860B 2FC5FB61 54B7F283 61D30BF9"),
+            h("7614281A"),
+            2,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        ch.change_key(
+            0x02,
+            &h("F3847D62 7727ED3B C9C4CC05 0489B966"),
+            0x01,
+            Some(&[0; 16]),
+        )
+        .unwrap();
+        assert_eq!(ch.session().unwrap().counter(), 3);
+    }
+
+    #[test]
+    fn change_the_authenticated_key_as_an12196_table_26() {
+        let mut card = script(&[(
+            "90 C4 00 00 29 00 C0EB4DEE FEDDF0B5 13A03A95 A7549181 85805031 90D4D050 53FF7566 8A01D6FD A6610234 BDED6432 00",
+            "91 00",
+        )]);
+        let session = Session::from_parts(
+            h("4CF3CB41 A22583A6 1E89B158 D252FC53"),
+            h("5529860B 2FC5FB61 54B7F283 61D30BF9"),
+            h("7614281A"),
+            3,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        ch.change_key(0x00, &h("5004BF99 1F408672 B1EF00F0 8F9E8647"), 0x01, None)
+            .unwrap();
+        assert!(ch.session().is_none(), "the session ends with its key");
+    }
+
+    #[test]
+    fn long_answers_are_fetched_and_errors_end_the_session() {
+        let mut card = script(&[
+            ("90 60 00 00 00", "04 01 01 12 00 1A 05 91 AF"),
+            ("90 AF 00 00 00", "04 01 01 02 01 1A 05 91 AF"),
+            ("90 AF 00 00 00", "042F190ACD6680 CEEDD45180 31 19 91 00"),
+        ]);
+        let mut ch = Channel::new(&mut card);
+        let version = ch.command(0x60, &[], &[], Mode::Plain).unwrap();
+        assert_eq!(version.len(), 28);
+        assert_eq!(ch.apdus(), 3);
+
+        let session = Session::from_parts([1; 16], [2; 16], [3; 4], 0);
+        let mut command = v("90 6E 00 00 08");
+        command.extend_from_slice(&session.mac_command(0x6E, &[], &[]));
+        command.push(0x00);
+        let mut card = Script(vec![(command, v("91 9D"))]);
+        let mut ch = Channel::new(&mut card).with_session(session);
+        let e = ch.command(0x6E, &[], &[], Mode::Mac).unwrap_err();
+        assert_eq!(
+            e,
+            DesfireError::Card {
+                ins: 0x6E,
+                status: Status::PermissionDenied
+            }
+        );
+        assert!(ch.session().is_none());
+    }
+
+    #[test]
+    fn a_forged_answer_mac_ends_the_session() {
+        let mut card = script(&[(
+            "90 F5 00 00 09 02 6597A457 C8CD442C 00",
+            "0040EEEE000100D1FE001F00004400004400002000006A0000 2A474282 E7A47987 91 00",
+        )]);
+        let session = Session::from_parts(
+            [0; 16],
+            h("8248134A 386E86EB 7FAF54A5 2E536CB6"),
+            h("7A21085E"),
+            0,
+        );
+        let mut ch = Channel::new(&mut card).with_session(session);
+        assert_eq!(
+            ch.command(0xF5, &[0x02], &[], Mode::Mac),
+            Err(DesfireError::Secure(SecureError::BadMac))
+        );
+        assert!(ch.session().is_none());
+        let mut none = script(&[]);
+        let mut ch = Channel::new(&mut none);
+        assert_eq!(
+            ch.command(0xF5, &[0x02], &[], Mode::Mac),
+            Err(DesfireError::NotAuthenticated(0xF5))
+        );
+    }
+}
