@@ -373,6 +373,15 @@ fn main() {
         format!("every encode succeeded ({failed} failed)"),
         failed == 0,
     );
+    // Beside the goals, the trend without one interval's noise (the machine is shared).
+    let quarter = (samples.len() / 4).max(1);
+    let mean =
+        |list: &[Sample]| list.iter().map(|s| s.jobs_per_s).sum::<f64>() / list.len().max(1) as f64;
+    println!(
+        "  (throughput, mean of the first and of the last quarter of the intervals: {:.1} and {:.1} jobs/s)",
+        mean(&samples[..quarter.min(samples.len())]),
+        mean(&samples[samples.len().saturating_sub(quarter)..])
+    );
     let _ = bridge.kill();
     let _ = bridge.wait();
     drop(emulator);
