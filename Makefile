@@ -51,7 +51,7 @@ FUZZ_SECS ?= 600
 FUZZ_RUNS ?= 10000000
 FUZZ_JOBS ?= 2
 
-.PHONY: all deps sdk-deps build lint test soak demo bench deb check-deb fuzz clean
+.PHONY: all deps sdk-deps build lint test soak demo bench endurance deb check-deb fuzz clean
 
 all: build
 
@@ -114,6 +114,17 @@ bench: deps
 	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
 	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
 	$(CARGO) bench --locked -p encoder-tests --bench bridge
+
+# A year at the front desk in minutes (tests/benches/endurance.rs): ENDURANCE_JOBS encodes
+# (default 100,000) one after the other through the real bridge, the cloud simulator and the
+# PN532 emulator (no baud limit), printing jobs/s, bridge RSS, store size and simulator RSS
+# every interval and checking the goals at the end. Not part of `make test`; no root needed.
+ENDURANCE_JOBS ?= 100000
+endurance:
+	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
+	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
+	ENDURANCE_JOBS=$(ENDURANCE_JOBS) \
+	$(CARGO) bench --locked -p encoder-tests --bench endurance
 
 fuzz: deps
 	FUZZ_SECS=$(FUZZ_SECS) FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_TARGETS="$(FUZZ_TARGETS)" \

@@ -88,6 +88,16 @@ impl Cloud {
         }
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The API's base URL (`http://ADDR`), as an SDK's `endpoint`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)

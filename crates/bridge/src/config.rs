@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::store::{DEFAULT_KEEP_AT_MOST, DEFAULT_KEEP_FOR, Retention};
+
 /// Where the packaged service finds its configuration.
 pub const DEFAULT_CONFIG: &str = "/etc/encoder-bridge/config.toml";
 
@@ -173,14 +175,64 @@ pub struct StateConfig {
     /// The directory of the durable store.
     #[serde(default = "default_state_dir")]
     pub dir: PathBuf,
+    /// Days a finished attempt is remembered after the cloud acknowledged its result
+    /// (docs/cloud-protocol.md §5); more than 0, default 7.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: f64,
+    /// At most this many acknowledged attempts are remembered, the oldest leave first; at
+    /// least 1, default 10,000.
+    #[serde(default = "default_retention_attempts")]
+    pub retention_attempts: usize,
 }
 
 impl Default for StateConfig {
     fn default() -> Self {
         Self {
             dir: default_state_dir(),
+            retention_days: default_retention_days(),
+            retention_attempts: default_retention_attempts(),
         }
     }
+}
+
+impl StateConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let days = self.retention_days;
+        if !(days.is_finite() && days > 0.0 && days <= 36_500.0) {
+            return Err(ConfigError::new(
+                "state.retention_days",
+                format!("{days} is not a number of days above 0"),
+                "set it to a number of days such as 7 (the default), or remove it",
+            ));
+        }
+        if self.retention_attempts == 0 {
+            return Err(ConfigError::new(
+                "state.retention_attempts",
+                "must be at least 1",
+                format!(
+                    "set it to a count such as {DEFAULT_KEEP_AT_MOST} (the default), or remove it"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retention window of finished attempts.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            keep_for: Duration::try_from_secs_f64(self.retention_days * 86_400.0)
+                .unwrap_or(DEFAULT_KEEP_FOR),
+            keep_at_most: self.retention_attempts,
+        }
+    }
+}
+
+fn default_retention_days() -> f64 {
+    DEFAULT_KEEP_FOR.as_secs_f64() / 86_400.0
+}
+
+fn default_retention_attempts() -> usize {
+    DEFAULT_KEEP_AT_MOST
 }
 
 fn default_state_dir() -> PathBuf {
@@ -398,6 +450,7 @@ impl Config {
                 "set it to one of the listed versions, or remove it (default: the highest)",
             ));
         }
+        self.state.validate()?;
         check_wait("encoders.card_wait_secs", self.encoders.card_wait_secs)?;
         for (i, entry) in self.encoders.pcsc.iter().enumerate() {
             if entry.reader.trim().is_empty() {
@@ -551,6 +604,7 @@ file = "key"
         assert_eq!(c.card_wait(), Duration::from_secs(30));
         assert_eq!(c.ping_interval(), Duration::from_secs(20));
         assert_eq!(c.pong_timeout(), Duration::from_secs(20));
+        assert_eq!(c.state.retention(), Retention::default());
         assert!(matches!(
             c.reader_policy("Any Reader 00 00"),
             ReaderPolicy::Drive {
@@ -558,6 +612,29 @@ file = "key"
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_retention_window_is_read_and_checked() {
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[state]\nretention_days = 0.5\nretention_attempts = 20\n"
+        ))
+        .expect("valid");
+        assert_eq!(
+            c.state.retention(),
+            Retention {
+                keep_for: Duration::from_secs(43_200),
+                keep_at_most: 20
+            }
+        );
+        for bad in [
+            "retention_days = 0",
+            "retention_days = -1",
+            "retention_attempts = 0",
+        ] {
+            let e = Config::parse(&format!("{MINIMAL}\n[state]\n{bad}\n")).expect_err(bad);
+            assert!(e.key.starts_with("state.retention"), "{bad}: {e}");
+        }
     }
 
     #[test]

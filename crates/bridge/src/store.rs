@@ -8,7 +8,18 @@
 //! - `attempts`: attempt id → [`StoredAttempt`] (JSON): the phase, what is being written, and
 //!   the offer as the cloud sent it, kept opaque (the cloud module reads it back);
 //! - `outbox`: attempt id → the `result` message, opaque JSON text, until the cloud
-//!   acknowledges it.
+//!   acknowledges it;
+//! - `acknowledged`: (unix seconds of the acknowledgement, attempt id) → nothing: the
+//!   acknowledged attempts oldest first, so the [`Retention`] window drops them while running
+//!   at a cost that does not grow with history. It is an index of `attempts`, rebuilt from it
+//!   at every open, so a store an older version wrote (without it) reads the same and the
+//!   layout stays 1.
+//!
+//! Retention (docs/cloud-protocol.md §5): an acknowledged attempt is remembered while it is
+//! inside the window (younger than [`Retention::keep_for`] and among the newest
+//! [`Retention::keep_at_most`]), so a repeated offer of it is recognised; past the window it
+//! is dropped. Claimed, writing and done attempts, and every unacknowledged result, are never
+//! dropped, however old.
 //!
 //! The store knows no wire type: what it keeps of the cloud's messages is text the cloud
 //! module wrote and reads. A row that cannot be decoded is reported with its key
@@ -22,6 +33,9 @@
 #![allow(clippy::result_large_err)]
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -31,6 +45,7 @@ const META: TableDefinition<'_, &str, &str> = TableDefinition::new("meta");
 const IDENTITY: TableDefinition<'_, &str, &str> = TableDefinition::new("identity");
 const ATTEMPTS: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("attempts");
 const OUTBOX: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("outbox");
+const ACKNOWLEDGED: TableDefinition<'_, (i64, &str), ()> = TableDefinition::new("acknowledged");
 
 /// The layout version this software writes and reads. Layout 1 has no `meta` row (it is
 /// the layout of the first release, which wrote none).
@@ -39,8 +54,68 @@ pub const SCHEMA: u32 = 1;
 /// File name of the store inside the state directory.
 pub const FILE_NAME: &str = "state.redb";
 
-/// How long acknowledged attempts are remembered (to ignore a late repeated offer).
-const KEEP_ACKNOWLEDGED_SECS: i64 = 7 * 24 * 3600;
+/// The default of [`Retention::keep_for`]: 7 days.
+pub const DEFAULT_KEEP_FOR: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The default of [`Retention::keep_at_most`].
+pub const DEFAULT_KEEP_AT_MOST: usize = 10_000;
+
+/// How long, and how many, finished attempts are remembered after the cloud acknowledged
+/// them (to recognise a repeated offer): the window ends at whichever bound is reached first.
+/// The same window bounds the session's set of finished ids (docs/cloud-protocol.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Dropped once acknowledged longer ago than this.
+    pub keep_for: Duration,
+    /// At most this many are remembered; the oldest go first.
+    pub keep_at_most: usize,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            keep_for: DEFAULT_KEEP_FOR,
+            keep_at_most: DEFAULT_KEEP_AT_MOST,
+        }
+    }
+}
+
+impl Retention {
+    /// No window: nothing is forgotten.
+    pub fn everything() -> Self {
+        Self {
+            keep_for: Duration::MAX,
+            keep_at_most: usize::MAX,
+        }
+    }
+
+    fn keep_for_secs(&self) -> i64 {
+        i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX)
+    }
+
+    fn keep_at_most(&self) -> u64 {
+        u64::try_from(self.keep_at_most).unwrap_or(u64::MAX)
+    }
+}
+
+/// redb's page cache (its default is 1 GiB, so the whole file ends up in the daemon's
+/// memory): the store is read at start and written by small transactions, so a small cache
+/// keeps the daemon's RSS flat; the kernel's page cache does the rest.
+const CACHE_BYTES: usize = 1 << 20;
+
+/// Compaction is considered only when at least this much of the file is free.
+pub const COMPACT_MIN_FREE: u64 = 1 << 20;
+
+/// What a compaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compacted {
+    /// File size before, bytes.
+    pub before: u64,
+    /// After.
+    pub after: u64,
+    /// How long the store was held.
+    pub took: Duration,
+}
 
 /// A store failure (disk full, corrupt file, permission, a newer layout).
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +160,7 @@ pub struct Writing {
 /// An attempt as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredAttempt {
-    /// The offer as the cloud sent it (JSON), opaque to the store.
+    /// The offer as the cloud sent it (JSON), opaque to the store; `{}` once acknowledged.
     pub offer: Box<RawValue>,
     /// Where it is.
     pub phase: Phase,
@@ -132,8 +207,13 @@ pub struct Loaded {
 /// The store.
 #[derive(Debug)]
 pub struct Store {
-    db: Database,
+    /// Shared by every call (redb's transactions do not borrow the database: the guard is held
+    /// only to begin one); taken exclusively by [`Store::compact`] alone.
+    db: RwLock<Database>,
     path: PathBuf,
+    retention: Retention,
+    /// Rows of the `acknowledged` index (counted here: redb's `len` walks the tree).
+    acknowledged: AtomicU64,
 }
 
 fn now() -> i64 {
@@ -141,8 +221,16 @@ fn now() -> i64 {
 }
 
 impl Store {
-    /// Opens (creating) the store in `dir`.
+    /// Opens (creating) the store in `dir` keeping everything ([`Retention::everything`]):
+    /// for tools that look at a store (`doctor`) and must not apply a window other than the
+    /// daemon's. The daemon opens it with [`Store::open_with`].
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(dir, Retention::everything())
+    }
+
+    /// Opens (creating) the store in `dir`, remembering acknowledged attempts by `retention`;
+    /// what is already past it is dropped now.
+    pub fn open_with(dir: &Path, retention: Retention) -> Result<Self, StoreError> {
         let path = dir.join(FILE_NAME);
         let err = |message: String| StoreError {
             path: path.display().to_string(),
@@ -155,12 +243,20 @@ impl Store {
                 dir.display()
             ))
         })?;
-        let db = Database::create(&path).map_err(|e| {
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(&path)
+            .map_err(|e| {
             err(format!(
                 "{e} (fix: is another encoder-bridge running? the directory must be writable by the service user)"
             ))
         })?;
-        let store = Self { db, path };
+        let store = Self {
+            db: RwLock::new(db),
+            path,
+            retention,
+            acknowledged: AtomicU64::new(0),
+        };
         let found = store.write(|txn| {
             let mut meta = txn.open_table(META)?;
             let found = meta.get("schema")?.map(|v| v.value().to_owned());
@@ -170,6 +266,7 @@ impl Store {
             txn.open_table(IDENTITY)?;
             txn.open_table(ATTEMPTS)?;
             txn.open_table(OUTBOX)?;
+            txn.open_table(ACKNOWLEDGED)?;
             Ok(found)
         })?;
         if let Some(found) = found
@@ -182,8 +279,58 @@ impl Store {
                 ))
             });
         }
-        store.prune()?;
+        store.index_acknowledged(now())?;
         Ok(store)
+    }
+
+    fn db(&self) -> RwLockReadGuard<'_, Database> {
+        self.db.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Compacts the file (redb's `Database::compact`) when dropped rows have left at least
+    /// half of it, and at least [`COMPACT_MIN_FREE`], free; `None` when not worth it.
+    ///
+    /// Compaction needs the database to itself: every other call on the store waits until it
+    /// is done. The daemon therefore calls it only from its own task while no card operation
+    /// is in flight (no runner is in a job, and the task dispatches none meanwhile), and the
+    /// file is bounded by the retention, so the pause is short; it is measured and logged.
+    pub fn compact(&self) -> Result<Option<Compacted>, StoreError> {
+        let before = self.file_size();
+        let used = {
+            let txn = self.db().begin_write().map_err(|e| self.error(e))?;
+            let stats = txn.stats().map_err(|e| self.error(e))?;
+            txn.abort().map_err(|e| self.error(e))?;
+            stats.stored_bytes() + stats.metadata_bytes() + stats.fragmented_bytes()
+        };
+        let free = before.saturating_sub(used);
+        if free < COMPACT_MIN_FREE || free < before / 2 {
+            return Ok(None);
+        }
+        let started = Instant::now();
+        {
+            let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+            db.compact().map_err(|e| self.error(e))?;
+        }
+        Ok(Some(Compacted {
+            before,
+            after: self.file_size(),
+            took: started.elapsed(),
+        }))
+    }
+
+    /// The retention window.
+    pub fn retention(&self) -> Retention {
+        self.retention
+    }
+
+    /// How many acknowledged attempts are remembered.
+    pub fn acknowledged_count(&self) -> u64 {
+        self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// The size of the store's file in bytes (the endurance benchmark, `doctor`).
+    pub fn file_size(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
     }
 
     fn error(&self, e: impl std::fmt::Display) -> StoreError {
@@ -199,7 +346,7 @@ impl Store {
         &self,
         f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
     ) -> Result<T, StoreError> {
-        let txn = self.db.begin_write().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_write().map_err(|e| self.error(e))?;
         let out = f(&txn).map_err(|e| self.error(e))?;
         txn.commit().map_err(|e| self.error(e))?;
         Ok(out)
@@ -229,7 +376,7 @@ impl Store {
 
     /// The stored attempt `id`; a row that cannot be decoded is an error naming it.
     pub fn attempt(&self, id: &str) -> Result<Option<StoredAttempt>, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.error(e))?;
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         let value = table.get(id).map_err(|e| self.error(e))?;
         value
@@ -239,7 +386,7 @@ impl Store {
 
     /// Everything kept for a start: attempts, the outbox, and the rows that cannot be decoded.
     pub fn load(&self) -> Result<Loaded, StoreError> {
-        let txn = self.db.begin_read().map_err(|e| self.error(e))?;
+        let txn = self.db().begin_read().map_err(|e| self.error(e))?;
         let mut loaded = Loaded::default();
         let table = txn.open_table(ATTEMPTS).map_err(|e| self.error(e))?;
         for row in table.iter().map_err(|e| self.error(e))? {
@@ -354,17 +501,113 @@ impl Store {
         })
     }
 
-    /// The cloud acknowledged `id`: drop it from the outbox, remember it as acknowledged.
+    /// The cloud acknowledged `id`: drop it from the outbox, remember it as acknowledged, and
+    /// drop what has left the retention window (a few rows at most: the window moves by one).
     pub fn acknowledge(&self, id: &str) -> Result<(), StoreError> {
-        self.write(|txn| {
+        self.acknowledge_at(id, now())
+    }
+
+    /// [`Self::acknowledge`] at `at` (unix seconds).
+    fn acknowledge_at(&self, id: &str, at: i64) -> Result<(), StoreError> {
+        let before = self.acknowledged_count();
+        let after = self.write(|txn| {
             txn.open_table(OUTBOX)?.remove(id)?;
-            if let Some(mut attempt) = Self::get(txn, id)? {
+            let mut count = before;
+            if let Some(mut attempt) = Self::get(txn, id)?
+                && attempt.phase != Phase::Acknowledged
+            {
                 attempt.phase = Phase::Acknowledged;
-                attempt.updated_at = now();
+                attempt.updated_at = at;
+                // Only its id and time are needed from now on (to recognise a repeated offer):
+                // the offer's text goes, so the window costs little disk.
+                attempt.offer = empty_offer()?;
+                attempt.writing = None;
+                attempt.deadline = None;
                 Self::put(txn, id, &attempt)?;
+                txn.open_table(ACKNOWLEDGED)?.insert((at, id), ())?;
+                count = count.saturating_add(1);
             }
-            Ok(())
-        })
+            self.prune_in(txn, at, count)
+        })?;
+        self.acknowledged.store(after, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Drops the acknowledged attempts that have left the retention window by now; returns
+    /// how many. The daemon calls it now and then, so a bridge that finishes nothing still
+    /// forgets by time.
+    pub fn prune(&self) -> Result<u64, StoreError> {
+        self.prune_at(now())
+    }
+
+    /// [`Self::prune`] at `at` (unix seconds).
+    fn prune_at(&self, at: i64) -> Result<u64, StoreError> {
+        let before = self.acknowledged_count();
+        let after = self.write(|txn| self.prune_in(txn, at, before))?;
+        self.acknowledged.store(after, Ordering::Relaxed);
+        Ok(before.saturating_sub(after))
+    }
+
+    /// Drops, oldest first, the acknowledged attempts past the window at `at`, given `count`
+    /// rows in the index; returns the rows left. Only acknowledged attempts are dropped.
+    fn prune_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        at: i64,
+        mut count: u64,
+    ) -> Result<u64, redb::Error> {
+        let oldest_kept = at.saturating_sub(self.retention.keep_for_secs());
+        let mut index = txn.open_table(ACKNOWLEDGED)?;
+        let mut attempts = txn.open_table(ATTEMPTS)?;
+        loop {
+            let due = match index.first()? {
+                Some(first) => {
+                    let (acked_at, _) = first.0.value();
+                    acked_at < oldest_kept || count > self.retention.keep_at_most()
+                }
+                None => false,
+            };
+            if !due {
+                return Ok(count);
+            }
+            let Some((key, _)) = index.pop_first()? else {
+                return Ok(0);
+            };
+            let id = key.value().1.to_owned();
+            drop(key);
+            count = count.saturating_sub(1);
+            let acknowledged = attempts.get(id.as_str())?.is_some_and(|v| {
+                decode_attempt(&id, v.value()).is_ok_and(|a| a.phase == Phase::Acknowledged)
+            });
+            if acknowledged {
+                attempts.remove(id.as_str())?;
+            }
+        }
+    }
+
+    /// Rebuilds the `acknowledged` index from the attempts (at open; older versions wrote
+    /// none), dropping what is already past the window at `at`.
+    fn index_acknowledged(&self, at: i64) -> Result<(), StoreError> {
+        let mut acknowledged: Vec<(i64, String)> = self
+            .load()?
+            .attempts
+            .into_iter()
+            .filter(|(_, a)| a.phase == Phase::Acknowledged)
+            .map(|(id, a)| (a.updated_at, id))
+            .collect();
+        acknowledged.sort_unstable();
+        let count = u64::try_from(acknowledged.len()).unwrap_or(u64::MAX);
+        let after = self.write(|txn| {
+            txn.delete_table(ACKNOWLEDGED)?;
+            let mut index = txn.open_table(ACKNOWLEDGED)?;
+            for (acked_at, id) in &acknowledged {
+                index.insert((*acked_at, id.as_str()), ())?;
+            }
+            drop(index);
+            self.prune_in(txn, at, count)
+        })?;
+        self.acknowledged.store(after, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Forgets a claimed attempt that will not run (refused, cancelled before any write).
@@ -377,28 +620,11 @@ impl Store {
             Ok(())
         })
     }
+}
 
-    fn prune(&self) -> Result<(), StoreError> {
-        let old: Vec<String> = self
-            .load()?
-            .attempts
-            .into_iter()
-            .filter(|(_, a)| {
-                a.phase == Phase::Acknowledged && now() - a.updated_at > KEEP_ACKNOWLEDGED_SECS
-            })
-            .map(|(id, _)| id)
-            .collect();
-        if old.is_empty() {
-            return Ok(());
-        }
-        self.write(|txn| {
-            let mut table = txn.open_table(ATTEMPTS)?;
-            for id in &old {
-                table.remove(id.as_str())?;
-            }
-            Ok(())
-        })
-    }
+/// The offer kept with an acknowledged attempt: `{}`.
+fn empty_offer() -> Result<Box<RawValue>, redb::Error> {
+    RawValue::from_string("{}".to_owned()).map_err(|e| redb::Error::Corrupted(e.to_string()))
 }
 
 /// Decodes the `attempts` row `key`: what the store does with bytes read from disk (public for
@@ -469,10 +695,9 @@ mod tests {
         );
         store.acknowledge("a").expect("ack");
         assert!(store.load().expect("load").outbox.is_empty());
-        assert_eq!(
-            store.attempt("a").expect("get").map(|a| a.phase),
-            Some(Phase::Acknowledged)
-        );
+        let acked = store.attempt("a").expect("get").expect("kept");
+        assert_eq!(acked.phase, Phase::Acknowledged);
+        assert_eq!(acked.offer.get(), "{}", "only the id and time are kept");
         store.put_claimed("b", OFFER, None).expect("claim");
         store.forget("b").expect("forget");
         assert!(store.attempt("b").expect("get").is_none());
@@ -553,5 +778,118 @@ mod tests {
         let a = store.attempt("a").expect("get").expect("there");
         assert_eq!(a.phase, Phase::Writing);
         assert_eq!(a.writing.map(|w| w.card_number).as_deref(), Some("7"));
+    }
+
+    fn claimed_and_done(store: &Store, id: &str) {
+        store.put_claimed(id, OFFER, None).expect("claim");
+        store.finish(id, RESULT).expect("finish");
+    }
+
+    fn phase(store: &Store, id: &str) -> Option<Phase> {
+        store.attempt(id).expect("get").map(|a| a.phase)
+    }
+
+    /// The window on a test clock (unix seconds given, no waiting): by time and by count,
+    /// while running and at open; unacknowledged results and live attempts survive any age.
+    #[test]
+    fn acknowledged_attempts_leave_by_the_window_and_results_never_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let retention = Retention {
+            keep_for: Duration::from_secs(100),
+            keep_at_most: 3,
+        };
+        let t0 = 1_000_000;
+        {
+            let store = Store::open_with(dir.path(), retention).expect("open");
+            // Never acknowledged, claimed, and done-but-unacknowledged: kept forever.
+            claimed_and_done(&store, "unacked");
+            store.put_claimed("claimed", OFFER, None).expect("claim");
+            for (n, id) in ["a1", "a2", "a3"].iter().enumerate() {
+                claimed_and_done(&store, id);
+                store
+                    .acknowledge_at(id, t0 + i64::try_from(n).expect("n"))
+                    .expect("ack");
+            }
+            assert_eq!(store.acknowledged_count(), 3);
+            // By count: a fourth pushes the oldest out, in the same transaction.
+            claimed_and_done(&store, "a4");
+            store.acknowledge_at("a4", t0 + 50).expect("ack");
+            assert_eq!(phase(&store, "a1"), None, "past the count");
+            assert_eq!(phase(&store, "a2"), Some(Phase::Acknowledged));
+            assert_eq!(store.acknowledged_count(), 3);
+            // A repeated acknowledgement changes nothing.
+            store.acknowledge_at("a4", t0 + 60).expect("ack again");
+            assert_eq!(store.acknowledged_count(), 3);
+            // By time: at t0 + 101, a2 (t0 + 1) is 100 s old, still inside; a year later
+            // all acknowledged ones are gone, the rest is untouched.
+            assert_eq!(store.prune_at(t0 + 101).expect("prune"), 0);
+            assert_eq!(store.prune_at(t0 + 102).expect("prune"), 1);
+            assert_eq!(phase(&store, "a2"), None);
+            assert_eq!(phase(&store, "a3"), Some(Phase::Acknowledged));
+            assert_eq!(store.prune_at(t0 + 365 * 86_400).expect("prune"), 2);
+            assert_eq!(store.acknowledged_count(), 0);
+            assert_eq!(phase(&store, "unacked"), Some(Phase::Done));
+            assert_eq!(phase(&store, "claimed"), Some(Phase::Claimed));
+            assert_eq!(
+                store.load().expect("load").outbox,
+                vec![("unacked".to_owned(), RESULT.to_owned())],
+                "an unacknowledged result is never dropped"
+            );
+            // Acknowledged long ago by a version that kept no index.
+            store
+                .write(|txn| {
+                    let old = format!(
+                        r#"{{"offer":{OFFER},"phase":"acknowledged","deadline":null,"writing":null,"updated_at":5}}"#
+                    );
+                    txn.open_table(ATTEMPTS)?.insert("old", old.as_bytes())?;
+                    Ok(())
+                })
+                .expect("raw write");
+            claimed_and_done(&store, "recent");
+            store.acknowledge_at("recent", now()).expect("ack");
+        }
+        // At open, the index is rebuilt from the attempts and the window applied.
+        let store = Store::open_with(dir.path(), retention).expect("reopen");
+        assert_eq!(store.acknowledged_count(), 1);
+        assert_eq!(phase(&store, "old"), None);
+        assert_eq!(phase(&store, "recent"), Some(Phase::Acknowledged));
+        assert_eq!(phase(&store, "unacked"), Some(Phase::Done));
+    }
+
+    #[test]
+    fn a_store_that_has_shrunk_is_compacted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        assert_eq!(store.compact().expect("compact"), None, "nothing to gain");
+        let row = format!(
+            r#"{{"offer":{{"pad":"{}"}},"phase":"acknowledged","deadline":null,"writing":null,"updated_at":1}}"#,
+            "x".repeat(2000)
+        );
+        store
+            .write(|txn| {
+                let mut table = txn.open_table(ATTEMPTS)?;
+                for n in 0..3000 {
+                    table.insert(format!("a{n}").as_str(), row.as_bytes())?;
+                }
+                Ok(())
+            })
+            .expect("fill");
+        store.put_claimed("live", OFFER, None).expect("claim");
+        store
+            .write(|txn| {
+                let mut table = txn.open_table(ATTEMPTS)?;
+                for n in 0..3000 {
+                    table.remove(format!("a{n}").as_str())?;
+                }
+                Ok(())
+            })
+            .expect("empty");
+        let compacted = store.compact().expect("compact").expect("worth it");
+        assert!(
+            compacted.after * 2 < compacted.before,
+            "{compacted:?}: the file shrinks"
+        );
+        assert_eq!(phase(&store, "live"), Some(Phase::Claimed), "data kept");
+        assert_eq!(store.compact().expect("again"), None);
     }
 }

@@ -78,6 +78,12 @@ struct CloudArgs {
     /// it ends as `action_attempt_expired`.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     no_bridge_grace: f64,
+    /// Seconds finished action attempts and events are kept (then `*_not_found`).
+    #[arg(long, value_name = "SECS", default_value_t = 86_400.0)]
+    retain_secs: f64,
+    /// At most this many finished action attempts, and this many events, are kept.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    retain_attempts: usize,
     /// Serve TLS (https://, wss://) with this PEM certificate chain (with --tls-key).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -252,6 +258,11 @@ fn run_cloud(args: CloudArgs) -> Result<(), encoder_sim::SimError> {
             .unwrap_or_else(cloud::events::WebhookSecret::generate),
         attempt_timeout: seconds(args.attempt_timeout, "--attempt-timeout")?,
         no_bridge_grace: seconds(args.no_bridge_grace, "--no-bridge-grace")?,
+        retain: cloud::model::Retain {
+            keep_ms: i64::try_from(seconds(args.retain_secs, "--retain-secs")?.as_millis())
+                .unwrap_or(i64::MAX),
+            keep_count: args.retain_attempts,
+        },
     };
     let io = |context| move |source| encoder_sim::SimError::Io { context, source };
     let runtime = tokio::runtime::Builder::new_multi_thread()

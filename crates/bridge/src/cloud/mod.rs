@@ -4,5 +4,6 @@ pub mod connection;
 pub mod link;
 pub mod liveness;
 pub mod message;
+pub mod remembered;
 pub mod session;
 pub mod translate;

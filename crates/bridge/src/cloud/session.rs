@@ -3,7 +3,7 @@
 //! result, an encoder change) and carries out the [`Action`]s it returns. Results stay in its
 //! outbox until acknowledged and are resent after every reconnect.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -12,10 +12,11 @@ use super::message::{
     AttemptAvailable, EncoderInfo, Incoming, Outgoing, PROTOCOL_VERSION, ResultMsg, parse_time,
     rfc3339,
 };
+use super::remembered::Remembered;
 use super::translate;
 use crate::discovery::Wanted;
 use crate::job::{ActionKind, CardJob, JobReport};
-use crate::store::{Phase, StoredAttempt, Writing};
+use crate::store::{Phase, Retention, StoredAttempt, Writing};
 
 /// An attempt kept across a restart, its offer read back from the store.
 #[derive(Debug, Clone)]
@@ -113,7 +114,10 @@ pub struct Session {
     claiming: HashMap<String, AttemptAvailable>,
     running: HashMap<String, Running>,
     verifying: HashMap<String, Vec<Restored>>,
-    finished: HashSet<String>,
+    /// Finished attempts, within the retention window.
+    finished: Remembered,
+    retention: Retention,
+    /// Unacknowledged results: never pruned.
     outbox: BTreeMap<String, ResultMsg>,
     connected: bool,
     draining: bool,
@@ -144,11 +148,37 @@ impl Session {
             claiming: HashMap::new(),
             running: HashMap::new(),
             verifying: HashMap::new(),
-            finished: HashSet::new(),
+            finished: Remembered::default(),
+            retention: Retention::default(),
             outbox: BTreeMap::new(),
             connected: false,
             draining: false,
             skew: None,
+        }
+    }
+
+    /// The same session remembering finished attempts by `retention` (default
+    /// [`Retention::default`]).
+    #[must_use]
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// How many finished attempt ids are remembered (bounded by the retention window).
+    pub fn remembered(&self) -> usize {
+        self.finished.len()
+    }
+
+    /// Forgets the finished ids past the retention window (results in the outbox stay).
+    fn prune(&mut self, now: Instant) {
+        let dropped = self.finished.prune(now, self.retention);
+        if dropped > 0 {
+            tracing::debug!(
+                dropped,
+                kept = self.finished.len(),
+                "finished attempts forgotten"
+            );
         }
     }
 
@@ -164,24 +194,34 @@ impl Session {
         attempts: Vec<(String, StoredAttempt)>,
         now: Instant,
     ) -> Vec<Action> {
+        // Finished attempts are placed in the window by the store's time of their last change.
+        let unix_now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let age = |updated_at: i64| {
+            Duration::from_secs(u64::try_from(unix_now.saturating_sub(updated_at)).unwrap_or(0))
+        };
+        let mut aged = Vec::new();
         for (id, text) in outbox {
             match serde_json::from_str::<ResultMsg>(&text) {
                 Ok(result) => {
-                    self.finished.insert(id.clone());
                     self.outbox.insert(id, result);
                 }
                 Err(e) => {
-                    self.finished.insert(id.clone());
+                    aged.push((Duration::ZERO, id.clone()));
                     tracing::error!(attempt = %id, "the stored result cannot be read back, it is not resent: {e}");
                 }
             }
         }
         let mut actions = Vec::new();
         for (id, stored) in attempts {
+            if matches!(stored.phase, Phase::Done | Phase::Acknowledged) {
+                // Only remembered (an acknowledged one keeps no offer).
+                aged.push((age(stored.updated_at), id));
+                continue;
+            }
             let attempt = match Restored::from_store(&stored) {
                 Ok(a) => a,
                 Err(e) => {
-                    self.finished.insert(id.clone());
+                    aged.push((Duration::ZERO, id.clone()));
                     tracing::error!(attempt = %id, "the stored offer cannot be read back: {e}");
                     continue;
                 }
@@ -203,17 +243,17 @@ impl Session {
                     }
                 }
                 crate::store::Phase::Writing => {
-                    self.finished.insert(id);
+                    aged.push((age(stored.updated_at), id));
                     self.verifying
                         .entry(attempt.offer.encoder_id.clone())
                         .or_default()
                         .push(attempt);
                 }
-                crate::store::Phase::Done | crate::store::Phase::Acknowledged => {
-                    self.finished.insert(id);
-                }
+                Phase::Done | Phase::Acknowledged => {}
             }
         }
+        self.finished.insert_aged(aged, now);
+        self.prune(now);
         let encoders: Vec<String> = self.encoders.keys().cloned().collect();
         for encoder in encoders {
             actions.extend(self.next_for(&encoder, now));
@@ -415,7 +455,7 @@ impl Session {
             return Vec::new();
         }
         while let Some(offer) = self.queue.get_mut(encoder_id).and_then(VecDeque::pop_front) {
-            if self.finished.contains(&offer.action_attempt_id) {
+            if self.is_finished(&offer.action_attempt_id) {
                 continue;
             }
             let id = offer.action_attempt_id.clone();
@@ -431,9 +471,18 @@ impl Session {
         Vec::new()
     }
 
+    /// Finished: its result unacknowledged, or remembered within the window.
+    fn is_finished(&self, id: &str) -> bool {
+        self.outbox.contains_key(id) || self.finished.contains(id)
+    }
+
     fn knows(&self, id: &str) -> bool {
-        self.finished.contains(id)
+        self.is_finished(id)
             || self.claiming.contains_key(id)
+            || self
+                .verifying
+                .values()
+                .any(|list| list.iter().any(|a| a.offer.action_attempt_id == id))
             || self.running.contains_key(id)
             || self
                 .queue
@@ -600,8 +649,9 @@ impl Session {
         }
     }
 
-    /// Periodic: renew the leases that are due.
+    /// Periodic: renew the leases that are due, forget what left the retention window.
     pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        self.prune(now);
         if !self.connected {
             return Vec::new();
         }
@@ -640,7 +690,8 @@ impl Session {
                     error = report.error().map_or("", |e| e.kind.name()),
                     "attempt finished"
                 );
-                self.finished.insert(attempt_id.to_owned());
+                self.finished.insert(attempt_id, now);
+                self.prune(now);
                 out.push(Action::Done {
                     attempt_id: attempt_id.to_owned(),
                     text: serde_json::to_string(&result).unwrap_or_default(),
@@ -983,6 +1034,83 @@ mod tests {
         // A re-offer of it is ignored: never run twice.
         s.connected(now);
         assert!(s.message(offer("w", "e1"), now).is_empty());
+    }
+
+    /// Runs attempt `id` on `e1` from offer to result at `now`; `acked` acknowledges it.
+    fn run_to_result(s: &mut Session, id: &str, now: Instant, acked: bool) {
+        assert_eq!(
+            sent(&s.message(offer(id, "e1"), now)).len(),
+            1,
+            "{id} claimed"
+        );
+        assert!(matches!(
+            s.message(grant(id), now).as_slice(),
+            [Action::Start { .. }]
+        ));
+        let report = JobReport::now(Err(encoder_protocol::cloud_error::CloudError::new(
+            encoder_protocol::cloud_error::ErrorType::NoCardOnEncoder,
+            None,
+            "no card",
+            "waited",
+        )));
+        s.finished(id, "e1", ActionKind::Scan, &report, now);
+        if acked {
+            s.message(
+                Incoming::ResultAck(ResultAck {
+                    action_attempt_id: id.into(),
+                }),
+                now,
+            );
+        }
+    }
+
+    /// The retention window on a test clock: ids past it (by time or count) are forgotten,
+    /// those inside still recognised, an unacknowledged result survives any age.
+    #[test]
+    fn finished_ids_leave_by_the_window_but_unacknowledged_results_stay() {
+        let t0 = Instant::now();
+        let s1 = Duration::from_secs(1);
+        let mut s = Session::new("b".into(), "0".into()).with_retention(Retention {
+            keep_for: 60 * s1,
+            keep_at_most: 3,
+        });
+        s.add_encoder(info("e1"), t0);
+        s.connected(t0);
+        run_to_result(&mut s, "unacked", t0, false);
+        run_to_result(&mut s, "old", t0, true);
+        run_to_result(&mut s, "new", t0 + 30 * s1, true);
+        // Inside the window: a repeated offer is recognised.
+        assert!(s.message(offer("old", "e1"), t0 + 60 * s1).is_empty());
+        assert_eq!(s.remembered(), 3);
+        // Past it by time: "old" and "unacked" leave the set, "new" (30 s old) stays.
+        assert!(s.tick(t0 + 61 * s1).is_empty());
+        assert_eq!(s.remembered(), 1);
+        assert!(s.message(offer("new", "e1"), t0 + 61 * s1).is_empty());
+        assert!(
+            s.message(offer("unacked", "e1"), t0 + 61 * s1).is_empty(),
+            "an unacknowledged result is still known"
+        );
+        assert_eq!(s.unacknowledged(), 1);
+        // Past the count: the oldest of four goes at once.
+        for id in ["c1", "c2", "c3"] {
+            run_to_result(&mut s, id, t0 + 62 * s1, true);
+        }
+        assert_eq!(s.remembered(), 3);
+        assert!(
+            !sent(&s.message(offer("new", "e1"), t0 + 62 * s1)).is_empty(),
+            "forgotten: the cloud never offers it again (docs/cloud-protocol.md §5)"
+        );
+        // A year on, the result is still resent after a reconnect.
+        let year = t0 + 365 * 86_400 * s1;
+        s.tick(year);
+        s.disconnected();
+        let again = sent(&s.connected(year));
+        assert!(
+            again
+                .iter()
+                .any(|m| m.contains("result") && m.contains("unacked")),
+            "{again:?}"
+        );
     }
 
     /// An operator job holds an idle encoder: offers for it queue unclaimed and are claimed,

@@ -54,6 +54,10 @@ pub const FLUSH_BOUND: Duration = Duration::from_secs(5);
 /// reader list, so `hello` carries the encoders' real state.
 pub const SETTLE_BOUND: Duration = Duration::from_secs(2);
 
+/// How often the store drops what left the retention window (acknowledging a result drops
+/// the oldest too; this is for a bridge that finishes nothing for a while).
+pub const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -109,7 +113,10 @@ pub async fn run(
     tracing::info!(source = %source, "cloud token loaded");
     let site = Arc::new(secrets::load_site_keys(&config)?);
     tracing::info!(versions = ?site.versions(), "site keys loaded");
-    let store = Arc::new(Store::open(&config.state.dir)?);
+    let store = Arc::new(Store::open_with(
+        &config.state.dir,
+        config.state.retention(),
+    )?);
     tracing::info!(state = %config.state.dir.display(), "state store open");
     let tls = link::tls_config(&link::Trust::of(&config)).map_err(DaemonError::Tls)?;
     let connect = Cloud {
@@ -201,7 +208,8 @@ pub async fn serve<C: Connect>(
     tracing::info!(bridge_id = %bridge_id, "bridge identity");
     let (events, mut inbox) = mpsc::unbounded_channel();
     let mut daemon = Daemon {
-        session: Session::new(bridge_id, env!("CARGO_PKG_VERSION").to_owned()),
+        session: Session::new(bridge_id, env!("CARGO_PKG_VERSION").to_owned())
+            .with_retention(store.retention()),
         encoders: Encoders::new(
             Arc::clone(&hardware),
             site,
@@ -290,6 +298,7 @@ pub async fn serve<C: Connect>(
     tokio::pin!(abort);
     let mut shutdown_done = false;
     let mut status = String::new();
+    let mut next_housekeeping = now() + HOUSEKEEPING_EVERY;
 
     loop {
         tokio::select! {
@@ -377,6 +386,10 @@ pub async fn serve<C: Connect>(
                     Due::Nothing => {}
                 }
                 notify::watchdog();
+                if at >= next_housekeeping {
+                    next_housekeeping = at + HOUSEKEEPING_EVERY;
+                    daemon.housekeeping();
+                }
                 let line = daemon.status_line();
                 if line != status {
                     notify::status(&line);
@@ -457,6 +470,18 @@ impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin> Daemon<S> {
             "cloud disconnected"
         };
         format!("{n} encoder{}, {cloud}", if n == 1 { "" } else { "s" })
+    }
+
+    /// Drops the acknowledged attempts past the retention window from the store.
+    fn housekeeping(&self) {
+        match self.store.prune() {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(
+                dropped,
+                "acknowledged attempts past the retention window dropped"
+            ),
+            Err(e) => tracing::warn!("{e}"),
+        }
     }
 
     /// The link is gone: tell the session, and reconnect after the liveness' delay.

@@ -144,7 +144,9 @@ card_wait_secs = 30
     let refuse = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (control, calls) = mpsc::channel(4);
     let deps = Deps {
-        store: Arc::new(Store::open(&config.state.dir).expect("store")),
+        store: Arc::new(
+            Store::open_with(&config.state.dir, config.state.retention()).expect("store"),
+        ),
         config,
         site: Arc::new(SiteKeys::new(1, MasterKey::new(*b"in-process-site1"))),
         hardware: Arc::new(Machine),

@@ -23,8 +23,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::model::{
-    ActionType, ApiError, Attempt, AttemptError, Claim, Encoder, Millis, SYSTEM_ID, State, Status,
-    credential_json, encoder_json, event, format_time, last_page, new_id, parse_time,
+    ActionType, ApiError, Attempt, AttemptError, Claim, Encoder, Millis, Retain, SYSTEM_ID, State,
+    Status, credential_json, encoder_json, event, format_time, last_page, new_id, parse_time,
 };
 
 pub mod sandbox;
@@ -44,7 +44,13 @@ pub struct Timing {
     pub no_bridge_grace_ms: Millis,
     /// Lease of a grant.
     pub lease_ms: Millis,
+    /// How long, and how many, finished attempts and events are kept.
+    pub retain: Retain,
 }
+
+/// How often the time bound of [`Retain`] is applied at least (the count bound is applied
+/// as soon as it is overrun by an eighth).
+const PRUNE_EVERY_MS: Millis = 10_000;
 
 impl Default for Timing {
     fn default() -> Self {
@@ -52,6 +58,7 @@ impl Default for Timing {
             attempt_timeout_ms: 120_000,
             no_bridge_grace_ms: 30_000,
             lease_ms: LEASE_MS,
+            retain: Retain::default(),
         }
     }
 }
@@ -146,6 +153,7 @@ pub struct Core {
     connections: BTreeMap<String, Connection>,
     away_since: BTreeMap<String, Millis>,
     started_at: Millis,
+    next_prune: Millis,
     dirty: bool,
     new_events: Vec<Value>,
     /// Outcomes scripted by the `/acs/encoders/simulate/*` routes, per encoder.
@@ -166,6 +174,7 @@ impl Core {
             connections: BTreeMap::new(),
             away_since: BTreeMap::new(),
             started_at: now,
+            next_prune: now,
             dirty: false,
             new_events: Vec::new(),
             scripts: BTreeMap::new(),
@@ -193,7 +202,7 @@ impl Core {
             _ => Map::new(),
         };
         let event = event(now, event_type, description, fields);
-        self.state.events.push(event.clone());
+        self.state.push_event(event.clone());
         self.new_events.push(event);
         self.dirty = true;
     }
@@ -334,9 +343,8 @@ impl Core {
         };
         let view = attempt.json();
         let offer = self.offer(&attempt);
-        self.state.attempts.push(attempt);
+        let index = self.state.push_attempt(attempt);
         self.dirty = true;
-        let index = self.state.attempts.len().saturating_sub(1);
         if let Some(finished) = self.run_script(now, index) {
             // Scripted by a simulate route: finished here, no bridge or card involved.
             return Ok(json!({ "action_attempt": finished }));
@@ -426,9 +434,9 @@ impl Core {
         }
         let offers: Vec<Value> = self
             .state
-            .attempts
-            .iter()
-            .filter(|a| a.status == Status::Pending)
+            .pending()
+            .into_iter()
+            .filter_map(|i| self.state.attempts.get(i))
             .filter(|a| self.encoder_bridge(&a.encoder_id) == Some(bridge_id))
             .filter(|a| {
                 a.claim
@@ -511,13 +519,10 @@ impl Core {
         if offer {
             let offers: Vec<Value> = self
                 .state
-                .attempts
-                .iter()
-                .filter(|a| {
-                    a.status == Status::Pending
-                        && a.encoder_id == info.encoder_id
-                        && a.claim.is_none()
-                })
+                .pending()
+                .into_iter()
+                .filter_map(|i| self.state.attempts.get(i))
+                .filter(|a| a.encoder_id == info.encoder_id && a.claim.is_none())
                 .map(|a| self.offer(a))
                 .collect();
             for offer in &offers {
@@ -676,10 +681,7 @@ impl Core {
     }
 
     fn index(&self, attempt_id: &str) -> Option<usize> {
-        self.state
-            .attempts
-            .iter()
-            .position(|a| a.action_attempt_id == attempt_id)
+        self.state.attempt_index(attempt_id)
     }
 
     /// `result`: applied once, acknowledged every time. `Err` is a protocol error to answer
@@ -938,12 +940,28 @@ impl Core {
         }
     }
 
+    /// Drops finished attempts and events past the window: when the count is overrun by an
+    /// eighth (so the pass over what is kept is paid once per an eighth of the window's new
+    /// attempts), and every [`PRUNE_EVERY_MS`] for the time bound.
+    fn prune(&mut self, now: Millis) {
+        let retain = self.timing.retain;
+        let bound = retain.keep_count.saturating_add(retain.keep_count / 8 + 16);
+        let overrun = self.state.attempts.len() > bound || self.state.events.len() > bound;
+        if overrun || now >= self.next_prune {
+            self.next_prune = now.saturating_add(PRUNE_EVERY_MS);
+            if self.state.prune(now, retain) {
+                self.dirty = true;
+            }
+        }
+    }
+
     /// Expires what is due, lets lapsed leases go (offering the attempt again), and returns
     /// when to call again.
     pub fn tick(&mut self, now: Millis) -> Option<Millis> {
+        self.prune(now);
         let mut next: Option<Millis> = None;
         let mut soonest = |t: Millis| next = Some(next.map_or(t, |n: Millis| n.min(t)));
-        for index in 0..self.state.attempts.len() {
+        for index in self.state.pending() {
             let Some(attempt) = self.state.attempts.get(index) else {
                 continue;
             };

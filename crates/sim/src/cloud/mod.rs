@@ -59,6 +59,8 @@ pub struct CloudOptions {
     pub attempt_timeout: Duration,
     /// ... or after this, while no bridge for their encoder is connected.
     pub no_bridge_grace: Duration,
+    /// How long, and how many, finished attempts and events are kept.
+    pub retain: model::Retain,
 }
 
 impl Default for CloudOptions {
@@ -70,6 +72,7 @@ impl Default for CloudOptions {
             webhook_secret: events::WebhookSecret::generate(),
             attempt_timeout: Duration::from_secs(120),
             no_bridge_grace: Duration::from_secs(30),
+            retain: model::Retain::default(),
         }
     }
 }
@@ -197,6 +200,7 @@ pub async fn run_with_tls(
     let timing = Timing {
         attempt_timeout_ms: millis(options.attempt_timeout),
         no_bridge_grace_ms: millis(options.no_bridge_grace),
+        retain: options.retain,
         ..Timing::default()
     };
     let mut core = Core::new(state, timing, now);

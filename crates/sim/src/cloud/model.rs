@@ -5,6 +5,7 @@
 //! credential was written to); the `*_json` functions give the public view, shaped as Seam's
 //! objects are in the seed documents.
 
+use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::Write;
 use std::path::Path;
@@ -340,6 +341,59 @@ impl Attempt {
     }
 }
 
+/// How long, and how many, finished attempts and events the simulator keeps (a sandbox used
+/// for a year must not slow down with it). Past the window an attempt is gone
+/// (`action_attempt_not_found`), as an event is (`event_not_found`). Pending attempts are
+/// always kept; they end by their deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retain {
+    /// Finished attempts and events older than this are dropped.
+    pub keep_ms: Millis,
+    /// At most this many finished attempts, and this many events, are kept.
+    pub keep_count: usize,
+}
+
+impl Default for Retain {
+    fn default() -> Self {
+        Self {
+            keep_ms: 24 * 3600 * 1000,
+            keep_count: 10_000,
+        }
+    }
+}
+
+/// Positions of the objects by id, and the attempts that may be pending, so a request costs
+/// the same whatever the history (a scan of every attempt per request made the simulator
+/// slow down as it aged). Not saved: rebuilt at load and after a prune.
+#[derive(Debug, Clone, Default)]
+struct Index {
+    attempts: HashMap<String, usize>,
+    credentials: HashMap<String, usize>,
+    users: HashMap<String, usize>,
+    events: HashMap<String, usize>,
+    /// Attempts created pending; those that have finished since leave it lazily
+    /// ([`State::pending`]).
+    pending: BTreeSet<usize>,
+}
+
+fn positions<T>(list: &[T], id: impl Fn(&T) -> Option<&str>) -> HashMap<String, usize> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, x)| id(x).map(|id| (id.to_owned(), i)))
+        .collect()
+}
+
+fn event_id(event: &Value) -> Option<&str> {
+    event.get("event_id").and_then(Value::as_str)
+}
+
+fn event_time(event: &Value) -> Option<Millis> {
+    event
+        .get("occurred_at")
+        .and_then(Value::as_str)
+        .and_then(parse_time)
+}
+
 /// Everything the simulator knows; saved whole with `--state`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -357,6 +411,8 @@ pub struct State {
     pub attempts: Vec<Attempt>,
     /// Events, oldest first.
     pub events: Vec<Value>,
+    #[serde(skip)]
+    index: Index,
 }
 
 /// Fixed ids of the starting entrances (stable across runs, handy in demos).
@@ -388,10 +444,107 @@ impl State {
         }
     }
 
+    /// Rebuilds the indexes (after a load or a prune).
+    pub fn reindex(&mut self) {
+        self.index = Index {
+            attempts: positions(&self.attempts, |a| Some(&a.action_attempt_id)),
+            credentials: positions(&self.credentials, |c| Some(&c.acs_credential_id)),
+            users: positions(&self.users, |u| Some(&u.acs_user_id)),
+            events: positions(&self.events, event_id),
+            pending: self
+                .attempts
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.status == Status::Pending)
+                .map(|(i, _)| i)
+                .collect(),
+        };
+    }
+
+    /// Adds an attempt; returns its position.
+    pub fn push_attempt(&mut self, attempt: Attempt) -> usize {
+        let at = self.attempts.len();
+        self.index
+            .attempts
+            .insert(attempt.action_attempt_id.clone(), at);
+        if attempt.status == Status::Pending {
+            self.index.pending.insert(at);
+        }
+        self.attempts.push(attempt);
+        at
+    }
+
+    /// Adds an event (newest).
+    pub fn push_event(&mut self, event: Value) {
+        if let Some(id) = event_id(&event) {
+            self.index.events.insert(id.to_owned(), self.events.len());
+        }
+        self.events.push(event);
+    }
+
+    /// The position of attempt `id`.
+    pub fn attempt_index(&self, id: &str) -> Option<usize> {
+        self.index.attempts.get(id).copied()
+    }
+
+    /// The positions of the pending attempts, oldest first (those that finished since the
+    /// last call leave the set): the expiry timer's work grows with what is pending, not with
+    /// history.
+    pub fn pending(&mut self) -> Vec<usize> {
+        let attempts = &self.attempts;
+        self.index
+            .pending
+            .retain(|&i| attempts.get(i).is_some_and(|a| a.status == Status::Pending));
+        self.index.pending.iter().copied().collect()
+    }
+
+    /// Drops the finished attempts and the events past `retain` at `now`; returns whether
+    /// anything was dropped. Costs a pass over what is kept: the caller calls it when the
+    /// window has been overrun by a margin, or now and then for the time bound.
+    pub fn prune(&mut self, now: Millis, retain: Retain) -> bool {
+        let oldest = now.saturating_sub(retain.keep_ms);
+        let finished = self
+            .attempts
+            .iter()
+            .filter(|a| a.status != Status::Pending)
+            .count();
+        let mut excess = finished.saturating_sub(retain.keep_count);
+        let before = (self.attempts.len(), self.events.len());
+        // Attempts are in creation order and each finishes within its timeout of its
+        // creation: the first finished ones are the oldest.
+        self.attempts.retain(|a| {
+            if a.status == Status::Pending {
+                return true;
+            }
+            if excess > 0 {
+                excess -= 1;
+                return false;
+            }
+            a.finished_at.unwrap_or(a.created_at) >= oldest
+        });
+        // Events are in time order: the old ones are a prefix, found by bisection.
+        let by_time = self
+            .events
+            .partition_point(|e| event_time(e).is_some_and(|t| t < oldest));
+        let by_count = self.events.len().saturating_sub(retain.keep_count);
+        self.events.drain(..by_time.max(by_count));
+        let changed = before != (self.attempts.len(), self.events.len());
+        if changed {
+            self.attempts.shrink_to(self.attempts.len() * 2);
+            self.events.shrink_to(self.events.len() * 2);
+            self.reindex();
+        }
+        changed
+    }
+
     /// Loads the state file, or seeds a new state when it does not exist.
     pub fn load_or_seed(path: &Path, now: Millis) -> Result<Self, String> {
         match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
+            Ok(bytes) => serde_json::from_slice::<Self>(&bytes)
+                .map(|mut state| {
+                    state.reindex();
+                    state
+                })
                 .map_err(|e| format!("state file {} is not valid: {e}", path.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::seeded(now)),
             Err(e) => Err(format!("reading state file {}: {e}", path.display())),
@@ -421,18 +574,28 @@ impl State {
 
     /// A credential by id.
     pub fn credential(&self, id: &str) -> Result<&Credential, ApiError> {
-        self.credentials
-            .iter()
-            .find(|c| c.acs_credential_id == id)
+        self.index
+            .credentials
+            .get(id)
+            .and_then(|&i| self.credentials.get(i))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
     }
 
     /// A credential by id, to change.
     pub fn credential_mut(&mut self, id: &str) -> Result<&mut Credential, ApiError> {
-        self.credentials
-            .iter_mut()
-            .find(|c| c.acs_credential_id == id)
+        self.index
+            .credentials
+            .get(id)
+            .and_then(|&i| self.credentials.get_mut(i))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
+    }
+
+    fn user(&self, id: &str) -> Result<&User, ApiError> {
+        self.index
+            .users
+            .get(id)
+            .and_then(|&i| self.users.get(i))
+            .ok_or_else(|| ApiError::not_found("acs_user", id))
     }
 
     /// An encoder by id.
@@ -445,9 +608,8 @@ impl State {
 
     /// An attempt by id.
     pub fn attempt(&self, id: &str) -> Result<&Attempt, ApiError> {
-        self.attempts
-            .iter()
-            .find(|a| a.action_attempt_id == id)
+        self.attempt_index(id)
+            .and_then(|i| self.attempts.get(i))
             .ok_or_else(|| ApiError::not_found("action_attempt", id))
     }
 
@@ -504,12 +666,7 @@ impl State {
 
     /// `/acs/users/get`.
     pub fn get_user(&self, id: &str) -> Result<Value, ApiError> {
-        let user = self
-            .users
-            .iter()
-            .find(|u| u.acs_user_id == id)
-            .ok_or_else(|| ApiError::not_found("acs_user", id))?;
-        Ok(json!({ "acs_user": user_json(user) }))
+        Ok(json!({ "acs_user": user_json(self.user(id)?) }))
     }
 
     /// `/acs/users/list`.
@@ -526,9 +683,10 @@ impl State {
     /// `/events/get`.
     pub fn get_event(&self, id: &str) -> Result<Value, ApiError> {
         let event = self
+            .index
             .events
-            .iter()
-            .find(|e| e.get("event_id").and_then(Value::as_str) == Some(id))
+            .get(id)
+            .and_then(|&i| self.events.get(i))
             .ok_or_else(|| ApiError::not_found("event", id))?;
         Ok(json!({ "event": event }))
     }
@@ -552,6 +710,9 @@ impl State {
             created_at: now,
         };
         let view = user_json(&user);
+        self.index
+            .users
+            .insert(user.acs_user_id.clone(), self.users.len());
         self.users.push(user);
         Ok(json!({ "acs_user": view }))
     }
@@ -562,11 +723,7 @@ impl State {
         now: Millis,
         request: NewCredential,
     ) -> Result<Value, ApiError> {
-        let user = self
-            .users
-            .iter()
-            .find(|u| u.acs_user_id == request.acs_user_id)
-            .ok_or_else(|| ApiError::not_found("acs_user", &request.acs_user_id))?;
+        let user = self.user(&request.acs_user_id)?;
         if request.access_method != "card" {
             return Err(ApiError::invalid_input(format!(
                 "access_method {:?} is not supported here: this system issues \"card\" credentials",
@@ -604,6 +761,9 @@ impl State {
             changed_at: None,
         };
         let view = credential_json(&credential);
+        self.index
+            .credentials
+            .insert(credential.acs_credential_id.clone(), self.credentials.len());
         self.credentials.push(credential);
         Ok(json!({ "acs_credential": view }))
     }

@@ -429,3 +429,72 @@ fn simulate_routes_script_the_next_attempt() {
         "invalid_input"
     );
 }
+
+/// The window on plain times: finished attempts and events past it are gone, those inside
+/// and every pending attempt are still found by id, and the indexes stay right after a prune.
+#[test]
+fn finished_attempts_and_events_leave_by_the_window() {
+    let (mut core, cred) = setup();
+    core.timing.retain = Retain {
+        keep_ms: 60_000,
+        keep_count: 3,
+    };
+    let mut a = connect(&mut core, T0, "bridge-a", 1, &["enc-1"]);
+    let mut finished = Vec::new();
+    for n in 0..6 {
+        let at = T0 + 10 + n;
+        let id = attempt_id(&core.encode_credential(at, "enc-1", &cred).unwrap());
+        core.claim(at, "bridge-a", &id);
+        core.result(at, "bridge-a", &result(&id, "04a1b2c3", "4009613812"))
+            .unwrap();
+        finished.push(id);
+    }
+    let pending = attempt_id(&core.scan_credential(T0 + 20, "enc-1").unwrap());
+    a.messages();
+    // By count (3 kept of 6): applied when overrun by a margin, or on the periodic pass
+    // (forced here).
+    core.next_prune = T0;
+    core.tick(T0 + 30);
+    for (n, id) in finished.iter().enumerate() {
+        assert_eq!(core.get_attempt(id).is_ok(), n >= 3, "attempt {n}");
+    }
+    assert!(core.get_attempt(&pending).is_ok(), "pending: always kept");
+    assert_eq!(core.state.events.len(), 3);
+    let kept_event = core.state.events[0]["event_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(core.state.get_event(&kept_event).is_ok(), "reindexed");
+    // A result repeated for a kept attempt is still recognised (acknowledged, not applied
+    // twice); one for a forgotten attempt is acknowledged as unknown.
+    let issued = core.state.credential(&cred).unwrap().issue_counter;
+    core.result(
+        T0 + 31,
+        "bridge-a",
+        &result(&finished[5], "04a1b2c3", "4009613812"),
+    )
+    .unwrap();
+    assert_eq!(core.state.credential(&cred).unwrap().issue_counter, issued);
+    assert_eq!(a.types(), ["result_ack"]);
+    // By time: a minute after they finished, the rest go; the pending scan stays.
+    core.next_prune = T0;
+    core.tick(T0 + 10 + 5 + 60_001);
+    assert!(finished.iter().all(|id| core.get_attempt(id).is_err()));
+    assert_eq!(core.state.events.len(), 0);
+    assert!(core.get_attempt(&pending).is_ok());
+    // It expires by its deadline, and leaves a minute later.
+    core.tick(T0 + 20 + 120_000);
+    assert_eq!(
+        core.get_attempt(&pending).unwrap()["action_attempt"]["status"],
+        "error"
+    );
+    core.next_prune = T0;
+    core.tick(T0 + 20 + 120_000 + 60_001);
+    assert!(core.get_attempt(&pending).is_err());
+    // New attempts after a prune are found (positions were rebuilt).
+    let next = attempt_id(&core.scan_credential(T0 + 300_000, "enc-1").unwrap());
+    assert_eq!(
+        core.get_attempt(&next).unwrap()["action_attempt"]["status"],
+        "pending"
+    );
+}

@@ -1,0 +1,392 @@
+//! `make endurance`: a year at the front desk compressed into minutes (issue 18). Encodes one
+//! after the other, as an integrator's client would run them (a new credential, an encode, the
+//! attempt polled to its end), through the real `encoder-bridge run`, the real cloud simulator
+//! (in memory) and the PN532 emulator (no baud limit). Every interval it prints jobs/s, the
+//! bridge's RSS, its store's file size and the simulator's RSS; at the end a summary against
+//! the goals:
+//!
+//! - bridge RSS ≤ 15 MB, and flat within 10 % after warm-up (the first tenth of the jobs, and
+//!   at least until the retention window has filled);
+//! - the store's file bounded by the retention: once the window has filled, it grows by no
+//!   more than 10 % (redb reuses freed pages; it does not shrink without a compaction);
+//! - the last interval's throughput ≥ 90 % of the first's.
+//!
+//! `ENDURANCE_JOBS` (default 100,000), `ENDURANCE_INTERVAL_SECS` (default 30),
+//! `ENDURANCE_RETENTION` (the bridge's `[state] retention_attempts` and the simulator's
+//! `--retain-attempts`, default 10,000). Exits non-zero when a goal is missed.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use encoder_tests::daemon::{Setup, TOKEN};
+use encoder_tests::e2e::{Cloud, ENDS_AT, STARTS_AT, SYSTEM, add_pn532};
+use encoder_tests::soak::proc_usage;
+use encoder_tests::{Chatty, binary};
+use serde_json::{Value, json};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+/// One HTTP/1.1 connection kept alive (a connection per request would exhaust the ephemeral
+/// ports at a few hundred jobs a second, and measure the kernel rather than the simulator).
+struct Client {
+    addr: SocketAddr,
+    stream: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).expect("connect to the simulator");
+        stream.set_nodelay(true).expect("nodelay");
+        Self {
+            addr,
+            stream: BufReader::new(stream),
+        }
+    }
+
+    /// POSTs `body` to `path`; the status and the JSON reply.
+    fn post(&mut self, path: &str, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.stream
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("send");
+        let mut status_line = String::new();
+        self.stream.read_line(&mut status_line).expect("status");
+        let status = status_line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no HTTP status: {status_line:?}"));
+        let mut length = None;
+        let mut chunked = false;
+        loop {
+            let mut line = String::new();
+            self.stream.read_line(&mut line).expect("header");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse::<usize>().ok();
+            } else if lower.starts_with("transfer-encoding:") && lower.contains("chunked") {
+                chunked = true;
+            }
+        }
+        let mut bytes = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                self.stream.read_line(&mut size).expect("chunk size");
+                let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+                let mut chunk = vec![0; n + 2];
+                self.stream.read_exact(&mut chunk).expect("chunk");
+                chunk.truncate(n);
+                bytes.extend(chunk);
+                if n == 0 {
+                    break;
+                }
+            }
+        } else {
+            bytes.resize(length.expect("content-length"), 0);
+            self.stream.read_exact(&mut bytes).expect("body");
+        }
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn ok(&mut self, path: &str, body: &Value) -> Value {
+        let (status, reply) = self.post(path, body);
+        assert_eq!(status, 200, "{path} {body}: {reply}");
+        reply
+    }
+}
+
+/// What one interval measured.
+struct Sample {
+    secs: f64,
+    jobs: u64,
+    jobs_per_s: f64,
+    bridge_kb: u64,
+    store_bytes: u64,
+    sim_kb: u64,
+}
+
+#[allow(clippy::cast_precision_loss)] // figures for a person
+fn mb(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+#[allow(clippy::too_many_lines, clippy::cast_precision_loss)] // one run, read top to bottom
+fn main() {
+    let jobs: u64 = env_or("ENDURANCE_JOBS", 100_000);
+    let interval = Duration::from_secs(env_or("ENDURANCE_INTERVAL_SECS", 30));
+    let retention: u64 = env_or("ENDURANCE_RETENTION", 10_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let link = dir.path().join("pn532");
+    let mut emulator = {
+        let mut command = Command::new("setpriv");
+        command
+            .args(["--pdeathsig", "KILL"])
+            .arg(binary("encoder-sim"))
+            .arg("pn532")
+            .arg("--link")
+            .arg(&link)
+            .args(["--type", "classic-1k", "--uid", "04A1B2C3"]);
+        Chatty::spawn(command, "PN532 emulator")
+    };
+    emulator.expect_line("ready");
+    emulator.expect_line("present");
+    let retain = retention.to_string();
+    let cloud = Cloud::start_with(&["--retain-attempts", &retain]);
+    let sim_pid = cloud.pid();
+    let setup = Setup::new(&cloud.ws_url(), &[], 10.0, TOKEN);
+    add_pn532(&setup.config(), &link.display().to_string(), "Front Desk");
+    let config = std::fs::read_to_string(setup.config()).expect("config");
+    let config = config.replacen(
+        "dir = \"state\"\n",
+        &format!("dir = \"state\"\nretention_attempts = {retention}\n"),
+        1,
+    );
+    std::fs::write(setup.config(), config).expect("config");
+    let store = setup.dir().join("state").join("state.redb");
+    // The bridge as the service runs it (info log, here to nowhere: a log kept in this
+    // process would grow with the run).
+    let mut bridge: Child = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL"])
+        .arg(binary("encoder-bridge"))
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(setup.config())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start encoder-bridge");
+    let bridge_pid = bridge.id();
+
+    let mut client = Client::connect(cloud.addr());
+    let encoder = {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let list = client.ok("/acs/encoders/list", &json!({"acs_system_id": SYSTEM}));
+            let online = list["acs_encoders"].as_array().and_then(|l| {
+                l.iter()
+                    .find(|e| e["encoder_bridge_metadata"]["is_online"] == true)
+                    .and_then(|e| e["acs_encoder_id"].as_str())
+                    .map(str::to_owned)
+            });
+            if let Some(id) = online {
+                break id;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the encoder never came online: {list}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let user = client.ok(
+        "/acs/users/create",
+        &json!({"acs_system_id": SYSTEM, "full_name": "Endurance"}),
+    )["acs_user"]["acs_user_id"]
+        .as_str()
+        .expect("user")
+        .to_owned();
+    let entrance = client.ok("/acs/entrances/list", &json!({"acs_system_id": SYSTEM}))
+        ["acs_entrances"][0]["acs_entrance_id"]
+        .clone();
+
+    println!(
+        "endurance: {jobs} encodes, one after the other (bridge + simulator + PN532 emulator, no baud limit), retention {retention} attempts"
+    );
+    println!(
+        "{:>7} {:>8} {:>7} {:>11} {:>10} {:>9}",
+        "secs", "jobs", "jobs/s", "bridge RSS", "store", "sim RSS"
+    );
+    let started = Instant::now();
+    let mut samples: Vec<Sample> = Vec::new();
+    let (mut last_at, mut last_jobs) = (started, 0u64);
+    let (mut succeeded, mut failed) = (0u64, 0u64);
+    let mut errors: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+    let mut done = 0u64;
+    while done < jobs {
+        let credential = client.ok(
+            "/acs/credentials/create",
+            &json!({
+                "acs_user_id": user, "access_method": "card",
+                "allowed_acs_entrance_ids": [entrance],
+                "starts_at": STARTS_AT, "ends_at": ENDS_AT
+            }),
+        )["acs_credential"]["acs_credential_id"]
+            .as_str()
+            .expect("credential")
+            .to_owned();
+        let attempt = client.ok(
+            "/acs/encoders/encode_credential",
+            &json!({"acs_credential_id": credential, "acs_encoder_id": encoder}),
+        )["action_attempt"]["action_attempt_id"]
+            .as_str()
+            .expect("attempt")
+            .to_owned();
+        let finished = loop {
+            let got = client.ok(
+                "/action_attempts/get",
+                &json!({"action_attempt_id": attempt}),
+            );
+            if got["action_attempt"]["status"] != "pending" {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if finished["action_attempt"]["status"] == "success" {
+            succeeded += 1;
+        } else {
+            failed += 1;
+            let kind = finished["action_attempt"]["error"]["type"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned();
+            *errors.entry(kind).or_default() += 1;
+        }
+        done += 1;
+        let now = Instant::now();
+        if now.duration_since(last_at) >= interval || done == jobs {
+            let bridge_kb = proc_usage(bridge_pid).map_or(0, |u| u.0);
+            let sim_kb = proc_usage(sim_pid).map_or(0, |u| u.0);
+            let store_bytes = std::fs::metadata(&store).map_or(0, |m| m.len());
+            let sample = Sample {
+                secs: now.duration_since(started).as_secs_f64(),
+                jobs: done,
+                jobs_per_s: (done - last_jobs) as f64 / now.duration_since(last_at).as_secs_f64(),
+                bridge_kb,
+                store_bytes,
+                sim_kb,
+            };
+            println!(
+                "{:>7.0} {:>8} {:>7.1} {:>8.1} MB {:>7.1} MB {:>6.1} MB",
+                sample.secs,
+                sample.jobs,
+                sample.jobs_per_s,
+                mb(sample.bridge_kb),
+                sample.store_bytes as f64 / 1_048_576.0,
+                mb(sample.sim_kb)
+            );
+            samples.push(sample);
+            (last_at, last_jobs) = (now, done);
+            assert!(
+                bridge.try_wait().ok().flatten().is_none(),
+                "the bridge exited during the run"
+            );
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+
+    // Warm-up: the first tenth of the jobs, and until the retention window has filled.
+    let warm = (jobs / 10).max(retention);
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.jobs > warm).collect();
+    let peak_kb = samples.iter().map(|s| s.bridge_kb).max().unwrap_or(0);
+    let (low, high) = after.iter().fold((u64::MAX, 0), |(lo, hi), s| {
+        (lo.min(s.bridge_kb), hi.max(s.bridge_kb))
+    });
+    let spread = if after.is_empty() {
+        0.0
+    } else {
+        (high - low) as f64 / low.max(1) as f64
+    };
+    let store_first = after.first().map_or(0, |s| s.store_bytes);
+    let store_last = after.last().map_or(0, |s| s.store_bytes);
+    let store_growth = store_last as f64 / store_first.max(1) as f64 - 1.0;
+    let first_rate = samples.first().map_or(0.0, |s| s.jobs_per_s);
+    // The last full interval (the very last may be a short remainder).
+    let last_rate = samples
+        .iter()
+        .rev()
+        .nth(usize::from(samples.len() > 2))
+        .map_or(0.0, |s| s.jobs_per_s);
+    let ratio = last_rate / first_rate.max(f64::MIN_POSITIVE);
+
+    println!();
+    println!(
+        "{done} encodes in {secs:.0} s ({:.1} jobs/s): {succeeded} succeeded, {failed} failed {errors:?}",
+        done as f64 / secs
+    );
+    let mut missed = Vec::new();
+    let mut goal = |name: String, met: bool| {
+        println!("  {name}: {}", if met { "met" } else { "MISSED" });
+        if !met {
+            missed.push(name);
+        }
+    };
+    goal(
+        format!("bridge RSS ≤ 15 MB (peak {:.1} MB)", mb(peak_kb)),
+        peak_kb <= 15 * 1024,
+    );
+    if after.len() >= 2 {
+        goal(
+            format!(
+                "bridge RSS flat within 10 % after warm-up ({warm} jobs): {:.1}-{:.1} MB, {:.1} %",
+                mb(low),
+                mb(high),
+                spread * 100.0
+            ),
+            spread <= 0.10,
+        );
+        goal(
+            format!(
+                "store bounded by the retention: {:.1} MB once the window filled, {:.1} MB at the end ({:+.1} %)",
+                store_first as f64 / 1_048_576.0,
+                store_last as f64 / 1_048_576.0,
+                store_growth * 100.0
+            ),
+            store_growth <= 0.10,
+        );
+    } else {
+        println!(
+            "  RSS flatness and store bound: not judged (fewer than 2 intervals after {warm} jobs; raise ENDURANCE_JOBS)"
+        );
+    }
+    goal(
+        format!(
+            "throughput, last interval ≥ 90 % of the first: {last_rate:.1} vs {first_rate:.1} jobs/s ({:.0} %)",
+            ratio * 100.0
+        ),
+        ratio >= 0.9,
+    );
+    goal(
+        format!("every encode succeeded ({failed} failed)"),
+        failed == 0,
+    );
+    // Beside the goals, the trend without one interval's noise (the machine is shared).
+    let quarter = (samples.len() / 4).max(1);
+    let mean =
+        |list: &[Sample]| list.iter().map(|s| s.jobs_per_s).sum::<f64>() / list.len().max(1) as f64;
+    println!(
+        "  (throughput, mean of the first and of the last quarter of the intervals: {:.1} and {:.1} jobs/s)",
+        mean(&samples[..quarter.min(samples.len())]),
+        mean(&samples[samples.len().saturating_sub(quarter)..])
+    );
+    let _ = bridge.kill();
+    let _ = bridge.wait();
+    drop(emulator);
+    if !missed.is_empty() {
+        eprintln!("endurance: {} goal(s) missed", missed.len());
+        std::process::exit(1);
+    }
+}
