@@ -145,13 +145,9 @@ fn rfc3339_of(at: SystemTime) -> String {
     rfc3339(time::OffsetDateTime::from(at))
 }
 
-/// The `result` message for a finished job; `None` for a cancelled one (nothing to report).
-pub fn result_message(
-    attempt_id: &str,
-    encoder_id: &str,
-    action: ActionKind,
-    report: &JobReport,
-) -> Option<ResultMsg> {
+/// A finished report as the wire carries it: `finished_at` and `Ok(result)` or `Err(error)`;
+/// `None` for a cancelled job (nothing to report).
+fn wire_outcome(report: &JobReport) -> Option<(SystemTime, Result<Value, ResultError>)> {
     let JobReport::Done {
         finished_at,
         outcome,
@@ -159,16 +155,31 @@ pub fn result_message(
     else {
         return None;
     };
+    let outcome = match outcome {
+        Ok(success) => Ok(success_value(success, *finished_at)),
+        Err(e) => Err(wire_error(e)),
+    };
+    Some((*finished_at, outcome))
+}
+
+/// The `result` message for a finished job; `None` for a cancelled one (nothing to report).
+pub fn result_message(
+    attempt_id: &str,
+    encoder_id: &str,
+    action: ActionKind,
+    report: &JobReport,
+) -> Option<ResultMsg> {
+    let (finished_at, outcome) = wire_outcome(report)?;
     let (status, result, error) = match outcome {
-        Ok(success) => ("success", Some(success_value(success, *finished_at)), None),
-        Err(e) => ("error", None, Some(wire_error(e))),
+        Ok(value) => ("success", Some(value), None),
+        Err(e) => ("error", None, Some(e)),
     };
     Some(ResultMsg {
         action_attempt_id: attempt_id.to_owned(),
         action_type: action_type(action),
         encoder_id: encoder_id.to_owned(),
         status: status.to_owned(),
-        finished_at: rfc3339_of(*finished_at),
+        finished_at: rfc3339_of(finished_at),
         result,
         error,
     })
@@ -177,16 +188,9 @@ pub fn result_message(
 /// The CLI's `--json` output: `{"status": "success", "result": ...}` or `{"status": "error",
 /// "error": ...}`, the objects of a `result` message.
 pub fn report_json(report: &JobReport) -> Option<String> {
-    let JobReport::Done {
-        finished_at,
-        outcome,
-    } = report
-    else {
-        return None;
-    };
-    let value = match outcome {
-        Ok(s) => json!({ "status": "success", "result": success_value(s, *finished_at) }),
-        Err(e) => json!({ "status": "error", "error": wire_error(e) }),
+    let value = match wire_outcome(report)?.1 {
+        Ok(result) => json!({ "status": "success", "result": result }),
+        Err(error) => json!({ "status": "error", "error": error }),
     };
     serde_json::to_string_pretty(&value).ok()
 }

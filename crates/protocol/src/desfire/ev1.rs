@@ -149,12 +149,7 @@ impl Ev1Session {
     pub fn encrypt_command(&mut self, command: &[u8], data: &[u8]) -> Vec<u8> {
         let mut plain = data.to_vec();
         plain.extend_from_slice(&crypto::crc32(&[command, data].concat()));
-        while !plain.len().is_multiple_of(16) {
-            plain.push(0);
-        }
-        let ct = crypto::cbc_encrypt(&self.key, &self.iv, &plain).unwrap_or_default();
-        self.iv = last_block(&ct);
-        ct
+        self.encrypt_zero_padded(plain)
     }
 
     /// The cryptogram of `ChangeKey` (`C4 KeyNo` then this): key `key_no` becomes `new` with
@@ -172,6 +167,12 @@ impl Ev1Session {
         if old.is_some() {
             plain.extend_from_slice(&crypto::crc32(new));
         }
+        self.encrypt_zero_padded(plain)
+    }
+
+    /// Zero-pads `plain` to whole blocks, encrypts it on the running IV and advances the IV to
+    /// the cryptogram's last block (EV1 FULL mode, docs/reference/desfire.md §6).
+    fn encrypt_zero_padded(&mut self, mut plain: Vec<u8>) -> Vec<u8> {
         while !plain.len().is_multiple_of(16) {
             plain.push(0);
         }
