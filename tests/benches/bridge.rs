@@ -110,6 +110,10 @@ impl Transmit for Counting<'_> {
         };
         self.inner.transmit(command)
     }
+
+    fn reader_caps(&self) -> encoder_protocol::transmit::ReaderCaps {
+        self.inner.reader_caps()
+    }
 }
 
 /// One job on an open session; (APDUs, wire bytes, writes).

@@ -82,9 +82,7 @@ pub(crate) fn read_mad<T: Transmit + ?Sized>(
         return Ok(None);
     }
     let step = "read_directory";
-    let b1 = s.read(1, step)?;
-    let b2 = s.read(2, step)?;
-    let bytes = [b1, b2].concat();
+    let bytes = s.read_many(&[1, 2], step)?.concat();
     Mad1::parse(&bytes).map(Some).map_err(|e| {
         s.fail(
             Uncategorized::DirectoryCorrupt,
@@ -233,12 +231,21 @@ pub(crate) fn read_record<T: Transmit + ?Sized>(
         return Ok(None);
     };
     let mut bytes = head_block.to_vec();
-    for &block in rest {
-        let sector = geometry::sector_of(block);
+    // Sector by sector, each sector's blocks in as few reads as the reader allows.
+    let mut rest = rest;
+    while let Some(&first) = rest.first() {
+        let sector = geometry::sector_of(first);
+        let run = rest
+            .iter()
+            .take_while(|b| geometry::sector_of(**b) == sector)
+            .count();
         if !s.auth(sector, KeyType::B, keys.key_b(), step)? {
             return Ok(None);
         }
-        bytes.extend_from_slice(&s.read(block, step)?);
+        for block in s.read_many(rest.get(..run).unwrap_or_default(), step)? {
+            bytes.extend_from_slice(&block);
+        }
+        rest = rest.get(run..).unwrap_or_default();
     }
     Ok(Some(bytes))
 }

@@ -8,6 +8,7 @@
 //! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
 
 mod part3;
+pub mod profile;
 
 use std::fmt;
 use std::str::FromStr;
@@ -18,6 +19,7 @@ use crate::mifare::{self, Geometry, MifareClassic};
 use crate::ultralight::{self, Ultralight};
 
 pub use part3::sw;
+pub use profile::ReaderProfile;
 
 /// The kinds of card the simulator can be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -206,9 +208,11 @@ pub struct VirtualCard {
     card_type: CardType,
     uid: Vec<u8>,
     chip: Chip,
-    /// Reader-side volatile key slots 00 and 01 (`FF 82`). They belong to the reader, so
-    /// they survive card removal and power cycles.
-    keys: [Option<[u8; 6]>; 2],
+    /// How the reader in front of the card speaks (`--reader-profile`).
+    profile: ReaderProfile,
+    /// Reader-side key slots (`FF 82`; for key-type readers: key A, key B). They belong to
+    /// the reader, so they survive card removal and power cycles.
+    keys: Vec<Option<[u8; 6]>>,
     /// Tear at the write attempt made when `writes` reaches this count.
     tear_at: Option<(u32, TearMode)>,
     torn: bool,
@@ -288,7 +292,8 @@ impl VirtualCard {
             card_type,
             uid,
             chip,
-            keys: [None; 2],
+            profile: ReaderProfile::DEFAULT,
+            keys: vec![None; ReaderProfile::DEFAULT.slot_count()],
             tear_at: None,
             torn: false,
             writes: 0,
@@ -302,6 +307,17 @@ impl VirtualCard {
             Chip::Ultralight(u) => u.image(),
             Chip::Desfire => Vec::new(),
         }
+    }
+
+    /// Puts the card behind a reader of `profile` (with empty key slots).
+    pub fn set_reader_profile(&mut self, profile: ReaderProfile) {
+        self.keys = vec![None; profile.slot_count()];
+        self.profile = profile;
+    }
+
+    /// The reader profile.
+    pub const fn reader_profile(&self) -> &ReaderProfile {
+        &self.profile
     }
 
     /// The card type.
