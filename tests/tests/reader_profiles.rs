@@ -79,6 +79,17 @@ fn run_profile(name: &str) {
         "pcsc_scan does not list {reader:?}"
     );
 
+    // `encoder-bridge readers` names the family.
+    let (key, value) = rig.env();
+    let out = Command::new(encoder_tests::binary("encoder-bridge"))
+        .args(["readers", "--json", "--direct"])
+        .env(key, value)
+        .output()
+        .expect("encoder-bridge readers");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("readers --json");
+    assert_eq!(json["readers"][0]["name"], reader.as_str(), "{json}");
+    assert_eq!(json["readers"][0]["family"], name, "{json}");
+
     // Identify: the family from pcscd's name, the card from the reader.
     let mut enc = PcscEncoder::new(&reader).expect("encoder");
     let family: &'static Dialect = enc.dialect();

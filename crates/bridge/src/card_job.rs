@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use encoder_hal::{CardInfo, CardSession, Encoder, ErrorKind};
+use encoder_hal::{CardInfo, CardSession, Encoder, ErrorKind, Feedback};
 use encoder_protocol::card::CardType;
 use encoder_protocol::cloud_error::{CloudError, ErrorType, SubCode};
 use encoder_protocol::hex;
@@ -27,6 +27,8 @@ use crate::store::{Store, Writing};
 pub struct Exec<'a> {
     /// How long to wait for a card.
     pub card_wait: Duration,
+    /// Beep and light at the end of the card operation (where the reader can).
+    pub feedback: bool,
     /// The site keys.
     pub site: &'a SiteKeys,
     /// Where the phase `writing` is recorded (none for the operator commands).
@@ -172,6 +174,9 @@ pub fn execute(encoder: &mut dyn Encoder, job: &CardJob, exec: &Exec<'_>) -> Job
         JobAction::Encode(request) => card.encode(session.as_mut(), &job.id, request),
         JobAction::Verify { request, writing } => card.verify(session.as_mut(), request, writing),
     };
+    if exec.feedback {
+        signal(session.as_mut(), outcome.is_ok());
+    }
     drop(session);
     timing.log();
     match &outcome {
@@ -184,6 +189,21 @@ pub fn execute(encoder: &mut dyn Encoder, job: &CardJob, exec: &Exec<'_>) -> Job
         ),
     }
     end(JobReport::now(outcome))
+}
+
+/// The beep and light at the desk for the job's outcome. Never fails the job: a reader that
+/// cannot, a card already gone or a refused command is logged and forgotten.
+fn signal(session: &mut dyn CardSession, ok: bool) {
+    let feedback = if ok {
+        Feedback::Success
+    } else {
+        Feedback::Failure
+    };
+    match session.feedback(feedback) {
+        Ok(true) => tracing::debug!(?feedback, "feedback sent"),
+        Ok(false) => {}
+        Err(e) => tracing::info!(?feedback, "feedback not given (the job is unaffected): {e}"),
+    }
 }
 
 /// A credential already written to a card (`card_uid`) goes on no other card: the error comes
@@ -347,6 +367,7 @@ mod tests {
         let site = site();
         let exec = Exec {
             card_wait,
+            feedback: false,
             site: &site,
             store: None,
             control: None,
@@ -471,6 +492,41 @@ mod tests {
         assert!(sent.lock().expect("lock").is_empty());
     }
 
+    /// Feedback follows the outcome, and a reader that fails to beep fails no job.
+    #[test]
+    fn feedback_follows_the_outcome_and_never_fails_a_job() {
+        let site = site();
+        let exec = Exec {
+            card_wait: Duration::from_secs(5),
+            feedback: true,
+            site: &site,
+            store: None,
+            control: None,
+        };
+        for (encode, card_uid, expected) in [
+            (false, None, Feedback::Success),
+            (true, Some("DEADBEEF"), Feedback::Failure),
+        ] {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let mut session = session_on(&[0x04, 0xA1, 0xB2, 0xC3], Arc::clone(&sent), |_, _| None);
+            session
+                .expect_feedback()
+                .withf(move |f| *f == expected)
+                .times(1)
+                .returning(|_| Err(HalError::new(ErrorKind::CardRemoved, "card gone")));
+            let mut e = encoder_with(session);
+            let report = execute(&mut e, &job(encode, None, card_uid), &exec);
+            let JobReport::Done { outcome, .. } = report else {
+                panic!("not done");
+            };
+            assert_eq!(
+                outcome.is_ok(),
+                expected == Feedback::Success,
+                "{outcome:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_credential_for_another_card_is_refused_before_any_write() {
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -565,6 +621,7 @@ mod tests {
         let site = site();
         let exec = Exec {
             card_wait: Duration::from_secs(5),
+            feedback: false,
             site: &site,
             store: Some(&store),
             control: None,

@@ -247,6 +247,25 @@ fn default_card_wait() -> f64 {
     DEFAULT_CARD_WAIT_SECS
 }
 
+/// `feedback = "on" | "off"`: whether an encoder beeps and lights at the end of a job, on
+/// readers that can (docs/configuration.md; the hal's dialect table says which can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackSetting {
+    /// A short beep and green light on success, a distinct pattern on failure.
+    #[default]
+    On,
+    /// Silent.
+    Off,
+}
+
+impl FeedbackSetting {
+    /// Whether feedback is on.
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
+}
+
 /// `[encoders]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +276,9 @@ pub struct EncodersConfig {
     /// Default card wait in seconds.
     #[serde(default = "default_card_wait")]
     pub card_wait_secs: f64,
+    /// Default feedback (beep and light) at the end of a job.
+    #[serde(default)]
+    pub feedback: FeedbackSetting,
     /// `[[encoders.pcsc]]`.
     #[serde(default)]
     pub pcsc: Vec<PcscEntry>,
@@ -270,6 +292,7 @@ impl Default for EncodersConfig {
         Self {
             auto_pcsc: true,
             card_wait_secs: DEFAULT_CARD_WAIT_SECS,
+            feedback: FeedbackSetting::On,
             pcsc: Vec::new(),
             pn532: Vec::new(),
         }
@@ -288,6 +311,9 @@ pub struct PcscEntry {
     /// Card wait in seconds; default `encoders.card_wait_secs`.
     #[serde(default)]
     pub card_wait_secs: Option<f64>,
+    /// Feedback at the end of a job; default `encoders.feedback`.
+    #[serde(default)]
+    pub feedback: Option<FeedbackSetting>,
     /// `false`: never drive matching readers (also not automatically).
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -316,6 +342,8 @@ pub enum ReaderPolicy {
         display_name: String,
         /// Card wait.
         card_wait: Duration,
+        /// Beep and light at the end of a job.
+        feedback: bool,
         /// Named in the config (stays known while unplugged), rather than picked up.
         configured: bool,
     },
@@ -507,6 +535,7 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| name.to_owned()),
                     card_wait: entry.card_wait_secs.map_or_else(|| self.card_wait(), secs),
+                    feedback: entry.feedback.unwrap_or(self.encoders.feedback).is_on(),
                     configured: true,
                 };
             }
@@ -515,6 +544,7 @@ impl Config {
             ReaderPolicy::Drive {
                 display_name: name.to_owned(),
                 card_wait: self.card_wait(),
+                feedback: self.encoders.feedback.is_on(),
                 configured: false,
             }
         } else {
@@ -673,7 +703,7 @@ file = "key"
     #[test]
     fn patterns_and_disabled_readers() {
         let c = Config::parse(&format!(
-            "{MINIMAL}\n[[encoders.pcsc]]\nreader = \"ACS*\"\ndisplay_name = \"Desk\"\ncard_wait_secs = 5\n[[encoders.pcsc]]\nreader = \"Vendor ?\"\nenabled = false\n"
+            "{MINIMAL}\n[[encoders.pcsc]]\nreader = \"ACS*\"\ndisplay_name = \"Desk\"\ncard_wait_secs = 5\nfeedback = \"off\"\n[[encoders.pcsc]]\nreader = \"Vendor ?\"\nenabled = false\n"
         ))
         .expect("valid");
         assert_eq!(
@@ -681,10 +711,21 @@ file = "key"
             ReaderPolicy::Drive {
                 display_name: "Desk".into(),
                 card_wait: Duration::from_secs(5),
+                feedback: false,
                 configured: true
             }
         );
         assert_eq!(c.reader_policy("Vendor X"), ReaderPolicy::Ignore);
+        assert!(matches!(
+            c.reader_policy("Other"),
+            ReaderPolicy::Drive { feedback: true, .. }
+        ));
+        let e = Config::parse(&format!("{MINIMAL}\n[encoders]\nfeedback = \"loud\"\n"))
+            .expect_err("not on/off");
+        assert!(
+            e.problem.contains("on") && e.problem.contains("off"),
+            "{e:?}"
+        );
         assert!(c.exact_readers().is_empty());
     }
 

@@ -157,6 +157,8 @@ pub struct RunnerSpec {
     pub encoder_id: String,
     /// Card wait.
     pub card_wait: Duration,
+    /// Beep and light at the end of each job.
+    pub feedback: bool,
     /// Creates the encoder.
     pub factory: EncoderFactory,
     /// Probe the encoder while idle and report its state (PN532); `None`: never (PC/SC,
@@ -256,6 +258,7 @@ impl Runner {
                     let Cmd::Run(job) = cmd else { break };
                     let exec = Exec {
                         card_wait: spec.card_wait,
+                        feedback: spec.feedback,
                         site: &site,
                         // An operator job is no attempt: nothing of it is stored.
                         store: if job.is_local() {
@@ -382,6 +385,7 @@ mod tests {
             RunnerSpec {
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
+                feedback: false,
                 factory,
                 probe: Some(Probe {
                     every: Duration::from_millis(20),
@@ -450,6 +454,7 @@ mod tests {
             RunnerSpec {
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
+                feedback: false,
                 factory,
                 probe: None,
             },

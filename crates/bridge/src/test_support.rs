@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use encoder_hal::{Canceller, CardInfo, CardSession, Encoder, EncoderKind, ErrorKind, HalError};
+use encoder_hal::{
+    Canceller, CardInfo, CardSession, Encoder, EncoderKind, ErrorKind, Feedback, HalError,
+};
 use encoder_protocol::keys::{MasterKey, SiteKeys};
 use encoder_protocol::transmit::{Transmit, TransmitError};
 use encoder_sim::card::{CardType, VirtualCard};
@@ -39,6 +41,7 @@ mock! {
     }
     impl CardSession for Sess {
         fn info(&self) -> &CardInfo;
+        fn feedback(&mut self, feedback: Feedback) -> Result<bool, HalError>;
     }
 }
 

@@ -79,6 +79,7 @@ impl Encoders {
         let spec = RunnerSpec {
             encoder_id: id.clone(),
             card_wait: wanted.card_wait,
+            feedback: wanted.feedback,
             factory: self.hardware.factory(wanted),
             probe,
         };

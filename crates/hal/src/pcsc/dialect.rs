@@ -61,6 +61,26 @@ pub enum Signal {
     AcsLedBuzzer,
 }
 
+/// When a family needs setup before pcscd can use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupNeed {
+    /// One of the family's USB devices is present while this kernel module is loaded (it
+    /// claims the device before pcscd can).
+    KernelModule(&'static str),
+    /// A USB device with this vendor:product id is present (the reader in a mode that is no
+    /// PC/SC reader).
+    UsbId(u16, u16),
+}
+
+/// Setup a family may need on Linux, and the fix (`doctor` checks and prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setup {
+    /// How to tell it is needed.
+    pub need: SetupNeed,
+    /// What to do, in one sentence.
+    pub fix: &'static str,
+}
+
 /// One reader family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
@@ -90,9 +110,8 @@ pub struct Dialect {
     pub reselects_after_failed_auth: bool,
     /// LED and buzzer.
     pub signal: Signal,
-    /// Setup the reader needs on Linux before it works as a PC/SC reader, with the fix
-    /// (`doctor` prints it).
-    pub setup: Option<&'static str>,
+    /// Setup the reader may need on Linux before it works as a PC/SC reader.
+    pub setup: Option<Setup>,
     /// Where the entry's facts come from, and what was taken from the baseline.
     pub sources: &'static str,
 }
@@ -135,10 +154,13 @@ const FINE_REFUSALS: &[[u8; 2]] = &[
     [0x63, 0x86],
 ];
 
-const PN533_SETUP: &str = "the kernel's pn533_usb driver claims this reader before pcscd can \
-(pcscd logs \"Can't claim interface\"): the package installs \
-/usr/lib/modprobe.d/encoder-bridge-pn533.conf (blacklist pn533_usb, pn533, nfc); then run \
-`sudo modprobe -r pn533_usb pn533 nfc` and re-plug the reader";
+const PN533_SETUP: Setup = Setup {
+    need: SetupNeed::KernelModule("pn533_usb"),
+    fix: "the kernel's pn533_usb driver claims this reader before pcscd can (pcscd logs \
+          \"Can't claim interface\"): the package installs \
+          /usr/lib/modprobe.d/encoder-bridge-pn533.conf (blacklist pn533_usb, pn533, nfc); run \
+          `sudo modprobe -r pn533_usb pn533 nfc` and re-plug the reader",
+};
 
 /// The PC/SC Part 3 baseline: what a reader not in the table gets.
 pub const BASELINE: Dialect = Dialect {
@@ -251,7 +273,7 @@ pub const TABLE: &[Dialect] = &[
         id: "omnikey5427ck",
         family: "HID OMNIKEY 5427CK",
         names: &["OMNIKEY 5427 CK", "OMNIKEY 5427CK"],
-        usb: &[(0x076B, 0x5427), (0x076B, 0x5428)],
+        usb: &[(0x076B, 0x5427)],
         // Everything but the name and GET DATA is unknown (readers.md §3-§7): baseline.
         keys: KeyStore::Slots { p1: 0x00, slots: 2 },
         general_auth: true,
@@ -260,11 +282,13 @@ pub const TABLE: &[Dialect] = &[
         refusals: FINE_REFUSALS,
         reselects_after_failed_auth: false,
         signal: Signal::None,
-        setup: Some(
-            "in keyboard-wedge mode (USB id 076B:5428) the OMNIKEY 5427CK is a keyboard and no \
-             PC/SC reader at all: switch it to CCID mode on its configuration page (the \
-             reader's EEM web page, 192.168.63.99) and re-plug it",
-        ),
+        // Keyboard-wedge mode is USB id 076B:5428, no CCID (coinkite#36).
+        setup: Some(Setup {
+            need: SetupNeed::UsbId(0x076B, 0x5428),
+            fix: "an OMNIKEY 5427CK in keyboard-wedge mode (USB id 076B:5428) is a keyboard, no \
+                  PC/SC reader: switch it to CCID mode on its configuration page (the reader's \
+                  EEM web page, http://192.168.63.99) and re-plug it",
+        }),
         sources: "name only (readers.md §2, §8); commands unknown: baseline",
     },
     Dialect {
