@@ -222,7 +222,7 @@ pub fn read_block(block: u8) -> Command {
 /// `FF B0 00 <block> <16·count>`: reads `count` consecutive blocks (1 to
 /// [`MAX_READ_BLOCKS`]; out-of-range counts are clamped). This is the canonical request a
 /// job sends; the hal spells it for the reader's family (docs/reference/pcsc-part3.md §1,
-/// ../shared/reference/readers.md §5), splitting it where the reader reads fewer blocks at once.
+/// docs/reference/readers.md §5), splitting it where the reader reads fewer blocks at once.
 pub fn read_blocks(block: u8, count: u8) -> Command {
     let count = count.clamp(1, MAX_READ_BLOCKS);
     Command::new(CLA_PCSC, INS_READ_BINARY, 0x00, block).with_le(count * 16)

@@ -73,7 +73,7 @@ impl std::error::Error for TransmitError {}
 
 /// What the reader behind a [`Transmit`] offers for storage cards, in dialect-free terms
 /// (the hal derives it from the reader family's entry in its dialect table,
-/// ../shared/reference/readers.md §3 and §5). Jobs use it to send fewer APDUs; they never
+/// docs/reference/readers.md §3 and §5). Jobs use it to send fewer APDUs; they never
 /// learn how a command is spelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ReaderCaps {

@@ -1,5 +1,5 @@
 //! The reader dialect table: one entry per contactless reader family, saying how pcscd names
-//! it and how it spells each storage-card command (../shared/reference/readers.md, cited
+//! it and how it spells each storage-card command (docs/reference/readers.md, cited
 //! below as `readers.md §N`; the baseline is docs/reference/pcsc-part3.md §1-§2).
 //!
 //! To add a reader: read its manual's PC/SC section and write one [`Dialect`] into [`TABLE`]:

@@ -233,7 +233,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     /// Reads `blocks` (of currently authenticated sectors: one sector at a time, the caller
     /// authenticates in between) in order, each run of consecutive blocks of one sector in as
     /// few reads as the reader allows. Trailers are read on their own (some readers refuse
-    /// them in multi-block reads, ../shared/reference/readers.md §5).
+    /// them in multi-block reads, docs/reference/readers.md §5).
     pub(crate) fn read_many(
         &mut self,
         blocks: &[u8],

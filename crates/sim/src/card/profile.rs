@@ -1,5 +1,5 @@
 //! Reader profiles: how the reader in front of the virtual card speaks PC/SC Part 3, family by
-//! family, written from the vendors' manuals as ../shared/reference/readers.md quotes them
+//! family, written from the vendors' manuals as docs/reference/readers.md quotes them
 //! (cited `readers.md §N`), never from the bridge's hal: a shared misreading must not cancel
 //! itself out.
 //!
