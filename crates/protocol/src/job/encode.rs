@@ -409,7 +409,7 @@ fn choose_slot<T: Transmit + ?Sized>(
         let head = probe::read_slot_head(s, &layout, slot, site, uid, preferred)?;
         let record = match (&head.keys, &head.block, &head.header) {
             (SectorKeys::Ours(keys), Some(block), Ok(header)) => {
-                probe::read_record(s, &layout, slot, keys, header, block)?
+                probe::read_record(s, &layout, slot, keys, header, block, &head.prefetched)?
             }
             _ => None,
         };

@@ -121,6 +121,11 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         Ok(response)
     }
 
+    /// What the reader offers.
+    pub(crate) fn caps(&self) -> ReaderCaps {
+        self.caps
+    }
+
     /// The UID the hal read when it opened the card (4, 7 or 10 bytes), checked; no APDU.
     pub(crate) fn uid(&self, info: &CardInfo) -> Result<Vec<u8>, JobError> {
         if !crate::keys::UID_LENGTHS.contains(&info.uid.len()) {
