@@ -57,9 +57,15 @@ pub enum Signal {
     /// No command known (or none the reader has).
     None,
     /// ACS `FF 00 40 <LED control> 04 <T1> <T2> <repetitions> <buzzer>`, answered
-    /// `90 <LED state>` (readers.md §7).
+    /// `90 <LED state>` (readers.md §7). Without a card the same bytes go as an escape
+    /// (`SCardControl` on a direct connection): `SCARD_CTL_CODE(3500)` for ACS's driver,
+    /// `SCARD_CTL_CODE(1)` for libccid where its driver options allow (readers.md §0).
     AcsLedBuzzer,
 }
+
+/// The escapes tried, in order, when the card is gone, as `n` of `SCARD_CTL_CODE(n)`
+/// (readers.md §0): ACS's acsccid (3500), then libccid (1).
+pub const ESCAPE_FUNCTIONS: [u16; 2] = [3500, 1];
 
 /// When a family needs setup before pcscd can use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

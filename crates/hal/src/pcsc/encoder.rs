@@ -320,7 +320,12 @@ impl CardSession for PcscSession {
         let Some(apdu) = self.speller.signal_apdu(feedback) else {
             return Ok(false);
         };
-        let reply = self.exchange(&apdu)?;
+        let reply = match self.exchange(&apdu) {
+            Ok(reply) => reply,
+            // The card is gone: the reader still beeps through an escape.
+            Err(e) if e.kind() == ErrorKind::CardRemoved => return self.escape(&apdu),
+            Err(e) => return Err(e),
+        };
         if self.speller.signal_ok(&reply) {
             Ok(true)
         } else {
@@ -337,5 +342,39 @@ impl CardSession for PcscSession {
             )
             .on_reader(&self.reader))
         }
+    }
+}
+
+impl PcscSession {
+    /// Sends `command` to the reader itself (`SCardControl` on this connection turned direct:
+    /// no card needed; the session's exclusive hold on the reader would refuse a second
+    /// connection), trying each of [`dialect::ESCAPE_FUNCTIONS`].
+    fn escape(&mut self, command: &[u8]) -> Result<bool, HalError> {
+        self.card
+            .reconnect(
+                pcsc::ShareMode::Direct,
+                pcsc::Protocols::UNDEFINED,
+                pcsc::Disposition::LeaveCard,
+            )
+            .map_err(|e| hal_error("SCardReconnect (direct)", e).on_reader(&self.reader))?;
+        let direct = &self.card;
+        let mut buffer = [0u8; 64];
+        let mut last = None;
+        for function in dialect::ESCAPE_FUNCTIONS {
+            match direct.control(pcsc::ctl_code(function.into()), command, &mut buffer) {
+                Ok(reply) if self.speller.signal_ok(reply) => return Ok(true),
+                Ok(reply) => last = Some(crate::encoder::hex(reply)),
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        Err(HalError::new(
+            ErrorKind::Other,
+            format!(
+                "SCardControl escape not accepted ({}): the reader's driver must allow escapes \
+                 (ACS's acsccid, or libccid with ifdDriverOptions 0x0001)",
+                last.unwrap_or_default()
+            ),
+        )
+        .on_reader(&self.reader))
     }
 }
