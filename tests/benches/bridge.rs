@@ -445,13 +445,7 @@ fn throughput(api: Api, user: &str, encoders: &[String], secs: f64) -> (f64, usi
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    assert!(
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n"),
-        "the bridge benchmark needs root: the rig runs pcscd in its own namespaces"
-    );
+    encoder_tests::assert_root("the bridge benchmark");
     let idle_secs: f64 = env_or("BENCH_IDLE_SECS", 60.0);
     let tp_secs: f64 = env_or("BENCH_THROUGHPUT_SECS", 15.0);
     let dir = tempfile::Builder::new()

@@ -49,13 +49,7 @@ fn timed(
 }
 
 fn main() {
-    assert!(
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n"),
-        "reader_profiles needs root: the rig runs pcscd in its own namespaces"
-    );
+    encoder_tests::assert_root("reader_profiles");
     // libpcsclite reads its socket once per process, and pcscd takes at most 16 readers: one
     // process with a rig of its own per profile (this program again, told which).
     if let Ok(name) = std::env::var("READER_PROFILE_BENCH") {

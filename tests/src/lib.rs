@@ -78,6 +78,18 @@ fn workspace_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Panics unless this process runs as root (the rig's namespaces need it); `what` names the
+/// program for the message.
+pub fn assert_root(what: &str) {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n"),
+        "{what} needs root: the rig runs pcscd in its own namespaces"
+    );
+}
+
 /// A child process killed with the test: `setpriv --pdeathsig KILL`.
 fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new("setpriv");

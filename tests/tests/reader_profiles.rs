@@ -29,6 +29,23 @@ fn profile(name: &str) -> ReaderProfile {
     name.parse().expect("profile")
 }
 
+/// A rig whose reader 0 has `profile`'s pcscd name, and a 1K card behind it answering in that
+/// profile's dialect (with `extra` arguments).
+fn rig_with_card(profile: &ReaderProfile, extra: &[&str]) -> (Rig, encoder_tests::SimCard) {
+    let rig = Rig::start_named(2, &[profile.pcscd_name]);
+    let mut args = vec![
+        "--type",
+        "classic-1k",
+        "--uid",
+        UID,
+        "--reader-profile",
+        profile.name,
+    ];
+    args.extend_from_slice(extra);
+    let card = rig.card(0, &args);
+    (rig, card)
+}
+
 fn session(enc: &mut PcscEncoder) -> Box<dyn CardSession + '_> {
     assert!(enc.wait_for_card(STARTUP).expect("wait"), "no card");
     enc.open_session().expect("session")
@@ -57,22 +74,10 @@ fn pcsc_scan_readers(rig: &Rig) -> String {
 #[allow(clippy::too_many_lines)] // one rig, every operation in order
 fn run_profile(name: &str) {
     let profile = profile(name);
-    let rig = Rig::start_named(2, &[profile.pcscd_name]);
-    let log = rig.dir().join("apdu.log");
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("apdu.log");
     let log_arg = log.display().to_string();
-    let mut card = rig.card(
-        0,
-        &[
-            "--type",
-            "classic-1k",
-            "--uid",
-            UID,
-            "--reader-profile",
-            name,
-            "--apdu-log",
-            &log_arg,
-        ],
-    );
+    let (rig, mut card) = rig_with_card(&profile, &["--apdu-log", &log_arg]);
     let reader = rig.name_of(0);
     assert!(
         pcsc_scan_readers(&rig).contains(&reader),
@@ -240,18 +245,7 @@ fn run_profile(name: &str) {
 /// ACR122U spelling to every reader) fails on them, the recognised dialect passes.
 fn old_path_fails(name: &str) {
     let profile = profile(name);
-    let rig = Rig::start_named(2, &[profile.pcscd_name]);
-    let _card = rig.card(
-        0,
-        &[
-            "--type",
-            "classic-1k",
-            "--uid",
-            UID,
-            "--reader-profile",
-            name,
-        ],
-    );
+    let (rig, _card) = rig_with_card(&profile, &[]);
     let reader = rig.name_of(0);
     let acr122u = dialect::by_id("acr122u").expect("acr122u");
     let mut old = PcscEncoder::with_dialect(&reader, acr122u).expect("encoder");

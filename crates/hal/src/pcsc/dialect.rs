@@ -185,6 +185,31 @@ pub const BASELINE: Dialect = Dialect {
     sources: "PC/SC Part 3 as vendors quote it (readers.md §1; docs/reference/pcsc-part3.md §1)",
 };
 
+/// HID OMNIKEY 5022 and 5422: what HID's own sample code and other public code send
+/// (readers.md §3-§5).
+const OMNIKEY: Dialect = Dialect {
+    id: "omnikey",
+    family: "HID OMNIKEY",
+    names: &[],
+    usb: &[],
+    // P1 20, slots 00-1F as HID's own code does (readers.md §3); P1 00 is unknown.
+    keys: KeyStore::Slots {
+        p1: 0x20,
+        slots: 32,
+    },
+    general_auth: true,
+    read_le: 0x00,
+    // Multi-block unknown: baseline.
+    multi_read: MultiRead::Single,
+    refusals: FINE_REFUSALS,
+    reselects_after_failed_auth: false,
+    // Unknown (readers.md §7).
+    signal: Signal::None,
+    setup: None,
+    sources: "HID OMNIKEY sample code, shtrih mifaredrv (readers.md §3-§5); feedback, \
+              multi-block reads and re-selection unknown: baseline",
+};
+
 /// Every known family, the baseline last.
 pub const TABLE: &[Dialect] = &[
     Dialect {
@@ -237,22 +262,7 @@ pub const TABLE: &[Dialect] = &[
         family: "HID OMNIKEY 5022",
         names: &["OMNIKEY 5022"],
         usb: &[(0x076B, 0x5022)],
-        // P1 20, slots 00-1F as HID's own code does (readers.md §3); P1 00 is unknown.
-        keys: KeyStore::Slots {
-            p1: 0x20,
-            slots: 32,
-        },
-        general_auth: true,
-        read_le: 0x00,
-        // Multi-block unknown: baseline.
-        multi_read: MultiRead::Single,
-        refusals: FINE_REFUSALS,
-        reselects_after_failed_auth: false,
-        // Unknown (readers.md §7).
-        signal: Signal::None,
-        setup: None,
-        sources: "HID OMNIKEY sample code, shtrih mifaredrv (readers.md §3-§5); feedback, \
-                  multi-block reads and re-selection unknown: baseline",
+        ..OMNIKEY
     },
     Dialect {
         id: "omnikey5422",
@@ -261,19 +271,7 @@ pub const TABLE: &[Dialect] = &[
         // reader of the same device (readers.md §2, §8).
         names: &["OMNIKEY 5422CL"],
         usb: &[(0x076B, 0x5422)],
-        keys: KeyStore::Slots {
-            p1: 0x20,
-            slots: 32,
-        },
-        general_auth: true,
-        read_le: 0x00,
-        multi_read: MultiRead::Single,
-        refusals: FINE_REFUSALS,
-        reselects_after_failed_auth: false,
-        signal: Signal::None,
-        setup: None,
-        sources: "HID OMNIKEY sample code, shtrih OmnikeyReader5422.pas (readers.md §3-§5); \
-                  feedback, multi-block reads and re-selection unknown: baseline",
+        ..OMNIKEY
     },
     Dialect {
         id: "omnikey5427ck",

@@ -9,6 +9,9 @@
 //! LED/buzzer command. A profile refuses the forms its reader does not document with the
 //! status word that reader uses, so a client speaking another family's dialect fails here as
 //! it would at the desk.
+//!
+//! The types here look like the hal's dialect table on purpose, and are kept apart on purpose:
+//! the simulator must not share a misreading with the code it tests (docs/reference/README.md).
 
 use std::fmt;
 use std::str::FromStr;
@@ -133,39 +136,15 @@ impl ReaderProfile {
             acs_led: true,
             words: ACS,
         },
-        // HID OMNIKEY 5022 / 5422: keys in slots 00-1F with P1 20; P1 00 refused as a
-        // sibling (5321) refuses it; FF 86 only; Le 00 (readers.md §3-§5).
         Self {
             name: "omnikey5022",
             pcscd_name: "HID Global OMNIKEY 5022 Smart Card Reader [OMNIKEY 5022 Smart Card Reader]",
-            keys: KeyMemory::Slots {
-                p1: 0x20,
-                slots: 32,
-            },
-            obsolete_auth: false,
-            le_zero: true,
-            any_le: false,
-            multi_read: 1,
-            sector_read: false,
-            reselects: false,
-            acs_led: false,
-            words: FINE,
+            ..Self::OMNIKEY
         },
         Self {
             name: "omnikey5422",
             pcscd_name: "HID Global OMNIKEY 5422 Smartcard Reader [OMNIKEY 5422CL Smartcard Reader] (0123456789)",
-            keys: KeyMemory::Slots {
-                p1: 0x20,
-                slots: 32,
-            },
-            obsolete_auth: false,
-            le_zero: true,
-            any_le: false,
-            multi_read: 1,
-            sector_read: false,
-            reselects: false,
-            acs_led: false,
-            words: FINE,
+            ..Self::OMNIKEY
         },
         // HID OMNIKEY 5427CK: only the name is known (readers.md §2): baseline.
         Self {
@@ -210,6 +189,25 @@ impl ReaderProfile {
         },
         Self::BASELINE,
     ];
+
+    /// HID OMNIKEY 5022 / 5422: keys in slots 00-1F with P1 20; P1 00 refused as a sibling
+    /// (5321) refuses it; `FF 86` only; `Le 00` (readers.md §3-§5).
+    const OMNIKEY: Self = Self {
+        name: "omnikey",
+        pcscd_name: "HID Global OMNIKEY",
+        keys: KeyMemory::Slots {
+            p1: 0x20,
+            slots: 32,
+        },
+        obsolete_auth: false,
+        le_zero: true,
+        any_le: false,
+        multi_read: 1,
+        sector_read: false,
+        reselects: false,
+        acs_led: false,
+        words: FINE,
+    };
 
     /// PC/SC Part 3 as the vendors quote it (readers.md §1), under a name no table knows.
     pub const BASELINE: Self = Self {
