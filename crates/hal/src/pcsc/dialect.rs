@@ -11,6 +11,12 @@
 //! entry's `sources`. `encoder-sim card --reader-profile` should learn the same reader from
 //! the same manual (crates/sim/src/card/profile.rs), never from this file.
 //!
+//! Recognition is by name: pcscd's name for a CCID reader is the driver's name for its USB
+//! vendor:product id (libccid's `supported_readers.txt`, readers.md §0, §2), so a name match is
+//! an id match; pcscd gives no vendor/product attribute for every driver (libccid's Part 10
+//! TLV properties need an escape the reader's driver options may forbid), so the ids are kept
+//! here for `doctor` and for people, not read from pcscd.
+//!
 //! The protocol crate never sees any of this: it sends canonical commands
 //! ([`encoder_protocol::apdu::StorageCommand`]) and reads [`ReaderCaps`]; the PC/SC session
 //! spells them with the reader's entry ([`super::encoder`]).

@@ -1,10 +1,11 @@
 //! A virtual card of any supported type behind a PC/SC Part 3 reader front end that answers
-//! as an ACS reader (ACR122U / ACR1252U) does (docs/reference/pcsc-part3.md §5).
+//! as a reader family does ([`ReaderProfile`]; by default the ACS ACR122U,
+//! docs/reference/pcsc-part3.md §5, docs/reference/readers.md).
 //!
 //! [`VirtualCard::transmit`] takes a command APDU as a PC/SC client sends it to the reader
-//! and returns the full response (data + status word). The reader side holds the two
-//! volatile key slots and re-selects a halted card before an authentication, as the
-//! ACR122U firmware does; the card side is [`crate::mifare::MifareClassic`],
+//! and returns the full response (data + status word). The reader side holds the profile's
+//! key slots and, behind an ACR122U, re-selects a halted card before an authentication; the
+//! card side is [`crate::mifare::MifareClassic`],
 //! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
 
 mod part3;
