@@ -16,7 +16,7 @@ use crate::error::{ErrorKind, HalError};
 use super::context::ContextSlot;
 use super::dialect::{self, Dialect};
 use super::errors::hal_error;
-use super::spelling::Speller;
+use super::spelling::{Speller, StoredKeys};
 use super::uid::{GET_UID, uid_from_reply};
 
 /// Readers already logged as unknown (the bridge makes an encoder again after each cancelled
@@ -54,6 +54,8 @@ pub struct PcscEncoder {
     reader: CString,
     slot: ContextSlot,
     dialect: &'static Dialect,
+    /// What this process wrote into the reader's non-volatile key store.
+    stored_keys: StoredKeys,
 }
 
 impl std::fmt::Debug for PcscEncoder {
@@ -78,6 +80,7 @@ impl PcscEncoder {
             reader,
             slot: ContextSlot::new(Canceller::new()),
             dialect: dialect_of(name),
+            stored_keys: StoredKeys::default(),
         })
     }
 
@@ -205,7 +208,7 @@ impl Encoder for PcscEncoder {
             card,
             reader: self.name.clone(),
             info: CardInfo::new(Vec::new(), Some(atr), None, None),
-            speller: Speller::new(self.dialect),
+            speller: Speller::new(self.dialect, Some(self.stored_keys.clone())),
             caps: self.dialect.caps(),
         };
         // The one `FF CA` of a job: the protocol's jobs take the UID from this CardInfo.
@@ -292,7 +295,8 @@ impl Transmit for PcscSession {
             return self.exchange(command).map_err(TransmitError::from);
         };
         // The speller needs the exchange and the reset while it holds its own state.
-        let mut speller = std::mem::replace(&mut self.speller, Speller::new(&dialect::BASELINE));
+        let mut speller =
+            std::mem::replace(&mut self.speller, Speller::new(&dialect::BASELINE, None));
         let result = {
             let this = std::cell::RefCell::new(&mut *self);
             speller.run(

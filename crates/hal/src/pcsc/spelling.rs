@@ -6,6 +6,8 @@
 //! the family's "refused" words read as `63 00`. It does no I/O itself: the session hands it
 //! the exchange and the card reset as closures, so it is tested without a reader.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use encoder_protocol::apdu::{KeySlot, StorageCommand};
 use encoder_protocol::keys::Crypto1Key;
 use encoder_protocol::mifare::geometry;
@@ -17,13 +19,25 @@ use crate::error::HalError;
 const OK: [u8; 2] = [0x90, 0x00];
 const REFUSED: [u8; 2] = [0x63, 0x00];
 
+/// The keys this process put into a reader's non-volatile key store (LOAD KEYS P1 bit 5, as
+/// the OMNIKEY entries use), slot by slot, shared by the sessions of one encoder: a key already
+/// in its slot is not written again, so the reader's EEPROM is not rewritten by every job
+/// (docs/reference/readers.md §3, §8).
+pub(crate) type StoredKeys = Arc<Mutex<Vec<Option<Crypto1Key>>>>;
+
 /// The per-session state of a dialect: keys held for key-type readers, and whether the card
 /// must be reset before the next authentication.
 #[derive(Debug)]
 pub(crate) struct Speller {
     dialect: &'static Dialect,
-    /// Canonical slot → key, for [`KeyStore::ByKeyType`] readers (loaded lazily).
+    /// Canonical slot → key: the keys the job loaded (for [`KeyStore::ByKeyType`] readers
+    /// loaded lazily; for stored keys, what to write if the store turns out stale).
     held: Vec<Option<Crypto1Key>>,
+    /// The encoder's record of its non-volatile store, for stores that keep keys.
+    stored: Option<StoredKeys>,
+    /// Slots whose load was skipped in this session because the store held the key: not yet
+    /// proven by an authentication.
+    unproven: Vec<bool>,
     /// What the reader holds for key A and key B (by key-type readers), as far as we know.
     in_reader: [Option<Crypto1Key>; 2],
     /// A failed authentication left the card halted and the reader does not select it again.
@@ -44,10 +58,16 @@ fn status_of(reply: &[u8]) -> [u8; 2] {
 }
 
 impl Speller {
-    pub(crate) fn new(dialect: &'static Dialect) -> Self {
+    /// A speller for `dialect`; `stored` is the encoder's record of the reader's
+    /// non-volatile key store (used only where the dialect stores keys non-volatile).
+    pub(crate) fn new(dialect: &'static Dialect, stored: Option<StoredKeys>) -> Self {
+        let slots = usize::from(dialect.caps().key_slots);
+        let non_volatile = matches!(dialect.keys, KeyStore::Slots { p1, .. } if p1 & 0x20 != 0);
         Self {
             dialect,
-            held: vec![None; usize::from(dialect.caps().key_slots)],
+            held: vec![None; slots],
+            stored: stored.filter(|_| non_volatile),
+            unproven: vec![false; slots],
             in_reader: [None, None],
             reset_pending: false,
         }
@@ -76,13 +96,21 @@ impl Speller {
         match op {
             StorageCommand::GetUid => exchange(canonical_bytes),
             StorageCommand::LoadKey { slot, key } => match d.keys {
-                KeyStore::Slots { p1, slots } => {
+                KeyStore::Slots { slots, .. } => {
                     if slot.number() >= slots {
                         return Ok(REFUSED.to_vec());
                     }
-                    let mut apdu = vec![0xFF, 0x82, p1, slot.number(), 0x06];
-                    apdu.extend_from_slice(&key.to_bytes());
-                    exchange(&apdu).map(|r| self.canonical(r))
+                    let i = usize::from(slot.number());
+                    if let Some(held) = self.held.get_mut(i) {
+                        *held = Some(*key);
+                    }
+                    if self.stored_key(i) == Some(*key) {
+                        if let Some(u) = self.unproven.get_mut(i) {
+                            *u = true;
+                        }
+                        return Ok(OK.to_vec());
+                    }
+                    self.store_key(*slot, *key, exchange)
                 }
                 KeyStore::ByKeyType { .. } => match self.held.get_mut(usize::from(slot.number())) {
                     Some(held) => {
@@ -102,7 +130,72 @@ impl Speller {
         }
     }
 
+    /// What the encoder's record says non-volatile slot `i` holds.
+    fn stored_key(&self, i: usize) -> Option<Crypto1Key> {
+        let stored = self.stored.as_ref()?;
+        let keys = stored.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.get(i).copied().flatten()
+    }
+
+    /// `FF 82 <p1> <slot> 06 <key>`, and the record of the store updated.
+    fn store_key(
+        &mut self,
+        slot: KeySlot,
+        key: Crypto1Key,
+        exchange: &mut Exchange<'_>,
+    ) -> Result<Vec<u8>, HalError> {
+        let KeyStore::Slots { p1, .. } = self.dialect.keys else {
+            return Ok(REFUSED.to_vec());
+        };
+        let i = usize::from(slot.number());
+        if let Some(u) = self.unproven.get_mut(i) {
+            *u = false;
+        }
+        let mut apdu = vec![0xFF, 0x82, p1, slot.number(), 0x06];
+        apdu.extend_from_slice(&key.to_bytes());
+        let reply = self.canonical(exchange(&apdu)?);
+        if let Some(stored) = &self.stored {
+            let mut keys = stored.lock().unwrap_or_else(PoisonError::into_inner);
+            if keys.len() <= i {
+                keys.resize(i + 1, None);
+            }
+            if let Some(k) = keys.get_mut(i) {
+                *k = (status_of(&reply) == OK).then_some(key);
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Authenticates; where the key's load was skipped (the store held it) and the card
+    /// refuses, the store may have been changed behind our back: write the key and try once
+    /// more.
     fn authenticate(
+        &mut self,
+        block: u8,
+        key_type: u8,
+        slot: KeySlot,
+        exchange: &mut Exchange<'_>,
+        reset: &mut Reset<'_>,
+    ) -> Result<Vec<u8>, HalError> {
+        let reply = self.authenticate_once(block, key_type, slot, exchange, reset)?;
+        let i = usize::from(slot.number());
+        if status_of(&reply) == OK || !self.unproven.get(i).copied().unwrap_or(false) {
+            if let Some(u) = self.unproven.get_mut(i) {
+                *u = false;
+            }
+            return Ok(reply);
+        }
+        let Some(Some(key)) = self.held.get(i).copied() else {
+            return Ok(reply);
+        };
+        let loaded = self.store_key(slot, key, exchange)?;
+        if status_of(&loaded) != OK {
+            return Ok(loaded);
+        }
+        self.authenticate_once(block, key_type, slot, exchange, reset)
+    }
+
+    fn authenticate_once(
         &mut self,
         block: u8,
         key_type: u8,
@@ -234,7 +327,7 @@ mod tests {
         commands: &[Vec<u8>],
         mut answer: impl FnMut(&[u8]) -> Vec<u8>,
     ) -> (Vec<String>, Vec<Vec<u8>>, usize) {
-        let mut speller = Speller::new(by_id(id).unwrap());
+        let mut speller = Speller::new(by_id(id).unwrap(), None);
         let mut sent = Vec::new();
         let mut replies = Vec::new();
         let mut resets = 0;
@@ -341,6 +434,59 @@ mod tests {
         assert_eq!(replies[2], OK.to_vec());
     }
 
+    /// OMNIKEY keys live in EEPROM: a key already in its slot is not written again by the
+    /// next job; if the store changed behind our back, the refused authentication writes it
+    /// and tries once more.
+    #[test]
+    fn stored_keys_are_written_once_and_rewritten_when_stale() {
+        let stored = StoredKeys::default();
+        let key = Crypto1Key::new([1, 2, 3, 4, 5, 6]);
+        let cmds = [
+            apdu::load_key(KeySlot::SLOT0, key).to_bytes(),
+            apdu::authenticate(4, KeyType::B, KeySlot::SLOT0).to_bytes(),
+        ];
+        let job = |refuse_first: bool| {
+            let mut speller = Speller::new(by_id("omnikey5422").unwrap(), Some(stored.clone()));
+            let mut sent = Vec::new();
+            let mut first = refuse_first;
+            let mut resets = 0;
+            let mut last = Vec::new();
+            for c in &cmds {
+                let op = StorageCommand::parse(c).unwrap();
+                let mut ex = |apdu: &[u8]| {
+                    sent.push(hex::encode(apdu));
+                    Ok(if apdu[1] == 0x86 && std::mem::take(&mut first) {
+                        vec![0x69, 0x82]
+                    } else {
+                        OK.to_vec()
+                    })
+                };
+                let mut rs = || {
+                    resets += 1;
+                    Ok(())
+                };
+                last = speller.run(&op, c, &mut ex, &mut rs).unwrap();
+            }
+            (sent, last, resets)
+        };
+        let (sent, last, _) = job(false);
+        assert_eq!(sent, ["FF82200006010203040506", "FF860000050100046100"]);
+        assert_eq!(last, OK);
+        let (sent, last, _) = job(false);
+        assert_eq!(sent, ["FF860000050100046100"], "not written again");
+        assert_eq!(last, OK);
+        let (sent, last, resets) = job(true);
+        assert_eq!(
+            sent,
+            [
+                "FF860000050100046100",
+                "FF82200006010203040506",
+                "FF860000050100046100"
+            ]
+        );
+        assert_eq!((last, resets), (OK.to_vec(), 1));
+    }
+
     #[test]
     fn acr1252u_reads_three_blocks_at_once_and_acs_signals() {
         let cmds = [
@@ -349,9 +495,12 @@ mod tests {
         ];
         let (sent, _, _) = spell("acr1252u", &cmds, ok_reader);
         assert_eq!(sent, ["FFB0000430", "FFB0000820"]);
-        let s = Speller::new(by_id("acr1252u").unwrap());
+        let s = Speller::new(by_id("acr1252u").unwrap(), None);
         assert!(s.signal_apdu(Feedback::Success) != s.signal_apdu(Feedback::Failure));
         assert!(s.signal_ok(&[0x90, 0x02]) && !s.signal_ok(&[0x63, 0x00]));
-        assert_eq!(Speller::new(&BASELINE).signal_apdu(Feedback::Success), None);
+        assert_eq!(
+            Speller::new(&BASELINE, None).signal_apdu(Feedback::Success),
+            None
+        );
     }
 }
