@@ -303,6 +303,85 @@ impl CardKeys {
     }
 }
 
+/// The AES keys of one `DESFire` card under one master key version (docs/card-format.md §9.3):
+/// `AN10922(K_v, UID ‖ AID ‖ key number ‖ "encoder-bridge")` for the application's keys (AID
+/// in wire order, LSB first) and the PICC master key (AID `000000`, key number 0), plus the
+/// record's MAC key, derived as for Classic ([`CardKeys`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DesfireKeys {
+    version: u8,
+    app: [AesKey; 3],
+    picc: AesKey,
+    record: CardKeys,
+}
+
+impl DesfireKeys {
+    /// Derives the keys of the card `uid` for the application `aid` (wire order) from `master`.
+    pub fn derive(
+        master: &MasterKey,
+        version: u8,
+        uid: &[u8],
+        aid: [u8; 3],
+    ) -> Result<Self, KeyError> {
+        let record = CardKeys::derive(master, version, uid)?;
+        let div = |aid: [u8; 3], key_no: u8| -> Result<AesKey, KeyError> {
+            let mut m = Vec::with_capacity(uid.len() + 4 + DIVERSIFICATION_DOMAIN.len());
+            m.extend_from_slice(uid);
+            m.extend_from_slice(&aid);
+            m.push(key_no);
+            m.extend_from_slice(DIVERSIFICATION_DOMAIN);
+            master.diversify(&m)
+        };
+        Ok(Self {
+            version,
+            app: [div(aid, 0)?, div(aid, 1)?, div(aid, 2)?],
+            picc: div([0; 3], 0)?,
+            record,
+        })
+    }
+
+    /// The master key version (also each key's `DESFire` key version).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Application key `key_no` (0 master, 1 read, 2 write); `None` beyond.
+    pub fn app_key(&self, key_no: u8) -> Option<[u8; 16]> {
+        self.app.get(usize::from(key_no)).map(AesKey::to_bytes)
+    }
+
+    /// The PICC master key the site sets when it takes a card over.
+    pub fn picc_key(&self) -> [u8; 16] {
+        self.picc.to_bytes()
+    }
+
+    /// The record's keys (its MAC key, as for Classic).
+    pub fn record_keys(&self) -> &CardKeys {
+        &self.record
+    }
+}
+
+impl fmt::Debug for DesfireKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesfireKeys")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiteKeys {
+    /// The `DESFire` keys of `uid` for application `aid` under master key `version`.
+    pub fn desfire_keys(
+        &self,
+        version: u8,
+        uid: &[u8],
+        aid: [u8; 3],
+    ) -> Result<DesfireKeys, KeyError> {
+        let master = self.get(version).ok_or(KeyError::UnknownVersion(version))?;
+        DesfireKeys::derive(master, version, uid, aid)
+    }
+}
+
 impl fmt::Debug for CardKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CardKeys")
