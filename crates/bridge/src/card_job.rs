@@ -19,6 +19,7 @@ use encoder_protocol::job::{self, CardState};
 use encoder_protocol::keys::SiteKeys;
 
 use crate::apdu_guard::{BeforeFirstWrite, Guard, Timing};
+use crate::config::MediaConfig;
 use crate::job::{CardJob, EncodeRequest, JobAction, JobReport, Success};
 use crate::runner::Control;
 use crate::store::{Store, Writing};
@@ -27,6 +28,8 @@ use crate::store::{Store, Writing};
 pub struct Exec<'a> {
     /// How long to wait for a card.
     pub card_wait: Duration,
+    /// The media this site writes (`[media]`): the card placed picks the path.
+    pub media: MediaConfig,
     /// The site keys.
     pub site: &'a SiteKeys,
     /// Where the phase `writing` is recorded (none for the operator commands).
@@ -209,6 +212,29 @@ pub fn check_card_uid(expected: Option<&str>, uid: &[u8], reader: &str) -> Resul
     ))
 }
 
+/// The job path a card takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Medium {
+    Classic,
+    Desfire,
+}
+
+/// 16 random bytes from the operating system (`RndA` of a `DESFire` authentication). Should the
+/// system refuse (it does not on Linux after boot), the clock stands in, with a warning: `RndA`
+/// protects the reader against a replayed card, not the card's secrets.
+fn nonce() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        tracing::warn!("no system randomness ({e}); RndA from the clock");
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = now.to_le_bytes();
+    }
+    bytes
+}
+
 /// The opened card and what a job on it needs.
 struct Card<'a> {
     info: &'a CardInfo,
@@ -232,13 +258,54 @@ impl Card<'_> {
         }
     }
 
+    /// Which job the placed card gets (`[media]`): a `DESFire` (an ISO 14443-4 card) the
+    /// `DESFire` path, a MIFARE Classic the Classic one; a card of a medium the site does not
+    /// write is incompatible. Anything else takes the Classic path, which refuses it.
+    fn route(&self) -> Result<Medium, CloudError> {
+        let card_type = self.card_type();
+        let refuse = |sub: SubCode, message: &str| {
+            Err(CloudError::new(
+                ErrorType::IncompatibleCardFormat,
+                sub,
+                message,
+                format!(
+                    "card type {} (uid {}) on reader \"{}\"; [media] classic = {}, desfire = {}",
+                    card_type.name(),
+                    hex::encode(&self.info.uid),
+                    self.reader,
+                    self.exec.media.classic,
+                    self.exec.media.desfire
+                ),
+            ))
+        };
+        match card_type {
+            CardType::Iso14443_4 if self.exec.media.desfire => Ok(Medium::Desfire),
+            CardType::Iso14443_4 => refuse(
+                SubCode::MediaNotEnabled,
+                "This site does not write DESFire cards. Use a MIFARE Classic card.",
+            ),
+            t if t.is_mifare_classic() && !self.exec.media.classic => refuse(
+                SubCode::MediaNotEnabled,
+                "This site does not write MIFARE Classic cards. Use a DESFire card.",
+            ),
+            _ => Ok(Medium::Classic),
+        }
+    }
+
     fn scan(&self, session: &mut dyn CardSession) -> Result<Success, CloudError> {
+        let medium = self.route()?;
         let mut guard = self.guard(session, None);
-        match job::scan(&mut guard, self.info, self.exec.site) {
+        let result = match medium {
+            Medium::Desfire => {
+                job::desfire::scan(&mut guard, self.info, self.exec.site, &mut nonce)
+            }
+            Medium::Classic => job::scan(&mut guard, self.info, self.exec.site),
+        };
+        match result {
             Ok(scan) if scan.state == CardState::Unsupported => Err(CloudError::new(
                 ErrorType::IncompatibleCardFormat,
                 SubCode::NotMifareClassic,
-                "This card type is not supported. Use a MIFARE Classic card.",
+                "This card type is not supported. Use a MIFARE Classic or DESFire card.",
                 format!(
                     "card type {} (uid {}) on reader \"{}\"",
                     scan.card_type.name(),
@@ -258,6 +325,7 @@ impl Card<'_> {
         request: &EncodeRequest,
     ) -> Result<Success, CloudError> {
         check_card_uid(request.card_uid.as_deref(), &self.info.uid, self.reader)?;
+        let medium = self.route()?;
         let credential = request.credential.clone()?.for_card(&self.info.uid);
         let writing = Writing {
             uid: hex::encode(&self.info.uid),
@@ -268,7 +336,18 @@ impl Card<'_> {
                 as BeforeFirstWrite<'_>
         });
         let mut guard = self.guard(session, hook);
-        match job::encode(&mut guard, self.info, self.exec.site, &credential) {
+        let result = match medium {
+            Medium::Desfire => job::desfire::encode(
+                &mut guard,
+                self.info,
+                self.exec.site,
+                &credential,
+                self.exec.media.desfire_options(),
+                &mut nonce,
+            ),
+            Medium::Classic => job::encode(&mut guard, self.info, self.exec.site, &credential),
+        };
+        match result {
             Ok(done) => Ok(Success::Encoded {
                 written: done.written,
                 uid: done.uid,
@@ -297,8 +376,15 @@ impl Card<'_> {
         }
         let mut expected = request.credential.clone()?.for_card(&self.info.uid);
         expected.card_number.clone_from(&writing.card_number);
+        let medium = self.route()?;
         let mut guard = self.guard(session, None);
-        match job::scan(&mut guard, self.info, self.exec.site) {
+        let result = match medium {
+            Medium::Desfire => {
+                job::desfire::scan(&mut guard, self.info, self.exec.site, &mut nonce)
+            }
+            Medium::Classic => job::scan(&mut guard, self.info, self.exec.site),
+        };
+        match result {
             Ok(scan) => match scan.credential {
                 Some(found) if found.credential == expected => {
                     tracing::info!("verifying scan after restart: the credential is complete");
@@ -346,6 +432,7 @@ mod tests {
     fn run(encoder: &mut MockEnc, job: &CardJob, card_wait: Duration) -> JobReport {
         let site = site();
         let exec = Exec {
+            media: crate::config::MediaConfig::default(),
             card_wait,
             site: &site,
             store: None,
@@ -564,6 +651,7 @@ mod tests {
         let job = job(true, Some(Duration::from_secs(60)), None);
         let site = site();
         let exec = Exec {
+            media: crate::config::MediaConfig::default(),
             card_wait: Duration::from_secs(5),
             site: &site,
             store: Some(&store),

@@ -162,6 +162,8 @@ pub struct RunnerSpec {
     /// Probe the encoder while idle and report its state (PN532); `None`: never (PC/SC,
     /// whose state the hot-plug monitor reports).
     pub probe: Option<Probe>,
+    /// The media this site writes (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// Whether an encoder works and holds a card, as an idle probe found it.
@@ -256,6 +258,7 @@ impl Runner {
                     let Cmd::Run(job) = cmd else { break };
                     let exec = Exec {
                         card_wait: spec.card_wait,
+                        media: spec.media,
                         site: &site,
                         // An operator job is no attempt: nothing of it is stored.
                         store: if job.is_local() {
@@ -380,6 +383,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
                 factory,
@@ -448,6 +452,7 @@ mod tests {
         let tx = Mutex::new(tx);
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
                 factory,

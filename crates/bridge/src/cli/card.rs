@@ -206,6 +206,7 @@ fn go(
     }
     let exec = Exec {
         card_wait: wanted.card_wait,
+        media: config.media,
         site: &site,
         store: None,
         control: None,

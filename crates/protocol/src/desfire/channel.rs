@@ -164,6 +164,12 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         self
     }
 
+    /// Tells the transport that the first command that changes the card comes next
+    /// ([`Transmit::before_first_write`]).
+    pub fn before_first_write(&mut self) -> Result<(), TransmitError> {
+        self.tx.before_first_write()
+    }
+
     /// APDUs sent so far.
     pub fn apdus(&self) -> usize {
         self.apdus

@@ -176,7 +176,7 @@ fn rotate<T: Transmit + ?Sized>(
     from: &DesfireKeys,
     to: &DesfireKeys,
 ) -> Result<(), JobError> {
-    card.writing();
+    card.writing("rotate_keys")?;
     for key_no in [layout::KEY_READ, layout::KEY_WRITE] {
         let Some(old) = key_in_place(card, site, uid, key_no)? else {
             return Err(card.incompatible(
@@ -213,7 +213,7 @@ fn set_up<T: Transmit + ?Sized>(
     keys: &DesfireKeys,
     fresh: bool,
 ) -> Result<(), JobError> {
-    card.writing();
+    card.writing("create_file")?;
     let has_file = !fresh
         && card
             .ch()
@@ -268,7 +268,7 @@ fn create<T: Transmit + ?Sized>(
     if options.picc == PiccPolicy::TakeOwnership {
         take_ownership(card, keys)?;
     }
-    card.writing();
+    card.writing(step)?;
     match try_create(card) {
         Ok(()) => return Ok(()),
         Err(DesfireError::Card {
@@ -354,7 +354,7 @@ fn take_ownership<T: Transmit + ?Sized>(
         Err(DesfireError::Transmit(t)) => return Err(card.error(DesfireError::Transmit(t), step)),
         Err(_) => return Ok(()),
     }
-    card.writing();
+    card.writing(step)?;
     card.ch()
         .change_key(0x80, &keys.picc_key(), keys.version(), None)
         .map_err(|e| card.error(e, step))
@@ -382,7 +382,7 @@ fn write_record<T: Transmit + ?Sized>(
         )
     })?;
     let bytes = blocks.concat();
-    card.writing();
+    card.writing("write_record")?;
     card.ch()
         .write_data(layout::FILE_NO, 0, &bytes, layout::FILE_COMM)
         .map_err(|e| card.error(e, "write_record"))?;

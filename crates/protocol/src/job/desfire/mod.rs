@@ -122,9 +122,17 @@ impl<'t, 'n, T: Transmit + ?Sized> Card<'t, 'n, T> {
         }
     }
 
-    /// Marks the job as having modified the card.
-    pub(crate) fn writing(&mut self) {
-        self.wrote = true;
+    /// Tells the transport, once per job, that the first command that changes the card comes
+    /// next; from then on a lost card is `encoding_interrupted`. A refusal leaves the card
+    /// untouched.
+    pub(crate) fn writing(&mut self, step: &'static str) -> Result<(), JobError> {
+        if !self.wrote {
+            self.ch
+                .before_first_write()
+                .map_err(|e| transmit_job_error(&e, false, self.detail(step, String::new())))?;
+            self.wrote = true;
+        }
+        Ok(())
     }
 
     /// `SelectApplication`: `Ok(false)` when the card has no such application.
