@@ -84,11 +84,11 @@ pub struct MediaConfig {
     /// MIFARE Classic (docs/card-format.md §1-§8).
     #[serde(default = "yes")]
     pub classic: bool,
-    /// MIFARE `DESFire` EV1/EV2/EV3 (docs/card-format.md §9).
+    /// MIFARE `DESFire` EV1/EV2/EV3 (docs/card-format.md §10).
     #[serde(default = "yes")]
     pub desfire: bool,
     /// The `DESFire` PICC master key policy: `leave_as_found` (default) or `take_ownership`
-    /// (docs/card-format.md §9.5).
+    /// (docs/card-format.md §10.5).
     #[serde(default)]
     pub desfire_picc_key: PiccKeyPolicy,
 }

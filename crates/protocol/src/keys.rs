@@ -303,7 +303,7 @@ impl CardKeys {
     }
 }
 
-/// The AES keys of one `DESFire` card under one master key version (docs/card-format.md §9.3):
+/// The AES keys of one `DESFire` card under one master key version (docs/card-format.md §10.2):
 /// `AN10922(K_v, UID ‖ AID ‖ key number ‖ "encoder-bridge")` for the application's keys (AID
 /// in wire order, LSB first) and the PICC master key (AID `000000`, key number 0), plus the
 /// record's MAC key, derived as for Classic ([`CardKeys`]).
@@ -518,5 +518,45 @@ mod tests {
         assert!(site.clone().with_key(1, MasterKey::new([9; 16])).is_err());
         assert!(site.card_keys(9, &[0; 4]).is_err());
         assert!(site.card_keys(2, &[0; 5]).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod desfire_key_tests {
+    use super::*;
+
+    /// The golden vector of docs/card-format.md §10.2: master `000102…0F` (version 1), UID
+    /// `04782E21801D80`, application `FF0EB0`.
+    #[test]
+    fn desfire_keys_of_the_documented_vector() {
+        let master = MasterKey::from_hex("000102030405060708090A0B0C0D0E0F").unwrap();
+        let uid = [0x04, 0x78, 0x2E, 0x21, 0x80, 0x1D, 0x80];
+        let keys = DesfireKeys::derive(&master, 1, &uid, [0xB0, 0x0E, 0xFF]).unwrap();
+        let hex = |k: [u8; 16]| crate::hex::encode(&k).replace(' ', "");
+        let got = [
+            hex(keys.app_key(0).unwrap()),
+            hex(keys.app_key(1).unwrap()),
+            hex(keys.app_key(2).unwrap()),
+            hex(keys.picc_key()),
+        ];
+        // The input of key 1: UID ‖ B00EFF ‖ 01 ‖ "encoder-bridge".
+        let mut m = uid.to_vec();
+        m.extend_from_slice(&[0xB0, 0x0E, 0xFF, 0x01]);
+        m.extend_from_slice(DIVERSIFICATION_DOMAIN);
+        assert_eq!(hex(master.diversify(&m).unwrap().to_bytes()), got[1]);
+        // Cross-checked with Python's `cryptography` CMAC (for 17-31 byte inputs AN10922 is
+        // the plain CMAC of `01 ‖ M`).
+        assert_eq!(
+            got,
+            [
+                "809E2B977D88D6DD4AFA8976EEA695C8",
+                "A8EBEC3A32B07681DA3E482420A24854",
+                "296EA3368DDA9A716E61FD4C4F8E2DDD",
+                "CD92A8C6AB4165252B295129E02EA0A7",
+            ]
+        );
+        assert!(keys.app_key(3).is_none());
+        assert_eq!(format!("{keys:?}"), "DesfireKeys { version: 1, .. }");
     }
 }

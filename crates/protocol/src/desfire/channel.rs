@@ -95,7 +95,7 @@ enum Secure {
     /// `AuthenticateAES`: EV1 secure messaging (one running IV).
     Ev1(Ev1Session),
     /// Legacy `Authenticate` (`0A`, DES): only `ChangeKey` of the PICC master key is used in
-    /// it (docs/card-format.md §9.5).
+    /// it (docs/card-format.md §10.5).
     Legacy(LegacySession),
 }
 
@@ -277,7 +277,7 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
     }
 
     /// Legacy `Authenticate` (`0A`) with the DES `key` (number `key_no`) and the caller's
-    /// 8-byte `rnd_a` (docs/reference/desfire.md §3.1 step 5): only to take a factory-fresh
+    /// 8-byte `rnd_a` (docs/reference/desfire.md §8): only to take a factory-fresh
     /// card's PICC master key.
     pub fn authenticate_legacy(
         &mut self,
@@ -381,7 +381,7 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         Ok(data)
     }
 
-    /// EV1 secure messaging (docs/reference/desfire.md §4.1): the CMAC of every command runs
+    /// EV1 secure messaging (docs/reference/desfire.md §6): the CMAC of every command runs
     /// the IV on (only a write in MAC mode sends it); every successful answer carries a MAC,
     /// except a FULL answer, which carries its CRC inside the cryptogram.
     fn command_ev1(
@@ -427,7 +427,7 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         }
     }
 
-    /// `ChangeKey` (`C4`) in FULL mode (docs/reference/desfire.md §2.4): key `key_no` becomes
+    /// `ChangeKey` (`C4`) in FULL mode (docs/reference/desfire.md §6-§7): key `key_no` becomes
     /// `new` with `version`. Changing another key than the authenticated one needs its `old`
     /// value (the card checks `new ⊕ old` and a CRC32 of `new`); changing the authenticated key
     /// (`old: None`) ends the session, and the card answers without a MAC. In a legacy session
@@ -500,8 +500,8 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
     }
 }
 
-/// An EV1 FULL answer whose length the command does not say (docs/reference/desfire.md §4.1,
-/// pitfall 11): the one length whose `CRC32(data ‖ 00)` and zero padding check, longest first.
+/// An EV1 FULL answer whose length the command does not say (docs/reference/desfire.md §6
+/// step 5; searched for only when the command does not say the length): the one length whose `CRC32(data ‖ 00)` and zero padding check, longest first.
 fn decrypt_ev1_unknown_length(session: &mut Ev1Session, ct: &[u8]) -> Result<Vec<u8>, SecureError> {
     let max = ct
         .len()

@@ -1,5 +1,5 @@
 //! The `DESFire` commands our card format uses, over a [`Channel`], with typed parameters and
-//! checked answers (docs/reference/desfire.md §2): application and file management,
+//! checked answers (docs/reference/desfire.md §7): application and file management,
 //! `ReadData`/`WriteData` with `CommitTransaction`/`AbortTransaction`, `GetCardUID`,
 //! `FreeMemory`, `GetKeySettings`, `GetKeyVersion` and `GetVersion`.
 //!
@@ -73,7 +73,7 @@ pub fn parse_aids(data: &[u8]) -> Result<Vec<Aid>, ShapeError> {
 }
 
 /// The key settings of the selected application or of the PICC (docs/reference/desfire.md
-/// §2.2).
+/// §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySettings {
     /// KS1: bit 0 master key changeable, bit 1 free listing, bit 2 free create/delete, bit 3
@@ -136,7 +136,7 @@ pub fn parse_byte(what: &'static str, data: &[u8]) -> Result<u8, ShapeError> {
     }
 }
 
-/// A file's communication mode (docs/reference/desfire.md §2.3).
+/// A file's communication mode (docs/reference/desfire.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommMode {
     /// `00`.
@@ -310,7 +310,7 @@ impl<T: Transmit + ?Sized> Channel<'_, T> {
         Ok(data)
     }
 
-    /// `CommitTransaction` (`C7`, MAC mode in a session: docs/reference/desfire.md §9.12).
+    /// `CommitTransaction` (`C7`, MAC mode in a session: docs/reference/desfire.md §7).
     pub fn commit(&mut self) -> Result<(), DesfireError> {
         let mode = self.management_mode();
         self.command(0xC7, &[], &[], mode)?;
@@ -441,7 +441,7 @@ mod tests {
         assert_eq!(ch.apdus(), 6);
     }
 
-    /// Elmue's EV1 trace (docs/reference/desfire.md §6.5): `CreateStdDataFile`, `GetFileIDs`,
+    /// Elmue's EV1 trace (docs/reference/desfire.md §6): `CreateStdDataFile`, `GetFileIDs`,
     /// `GetFileSettings` in an EV1 AES session, each answer's CMAC checked on the running IV.
     #[test]
     fn ev1_session_commands_as_elmue() {
@@ -470,7 +470,7 @@ mod tests {
         );
     }
 
-    /// Elmue's EV1 `ChangeKey` of another key (docs/reference/desfire.md §6.5).
+    /// Elmue's EV1 `ChangeKey` of another key (docs/reference/desfire.md §6).
     #[test]
     fn ev1_change_other_key_as_elmue() {
         let mut card = script(&[(
@@ -489,7 +489,7 @@ mod tests {
         assert!(ch.is_authenticated());
     }
 
-    /// AN12757 T96 (docs/reference/desfire.md §6.5): EV1 `ChangeKey` of the authenticated key.
+    /// AN12757 T96 (docs/reference/desfire.md §6): EV1 `ChangeKey` of the authenticated key.
     #[test]
     fn ev1_change_own_key_as_an12757_t96() {
         let mut card = script(&[(

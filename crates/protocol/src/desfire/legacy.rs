@@ -1,6 +1,6 @@
 //! Legacy `Authenticate` (`0A`, single DES) and the one command we send in its session, a
-//! `ChangeKey` of the authenticated PICC master key to AES (docs/reference/desfire.md §3.1
-//! step 5; docs/card-format.md §9.5): how a factory-fresh card, whose PICC master key is the
+//! `ChangeKey` of the authenticated PICC master key to AES (docs/reference/desfire.md §8;
+//! docs/card-format.md §10.5): how a factory-fresh card, whose PICC master key is the
 //! all-zero DES key, is taken over when the site asks for it. Sans I/O; the DES cipher is the
 //! `RustCrypto` `des` crate.
 //!

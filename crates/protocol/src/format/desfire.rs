@@ -1,11 +1,11 @@
-//! The `DESFire` card format (docs/card-format.md §9): our application, its keys, its one
+//! The `DESFire` card format (docs/card-format.md §10): our application, its keys, its one
 //! backup data file and the record it holds, which is the Classic format v2 record
 //! ([`super::encode_record`], [`super::decode_record`]) with its fields and MAC unchanged.
 
 use crate::desfire::command::{AccessRights, Aid, CommMode};
 
 /// Our application: `F` + the MAD application id `F0EB` of the Classic format + `0`, the
-/// mapping AN10787 reserves for MAD-registered applications (docs/card-format.md §9.1).
+/// mapping AN10787 reserves for MAD-registered applications (docs/card-format.md §10.1).
 pub const APP: Aid = Aid::new(0x00FF_0EB0);
 
 /// The application master key (changes keys and settings, creates the file).
@@ -17,14 +17,14 @@ pub const KEY_WRITE: u8 = 2;
 
 /// KS1 of our application: master key changeable, free listing of files and settings,
 /// configuration changeable, `ChangeKey` with the application master key
-/// (docs/card-format.md §9.2).
+/// (docs/card-format.md §10.1).
 pub const APP_SETTINGS: u8 = 0x0B;
 /// KS2 of our application: AES keys, three of them.
 pub const APP_KEYS: u8 = 0x83;
 
 /// Our file: a backup data file.
 pub const FILE_NO: u8 = 1;
-/// Its communication mode: FULL (docs/card-format.md §9.4 argues FULL over MAC).
+/// Its communication mode: FULL (docs/card-format.md §10.4 argues FULL over MAC).
 pub const FILE_COMM: CommMode = CommMode::Full;
 /// Its access rights: read with the read key, write and read-write with the write key,
 /// settings changed with the application master key.
@@ -39,7 +39,7 @@ pub const FILE_SIZE: u32 = 64;
 /// The largest v2 body the file holds (header 13 bytes).
 pub const RECORD_CAPACITY: usize = 64 - super::HEADER_LEN;
 /// The sequence number of every `DESFire` record: the backup file's transaction, not a second
-/// slot, keeps the old record until the new one is whole (§9.6).
+/// slot, keeps the old record until the new one is whole (§10.7).
 pub const SEQUENCE: u8 = 0;
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The `DESFire` encode (docs/card-format.md §9.6): create our application when it is missing,
+//! The `DESFire` encode (docs/card-format.md §10.7): create our application when it is missing,
 //! set its keys, write the record into the backup file, commit, read back.
 //!
 //! Order on a card without our application: (the PICC master key, if the site takes cards
@@ -21,7 +21,7 @@ use crate::job::EncodeOutcome;
 use crate::keys::{DesfireKeys, SiteKeys};
 use crate::transmit::Transmit;
 
-/// What an encode may do to the card's PICC master key (docs/card-format.md §9.5).
+/// What an encode may do to the card's PICC master key (docs/card-format.md §10.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PiccPolicy {
     /// Never change it (the default): a card whose key settings let anyone create applications
@@ -117,7 +117,7 @@ fn authenticate_write<T: Transmit + ?Sized>(
 }
 
 /// Our application is there: open it with the write key of the current version; one of an
-/// older version is rotated to the current (§9.7); an application whose master key is still
+/// older version is rotated to the current (§10.8); an application whose master key is still
 /// zero was torn while being set up and is finished.
 fn open_existing<T: Transmit + ?Sized>(
     card: &mut Card<'_, '_, T>,
@@ -360,7 +360,7 @@ fn take_ownership<T: Transmit + ?Sized>(
         .map_err(|e| card.error(e, step))
 }
 
-/// Writes the record, commits, reads it back and checks it (§9.6).
+/// Writes the record, commits, reads it back and checks it (§10.7).
 fn write_record<T: Transmit + ?Sized>(
     card: &mut Card<'_, '_, T>,
     uid: &[u8],

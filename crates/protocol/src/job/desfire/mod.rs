@@ -1,4 +1,4 @@
-//! The `DESFire` jobs (docs/card-format.md §9): encode and scan our application, as APDU
+//! The `DESFire` jobs (docs/card-format.md §10): encode and scan our application, as APDU
 //! sequences over [`Transmit`], with the same outcomes and error types as the Classic jobs.
 //!
 //! Budget at the card's own APDU log, EV2 card, leave-as-found PICC policy (measured by
@@ -214,12 +214,21 @@ impl<'t, 'n, T: Transmit + ?Sized> Card<'t, 'n, T> {
     }
 }
 
-/// The UID the keys are diversified from: the one the hal read (4, 7 or 10 bytes).
+/// The UID the keys are diversified from: the one the hal read (7 or 10 bytes, or 4 of a
+/// fixed single-size UID). A random ID (4 bytes, `08 …`, docs/reference/desfire.md §9) changes
+/// at every activation: keys diversified from it would lock our application for ever, so such a
+/// card is refused (`uid_unavailable`) before anything is sent (docs/card-format.md §10.9).
 pub(crate) fn uid_of<T: Transmit + ?Sized>(
     card: &Card<'_, '_, T>,
     info: &CardInfo,
 ) -> Result<Vec<u8>, JobError> {
-    if crate::keys::UID_LENGTHS.contains(&info.uid.len()) {
+    if info.uid.len() == 4 && info.uid.first() == Some(&0x08) {
+        Err(card.fail(
+            Uncategorized::UidUnavailable,
+            "get_uid",
+            "a random-ID card: its UID changes at every activation",
+        ))
+    } else if crate::keys::UID_LENGTHS.contains(&info.uid.len()) {
         Ok(info.uid.clone())
     } else {
         Err(card.fail(

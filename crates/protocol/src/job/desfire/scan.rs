@@ -1,4 +1,4 @@
-//! The `DESFire` scan (docs/card-format.md §9.8): select our application, authenticate with the
+//! The `DESFire` scan (docs/card-format.md §10.9): select our application, authenticate with the
 //! read key, read the file, verify the record. No application of ours is a successful scan
 //! without a credential.
 
