@@ -293,3 +293,6 @@ pub(crate) fn decode<T: Transmit + ?Sized>(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests;
