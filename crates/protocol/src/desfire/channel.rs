@@ -220,6 +220,34 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         })
     }
 
+    /// The two frames of an authentication `ins`: `first`, the card's `AF` challenge turned
+    /// into the second command by `second`, and the card's final answer (its data). Any
+    /// session ends first.
+    fn handshake(
+        &mut self,
+        ins: u8,
+        first: &[u8],
+        second: impl FnOnce(&[u8]) -> Result<Vec<u8>, SecureError>,
+    ) -> Result<Vec<u8>, DesfireError> {
+        self.secure = None;
+        let challenge = self.send(first)?;
+        if challenge.status != Status::AdditionalFrame {
+            return Err(DesfireError::Card {
+                ins,
+                status: challenge.status,
+            });
+        }
+        let next = second(&challenge.data)?;
+        let last = self.send(&next)?;
+        if !last.status.is_success() {
+            return Err(DesfireError::Card {
+                ins,
+                status: last.status,
+            });
+        }
+        Ok(last.data)
+    }
+
     /// `AuthenticateEV2First` with `key` (number `key_no`) and the caller's random `rnd_a`.
     pub fn authenticate_ev2_first(
         &mut self,
@@ -227,24 +255,10 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         key_no: u8,
         rnd_a: Block,
     ) -> Result<(), DesfireError> {
-        self.secure = None;
         let mut auth = Ev2First::new(*key, key_no, rnd_a);
-        let first = self.send(&auth.command())?;
-        if first.status != Status::AdditionalFrame {
-            return Err(DesfireError::Card {
-                ins: 0x71,
-                status: first.status,
-            });
-        }
-        let second = auth.answer(&first.data)?;
-        let last = self.send(&second)?;
-        if !last.status.is_success() {
-            return Err(DesfireError::Card {
-                ins: 0x71,
-                status: last.status,
-            });
-        }
-        self.secure = Some(Secure::Ev2(auth.finish(&last.data)?));
+        let first = auth.command();
+        let last = self.handshake(0x71, &first, |c| auth.answer(c))?;
+        self.secure = Some(Secure::Ev2(auth.finish(&last)?));
         Ok(())
     }
 
@@ -255,54 +269,26 @@ impl<'t, T: Transmit + ?Sized> Channel<'t, T> {
         key_no: u8,
         rnd_a: Block,
     ) -> Result<(), DesfireError> {
-        self.secure = None;
         let mut auth = Ev1Aes::new(*key, key_no, rnd_a);
-        let first = self.send(&auth.command())?;
-        if first.status != Status::AdditionalFrame {
-            return Err(DesfireError::Card {
-                ins: 0xAA,
-                status: first.status,
-            });
-        }
-        let second = auth.answer(&first.data)?;
-        let last = self.send(&second)?;
-        if !last.status.is_success() {
-            return Err(DesfireError::Card {
-                ins: 0xAA,
-                status: last.status,
-            });
-        }
-        self.secure = Some(Secure::Ev1(auth.finish(&last.data)?));
+        let first = auth.command();
+        let last = self.handshake(0xAA, &first, |c| auth.answer(c))?;
+        self.secure = Some(Secure::Ev1(auth.finish(&last)?));
         Ok(())
     }
 
     /// Legacy `Authenticate` (`0A`) with the DES `key` (number `key_no`) and the caller's
-    /// 8-byte `rnd_a` (docs/reference/desfire.md §8): only to take a factory-fresh
-    /// card's PICC master key.
+    /// 8-byte `rnd_a` (docs/reference/desfire.md §8): only to take a factory-fresh card's PICC
+    /// master key.
     pub fn authenticate_legacy(
         &mut self,
         key: &[u8; 8],
         key_no: u8,
         rnd_a: [u8; 8],
     ) -> Result<(), DesfireError> {
-        self.secure = None;
         let mut auth = LegacyAuth::new(*key, key_no, rnd_a);
-        let first = self.send(&auth.command())?;
-        if first.status != Status::AdditionalFrame {
-            return Err(DesfireError::Card {
-                ins: 0x0A,
-                status: first.status,
-            });
-        }
-        let second = auth.answer(&first.data)?;
-        let last = self.send(&second)?;
-        if !last.status.is_success() {
-            return Err(DesfireError::Card {
-                ins: 0x0A,
-                status: last.status,
-            });
-        }
-        self.secure = Some(Secure::Legacy(auth.finish(&last.data)?));
+        let first = auth.command();
+        let last = self.handshake(0x0A, &first, |c| auth.answer(c))?;
+        self.secure = Some(Secure::Legacy(auth.finish(&last)?));
         Ok(())
     }
 
@@ -519,31 +505,48 @@ fn decrypt_ev1_unknown_length(session: &mut Ev1Session, ct: &[u8]) -> Result<Vec
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
+pub(crate) mod tests {
     use super::super::crypto::tests::{h, v};
     use super::*;
     use crate::transmit::TransmitErrorKind;
 
-    /// A card that answers a fixed script and checks every command against it.
-    struct Script(Vec<(Vec<u8>, Vec<u8>)>);
+    /// A card that answers a fixed script and checks every command against it (an empty
+    /// expected command matches any: an authentication's random part); it counts what it got.
+    pub(crate) struct Script {
+        pub(crate) steps: Vec<(Vec<u8>, Vec<u8>)>,
+        pub(crate) sent: usize,
+    }
 
     impl Transmit for Script {
         fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
-            if self.0.is_empty() {
-                return Err(TransmitError::new(TransmitErrorKind::Other, "script ended"));
+            self.sent += 1;
+            if self.steps.is_empty() {
+                return Err(TransmitError::new(
+                    TransmitErrorKind::CardRemoved,
+                    "script ended",
+                ));
             }
-            let (expected, reply) = self.0.remove(0);
-            assert_eq!(
-                crate::hex::encode(command),
-                crate::hex::encode(&expected),
-                "command"
-            );
+            let (expected, reply) = self.steps.remove(0);
+            if !expected.is_empty() {
+                assert_eq!(
+                    crate::hex::encode(command),
+                    crate::hex::encode(&expected),
+                    "command {}",
+                    self.sent
+                );
+            }
             Ok(reply)
         }
     }
 
-    fn script(steps: &[(&str, &str)]) -> Script {
-        Script(steps.iter().map(|(c, r)| (v(c), v(r))).collect())
+    pub(crate) fn script(steps: &[(&str, &str)]) -> Script {
+        Script::of(steps.iter().map(|(c, r)| (v(c), v(r))).collect())
+    }
+
+    impl Script {
+        pub(crate) fn of(steps: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+            Self { steps, sent: 0 }
+        }
     }
 
     #[test]
@@ -682,7 +685,7 @@ mod tests {
         let mut command = v("90 6E 00 00 08");
         command.extend_from_slice(&session.mac_command(0x6E, &[], &[]));
         command.push(0x00);
-        let mut card = Script(vec![(command, v("91 9D"))]);
+        let mut card = Script::of(vec![(command, v("91 9D"))]);
         let mut ch = Channel::new(&mut card).with_session(session);
         let e = ch.command(0x6E, &[], &[], Mode::Mac).unwrap_err();
         assert_eq!(

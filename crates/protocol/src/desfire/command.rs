@@ -360,33 +360,13 @@ impl<T: Transmit + ?Sized> Channel<'_, T> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use super::super::channel::tests::{Script, script};
     use super::super::crypto::tests::{h, v};
     use super::super::ev1::Ev1Session;
     use super::super::ev2::Session;
     use super::*;
     use crate::transmit::{TransmitError, TransmitErrorKind};
     use proptest::prelude::*;
-
-    struct Script(Vec<(Vec<u8>, Vec<u8>)>);
-
-    impl Transmit for Script {
-        fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
-            if self.0.is_empty() {
-                return Err(TransmitError::new(TransmitErrorKind::Other, "script ended"));
-            }
-            let (expected, reply) = self.0.remove(0);
-            assert_eq!(
-                crate::hex::encode(command),
-                crate::hex::encode(&expected),
-                "command"
-            );
-            Ok(reply)
-        }
-    }
-
-    fn script(steps: &[(&str, &str)]) -> Script {
-        Script(steps.iter().map(|(c, r)| (v(c), v(r))).collect())
-    }
 
     #[test]
     fn aids_go_lsb_first() {
@@ -532,7 +512,7 @@ mod tests {
             };
             steps.push((frame(0xAF, chunk), reply));
         }
-        let mut card = Script(steps);
+        let mut card = Script::of(steps);
         let mut ch = Channel::new(&mut card).with_session(session);
         ch.write_data(2, 0, &data, CommMode::Full).unwrap();
         assert_eq!(ch.apdus(), 1 + chunks.len());

@@ -5,45 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use super::*;
-use crate::desfire::crypto::tests::v;
+use crate::desfire::channel::tests::{Script, script};
 use crate::format::Credential;
 use crate::keys::MasterKey;
-use crate::transmit::{TransmitError, TransmitErrorKind};
-
-struct Script {
-    steps: Vec<(Vec<u8>, Vec<u8>)>,
-    sent: usize,
-}
-
-impl Transmit for Script {
-    fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
-        self.sent += 1;
-        if self.steps.is_empty() {
-            return Err(TransmitError::new(
-                TransmitErrorKind::CardRemoved,
-                "script ended",
-            ));
-        }
-        let (expected, reply) = self.steps.remove(0);
-        if !expected.is_empty() {
-            assert_eq!(
-                crate::hex::encode(command),
-                crate::hex::encode(&expected),
-                "command {}",
-                self.sent
-            );
-        }
-        Ok(reply)
-    }
-}
-
-/// `""` as the command matches any command (an authentication's random part).
-fn script(steps: &[(&str, &str)]) -> Script {
-    Script {
-        steps: steps.iter().map(|(c, r)| (v(c), v(r))).collect(),
-        sent: 0,
-    }
-}
 
 fn info(uid: &[u8]) -> CardInfo {
     CardInfo::new(
