@@ -123,7 +123,7 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
         }
         (None, uid) => VirtualCard::new(options.card_type, uid.as_deref())?,
     };
-    if options.save.is_some() && options.card_type.image_len().is_none() {
+    if options.save.is_some() && !options.card_type.has_image() {
         return Err(SimError::NoImage(options.card_type.name()));
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
