@@ -80,6 +80,8 @@ pub struct CardOptions {
     pub tear_mode: TearMode,
     /// A worn-out card: data writes store a flipped bit.
     pub worn: bool,
+    /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
+    pub random_uid: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -99,6 +101,7 @@ impl CardOptions {
             tear_after_writes: None,
             tear_mode: TearMode::default(),
             worn: false,
+            random_uid: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -128,6 +131,9 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
     card.set_worn(options.worn);
+    if options.random_uid {
+        card.set_random_uid(true)?;
+    }
     Ok(card)
 }
 

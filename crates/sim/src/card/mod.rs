@@ -494,13 +494,37 @@ impl VirtualCard {
         self.forget_session();
     }
 
-    /// The card is put (back) on the reader: fresh from power-up, and no longer torn.
+    /// The card is put (back) on the reader: fresh from power-up, and no longer torn. A
+    /// random-UID DESFire shows a new UID.
     pub fn insert(&mut self) {
         self.torn = false;
         if let Chip::Desfire(d) = &mut self.chip {
             d.insert();
+            if d.random_uid() {
+                self.uid = d.fresh_random_uid().to_vec();
+            }
         }
         self.forget_session();
+    }
+
+    /// Turns a DESFire's random-UID option on or off (as `mifare-desfire-ev1-configure-random-uid`
+    /// does to a real card): with it on, anticollision shows `08` and three random bytes
+    /// (ATQA `03 04`), new each time the card is placed, and `GetVersion` hides the UID; the
+    /// real UID is told by `GetCardUID` after an authentication. Other types: a usage error.
+    pub fn set_random_uid(&mut self, on: bool) -> Result<(), SimError> {
+        let Chip::Desfire(d) = &mut self.chip else {
+            return Err(SimError::Usage(format!(
+                "a random UID is a DESFire option, not one of {}",
+                self.card_type
+            )));
+        };
+        d.set_random_uid(on);
+        self.uid = if on {
+            d.fresh_random_uid().to_vec()
+        } else {
+            d.uid().to_vec()
+        };
+        Ok(())
     }
 
     /// Arms (or with `None` disarms) a tear: after `n` more accepted writes, the card

@@ -11,7 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::applications::{Application, Key, KeyType, PiccMaster};
 use super::files::{AccessRights, DataFile, FileKind};
 use super::{Desfire, Generation};
-use crate::error::{hex, parse_hex};
+use crate::error::{hex as spaced_hex, parse_hex};
+
+/// Hex without spaces.
+fn hex(bytes: &[u8]) -> String {
+    spaced_hex(bytes).replace(' ', "")
+}
 
 /// The `format` field of this layout.
 pub const FORMAT: &str = "encoder-sim-desfire/1";
