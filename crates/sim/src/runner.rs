@@ -80,6 +80,8 @@ pub struct CardOptions {
     pub tear_mode: TearMode,
     /// A worn-out card: data writes store a flipped bit.
     pub worn: bool,
+    /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
+    pub random_uid: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -99,6 +101,7 @@ impl CardOptions {
             tear_after_writes: None,
             tear_mode: TearMode::default(),
             worn: false,
+            random_uid: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -123,11 +126,14 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
         }
         (None, uid) => VirtualCard::new(options.card_type, uid.as_deref())?,
     };
-    if options.save.is_some() && options.card_type.image_len().is_none() {
+    if options.save.is_some() && !options.card_type.has_image() {
         return Err(SimError::NoImage(options.card_type.name()));
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
     card.set_worn(options.worn);
+    if options.random_uid {
+        card.set_random_uid(true)?;
+    }
     Ok(card)
 }
 
