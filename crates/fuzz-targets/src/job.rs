@@ -55,14 +55,16 @@ pub(crate) struct Exchange {
 }
 
 /// The card in the reader, with the fuzzer choosing each reply.
-struct FuzzCard<'a> {
-    card: VirtualCard,
-    input: Input<'a>,
+pub(crate) struct FuzzCard<'a> {
+    pub(crate) card: VirtualCard,
+    pub(crate) input: Input<'a>,
     /// `false`: every reply is the card's own (the fuzzer is not asked).
-    fuzzed: bool,
-    removed: bool,
-    deviated: bool,
-    log: Vec<Exchange>,
+    pub(crate) fuzzed: bool,
+    pub(crate) removed: bool,
+    pub(crate) deviated: bool,
+    pub(crate) log: Vec<Exchange>,
+    /// The status words a changed reply ends with.
+    pub(crate) statuses: &'static [[u8; 2]],
 }
 
 const STATUS_WORDS: [[u8; 2]; 8] = [
@@ -78,7 +80,7 @@ const STATUS_WORDS: [[u8; 2]; 8] = [
 
 impl FuzzCard<'_> {
     /// Puts the card back on the reader for the next job.
-    fn next_job(&mut self, fuzzed: bool) {
+    pub(crate) fn next_job(&mut self, fuzzed: bool) {
         self.card.insert();
         self.removed = false;
         self.deviated = false;
@@ -99,8 +101,10 @@ impl FuzzCard<'_> {
             200..=215 => Ok(self.input.slice(24).to_vec()),
             216..=229 => {
                 let mut reply = self.card.transmit(command);
-                let sw = STATUS_WORDS
-                    .get(usize::from(self.input.byte() % 8))
+                let n = self.statuses.len().max(1);
+                let sw = self
+                    .statuses
+                    .get(usize::from(self.input.byte()) % n)
                     .copied()
                     .unwrap_or([0x63, 0x00]);
                 let at = reply.len().saturating_sub(2);
@@ -381,6 +385,8 @@ pub(crate) fn check_read_back(log: &[Exchange]) {
     }
 }
 
+/// Every error is one of the cloud's types with its exact APDU count (and a sub-code where the
+/// type has them).
 pub(crate) fn check_error(e: &JobError, log: &[Exchange]) {
     assert!(ERROR_TYPES.contains(&e.name()), "{}", e.name());
     assert_eq!(e.apdu_count(), log.len(), "{e:?}");
@@ -418,6 +424,7 @@ fn run(data: &[u8]) -> Option<Summary> {
         removed: false,
         deviated: false,
         log: Vec::new(),
+        statuses: &STATUS_WORDS,
     };
     let mut asked: Vec<Credential> = Vec::new();
     if flags & 2 != 0 {
