@@ -442,3 +442,24 @@ fn the_cards_own_tears_mid_write_and_at_commit() {
         }
     }
 }
+
+/// Keys never reach an error, its detail or a Debug print (README: secrets never in logs).
+#[test]
+fn errors_and_debug_output_hold_no_keys() {
+    let mut card = fresh(CardType::DesfireEv2);
+    let ok = run_encode(&mut card, &site(), &realistic(8)).expect("encode");
+    let err = run_encode(&mut card, &other_site(), &realistic(8)).expect_err("other site");
+    let text = format!("{ok:?} {err:?} {err} {} {:?}", err.detail(), site());
+    let text = text.to_uppercase().replace([' ', ','], "");
+    for s in [site(), other_site()] {
+        let keys = s.desfire_keys(1, &UID7, [0xB0, 0x0E, 0xFF]).expect("keys");
+        let mut secrets: Vec<[u8; 16]> = (0..3).filter_map(|n| keys.app_key(n)).collect();
+        secrets.push(keys.picc_key());
+        secrets.push(keys.record_keys().mac_key().to_bytes());
+        for key in secrets {
+            let hex = encoder_protocol::hex::encode(&key).replace(' ', "");
+            assert!(!text.contains(&hex), "a key in the output");
+            assert!(!text.contains(&format!("{key:?}").replace([' ', ','], "")));
+        }
+    }
+}

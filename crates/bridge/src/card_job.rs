@@ -430,15 +430,85 @@ mod tests {
     };
 
     fn run(encoder: &mut MockEnc, job: &CardJob, card_wait: Duration) -> JobReport {
+        run_with(encoder, job, card_wait, MediaConfig::default())
+    }
+
+    fn run_with(
+        encoder: &mut MockEnc,
+        job: &CardJob,
+        card_wait: Duration,
+        media: MediaConfig,
+    ) -> JobReport {
         let site = site();
         let exec = Exec {
-            media: crate::config::MediaConfig::default(),
+            media,
             card_wait,
             site: &site,
             store: None,
             control: None,
         };
         execute(encoder, job, &exec)
+    }
+
+    /// The placed card picks the job: a `DESFire` gets the `DESFire` encode (and its scan finds
+    /// the credential); a medium `[media]` turns off is refused before any APDU.
+    #[test]
+    fn the_card_placed_picks_the_path_and_media_can_be_turned_off() {
+        use encoder_sim::card::CardType as SimCard;
+        const UID7: [u8; 7] = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let session = crate::test_support::session_on_type(
+            SimCard::DesfireEv2,
+            &UID7,
+            sent.clone(),
+            |_, _| None,
+        );
+        let report = run(
+            &mut encoder_with(session),
+            &job(true, None, None),
+            Duration::from_secs(1),
+        );
+        let JobReport::Done {
+            outcome: Ok(Success::Encoded { uid, .. }),
+            ..
+        } = &report
+        else {
+            panic!("{report:?}");
+        };
+        assert_eq!(uid, &UID7);
+        assert!(
+            sent.lock()
+                .expect("lock")
+                .iter()
+                .all(|c| c.first() == Some(&0x90))
+        );
+
+        let off = |classic, desfire| MediaConfig {
+            classic,
+            desfire,
+            ..MediaConfig::default()
+        };
+        for (card_type, media) in [
+            (SimCard::DesfireEv2, off(true, false)),
+            (SimCard::Classic1k, off(false, true)),
+        ] {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let session =
+                crate::test_support::session_on_type(card_type, &UID7, sent.clone(), |_, _| None);
+            let report = run_with(
+                &mut encoder_with(session),
+                &job(true, None, None),
+                Duration::from_secs(1),
+                media,
+            );
+            let error = error_of(&report);
+            assert_eq!(error.kind, ErrorType::IncompatibleCardFormat, "{error:?}");
+            assert_eq!(error.sub_code, Some(SubCode::MediaNotEnabled), "{error:?}");
+            assert!(
+                sent.lock().expect("lock").is_empty(),
+                "{card_type}: APDUs sent"
+            );
+        }
     }
 
     fn error_of(report: &JobReport) -> CloudError {
