@@ -14,21 +14,13 @@ use encoder_protocol::keys::{MasterKey, SiteKeys};
 use encoder_protocol::transmit::{Transmit, TransmitError, TransmitErrorKind};
 use encoder_sim::card::CardType;
 use encoder_sim::desfire::applications::{KeyType, PiccMaster};
-use encoder_tests::jobs::{InProcessCard, other_site, realistic, realistic_next, site};
+use encoder_tests::jobs::{InProcessCard, nonces, other_site, realistic, realistic_next, site};
 
 const UID7: [u8; 7] = [0x04, 0x5A, 0x11, 0x22, 0x33, 0x44, 0x80];
 /// Our application, as a number.
 const OURS: u32 = 0x00FF_0EB0;
 /// Another issuer's application.
 const FOREIGN: u32 = 0x0012_3456;
-
-fn nonces() -> impl FnMut() -> [u8; 16] {
-    let mut n = 0u8;
-    move || {
-        n = n.wrapping_add(1);
-        [n; 16]
-    }
-}
 
 fn info(card: &InProcessCard) -> CardInfo {
     card.info()

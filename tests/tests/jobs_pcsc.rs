@@ -7,8 +7,8 @@ use encoder_hal::Encoder;
 use encoder_hal::pcsc::PcscEncoder;
 use encoder_protocol::error::JobError;
 use encoder_protocol::format::Credential;
-use encoder_protocol::job::{CardState, EncodeOutcome, ScanOutcome, desfire, encode, scan};
-use encoder_tests::jobs::{realistic, realistic_next, site};
+use encoder_protocol::job::{CardState, EncodeOutcome, ScanOutcome, encode, scan};
+use encoder_tests::jobs::{desfire_encode_on, desfire_scan_on, realistic, realistic_next, site};
 use encoder_tests::{Rig, STARTUP};
 
 const UID: &str = "04A1B2C3";
@@ -182,32 +182,15 @@ fn no_card_within_a_short_wait() {
     );
 }
 
-fn nonces() -> impl FnMut() -> [u8; 16] {
-    let mut n = 0u8;
-    move || {
-        n = n.wrapping_add(1);
-        [n; 16]
-    }
-}
-
 fn run_desfire_encode(
     encoder: &mut PcscEncoder,
     credential: &Credential,
 ) -> Result<EncodeOutcome, JobError> {
-    assert!(encoder.wait_for_card(STARTUP).expect("wait"), "no card");
-    let mut session = encoder.open_session().expect("session");
-    let info = session.info().clone();
-    let mut n = nonces();
-    let options = desfire::DesfireOptions::default();
-    desfire::encode(&mut *session, &info, &site(), credential, options, &mut n)
+    desfire_encode_on(encoder, STARTUP, credential)
 }
 
 fn run_desfire_scan(encoder: &mut PcscEncoder) -> Result<ScanOutcome, JobError> {
-    assert!(encoder.wait_for_card(STARTUP).expect("wait"), "no card");
-    let mut session = encoder.open_session().expect("session");
-    let info = session.info().clone();
-    let mut n = nonces();
-    desfire::scan(&mut *session, &info, &site(), &mut n)
+    desfire_scan_on(encoder, STARTUP)
 }
 
 /// The `DESFire` jobs through pcscd and vpcd to the virtual `DESFire` card: the hal sees an

@@ -8,8 +8,8 @@ use std::time::Duration;
 use encoder_hal::{Encoder, Pn532Encoder};
 use encoder_protocol::error::JobError;
 use encoder_protocol::format::Credential;
-use encoder_protocol::job::{CardState, EncodeOutcome, ScanOutcome, desfire, encode, scan};
-use encoder_tests::jobs::{realistic, realistic_next, site};
+use encoder_protocol::job::{CardState, EncodeOutcome, ScanOutcome, encode, scan};
+use encoder_tests::jobs::{desfire_encode_on, desfire_scan_on, realistic, realistic_next, site};
 use pn532_support::{Emulator, libnfc_tool};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -83,32 +83,15 @@ fn no_card_within_a_short_wait_through_pn532() {
     assert!(!enc.wait_for_card(Duration::from_millis(300)).expect("wait"));
 }
 
-fn nonces() -> impl FnMut() -> [u8; 16] {
-    let mut n = 0u8;
-    move || {
-        n = n.wrapping_add(1);
-        [n; 16]
-    }
-}
-
 fn run_desfire_encode(
     encoder: &mut Pn532Encoder,
     credential: &Credential,
 ) -> Result<EncodeOutcome, JobError> {
-    assert!(encoder.wait_for_card(WAIT).expect("wait"), "no card");
-    let mut session = encoder.open_session().expect("session");
-    let info = session.info().clone();
-    let mut n = nonces();
-    let options = desfire::DesfireOptions::default();
-    desfire::encode(&mut *session, &info, &site(), credential, options, &mut n)
+    desfire_encode_on(encoder, WAIT, credential)
 }
 
 fn run_desfire_scan(encoder: &mut Pn532Encoder) -> Result<ScanOutcome, JobError> {
-    assert!(encoder.wait_for_card(WAIT).expect("wait"), "no card");
-    let mut session = encoder.open_session().expect("session");
-    let info = session.info().clone();
-    let mut n = nonces();
-    desfire::scan(&mut *session, &info, &site(), &mut n)
+    desfire_scan_on(encoder, WAIT)
 }
 
 /// The `DESFire` jobs through the PN532 (`InDataExchange` carries the wrapped commands; the
