@@ -398,6 +398,45 @@ pub(crate) fn check_error(e: &JobError, log: &[Exchange]) {
     }
 }
 
+/// The properties of one scan's outcome over its exchanges: exact count, no credential nobody
+/// asked for, and after an honest encode an honest scan finds it. Its state or error name.
+pub(crate) fn check_scan(
+    log: &[Exchange],
+    result: Result<job::ScanOutcome, encoder_protocol::error::JobError>,
+    fuzzed: bool,
+    asked: &[Credential],
+    last_good: Option<&Credential>,
+) -> Result<CardState, &'static str> {
+    match result {
+        Ok(outcome) => {
+            assert_eq!(outcome.apdu_count, log.len());
+            if let Some(found) = &outcome.credential {
+                assert!(
+                    asked.contains(&found.credential),
+                    "a credential nobody wrote: {found:?}"
+                );
+                assert_eq!(outcome.state, CardState::Ours);
+            }
+            if !fuzzed && let Some(good) = last_good {
+                assert_eq!(
+                    outcome.credential.as_ref().map(|c| &c.credential),
+                    Some(good),
+                    "an honest scan after an honest encode"
+                );
+            }
+            Ok(outcome.state)
+        }
+        Err(e) => {
+            check_error(&e, log);
+            assert!(
+                fuzzed || last_good.is_none(),
+                "an honest scan after an honest encode failed: {e:?}"
+            );
+            Err(e.name())
+        }
+    }
+}
+
 /// See the module docs.
 pub fn whole_job(data: &[u8]) {
     let _ = run(data);
@@ -474,34 +513,13 @@ fn run(data: &[u8]) -> Option<Summary> {
                 .any(|e| e.command.starts_with(&[0xFF, 0xD6])),
             "a scan wrote to the card"
         );
-        match result {
-            Ok(outcome) => {
-                summary.scans.push(Ok(outcome.state));
-                assert_eq!(outcome.apdu_count, card.log.len());
-                if let Some(found) = &outcome.credential {
-                    assert!(
-                        asked.contains(&found.credential),
-                        "a credential nobody wrote: {found:?}"
-                    );
-                    assert_eq!(outcome.state, CardState::Ours);
-                }
-                if !fuzzed && let Some(good) = &last_good {
-                    assert_eq!(
-                        outcome.credential.as_ref().map(|c| &c.credential),
-                        Some(good),
-                        "an honest scan after an honest encode"
-                    );
-                }
-            }
-            Err(e) => {
-                summary.scans.push(Err(e.name()));
-                check_error(&e, &card.log);
-                assert!(
-                    fuzzed || last_good.is_none(),
-                    "an honest scan after an honest encode failed: {e:?}"
-                );
-            }
-        }
+        summary.scans.push(check_scan(
+            &card.log,
+            result,
+            fuzzed,
+            &asked,
+            last_good.as_ref(),
+        ));
     }
     Some(summary)
 }
