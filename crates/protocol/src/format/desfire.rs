@@ -15,10 +15,11 @@ pub const KEY_READ: u8 = 1;
 /// The write key (writes and reads the file, commits).
 pub const KEY_WRITE: u8 = 2;
 
-/// KS1 of our application: master key changeable, free listing of files and settings,
-/// configuration changeable, `ChangeKey` with the application master key
-/// (docs/card-format.md §10.1).
-pub const APP_SETTINGS: u8 = 0x0B;
+/// KS1 of our application: master key changeable (by itself), free listing of files and
+/// settings, configuration changeable, the other keys changed with the write key (bits 7-4 =
+/// 2), so that the write key, which a re-encode opens the application with, is always the last
+/// key set (docs/card-format.md §10.1, §10.7).
+pub const APP_SETTINGS: u8 = 0x2B;
 /// KS2 of our application: AES keys, three of them.
 pub const APP_KEYS: u8 = 0x83;
 

@@ -1,13 +1,15 @@
-//! The `DESFire` encode (docs/card-format.md §10.7): create our application when it is missing,
-//! set its keys, write the record into the backup file, commit, read back.
+//! The `DESFire` encode (docs/card-format.md §10.7): create our application when it is
+//! missing, set its keys, write the record into the backup file, commit, read back.
 //!
-//! Order on a card without our application: (the PICC master key, if the site takes cards
-//! over), `CreateApplication`, then in the new application with its zero master key
-//! `CreateBackupDataFile`, `ChangeKey` read, write, then master (last: while the master key is
-//! still zero the application is recognisably unfinished and the next encode finishes it), then
-//! the write key, `WriteData`, `CommitTransaction`, `ReadData`. A card taken away anywhere reads
-//! afterwards as the old record or as no record, never a record nobody wrote: the file changes
-//! only at the commit, and only whole.
+//! The write key is the key a re-encode opens the application with, and it is always the last
+//! key set: an application whose write key opens with the current version is finished, and any
+//! other state (a set-up or a rotation torn half way) is found by that first authentication
+//! and finished by the next encode. Order on a new application: authenticated with its zero
+//! master key, `CreateBackupDataFile`, `ChangeKey 0` (the session ends); authenticated with the
+//! write key (still zero, and allowed to change keys: KS1 `2B`), `ChangeKey 1`, `WriteData`,
+//! `CommitTransaction`, `ReadData` (compared), then `ChangeKey 2`. The file changes only at the
+//! commit, and only whole: a card taken away anywhere holds the old record or the new, never a
+//! record nobody wrote.
 
 use super::{Auth, Card, Nonces, ZERO_KEY, decode, keys_for, open_with, uid_of};
 use crate::card::CardInfo;
@@ -67,9 +69,18 @@ pub fn encode<T: Transmit + ?Sized>(
     }
     let uid = uid_of(&card, info)?;
     let current = keys_for(&card, site, site.current_version(), &uid)?;
-    let first_encode = if card.select(layout::APP, "select_application")? {
-        open_existing(&mut card, site, &uid, &current)?;
-        false
+    if card.select(layout::APP, "select_application")? {
+        let written = match open_existing(&mut card, site, &uid, &current)? {
+            None => write_record(&mut card, &uid, &current, credential)?,
+            Some(state) => finish(&mut card, &uid, &current, state, credential)?,
+        };
+        Ok(EncodeOutcome {
+            uid,
+            card_type: card.kind,
+            written,
+            first_encode: false,
+            apdu_count: card.apdus(),
+        })
     } else {
         create(&mut card, site, &uid, &current, options)?;
         if !card.select(layout::APP, "select_application")? {
@@ -86,111 +97,166 @@ pub fn encode<T: Transmit + ?Sized>(
                 "a new application refused its zero master key",
             ));
         }
-        set_up(&mut card, &current, true)?;
-        authenticate_write(&mut card, &current)?;
-        true
-    };
-    let written = write_record(&mut card, &uid, &current, credential)?;
-    Ok(EncodeOutcome {
-        uid,
-        card_type: card.kind,
-        written,
-        first_encode,
-        apdu_count: card.apdus(),
-    })
-}
-
-fn authenticate_write<T: Transmit + ?Sized>(
-    card: &mut Card<'_, '_, T>,
-    keys: &DesfireKeys,
-) -> Result<(), JobError> {
-    let key = keys.app_key(layout::KEY_WRITE).unwrap_or(ZERO_KEY);
-    if card.auth(layout::KEY_WRITE, &key, "authenticate_write")? == Auth::Ok {
-        Ok(())
-    } else {
-        Err(card.fail(
-            Uncategorized::ReadBackMismatch,
-            "authenticate_write",
-            "the write key just set is refused",
-        ))
+        let state = InPlace {
+            master: Some(ZERO_KEY),
+            read: Some(ZERO_KEY),
+            write: Some(ZERO_KEY),
+            file: false,
+        };
+        let written = finish(&mut card, &uid, &current, state, credential)?;
+        Ok(EncodeOutcome {
+            uid,
+            card_type: card.kind,
+            written,
+            first_encode: true,
+            apdu_count: card.apdus(),
+        })
     }
 }
 
-/// Our application is there: open it with the write key of the current version; one of an
-/// older version is rotated to the current (§10.8); an application whose master key is still
-/// zero was torn while being set up and is finished.
+/// What an unfinished application has: each key's bytes (`None`: already the target
+/// version's) and whether the file exists.
+#[derive(Clone, Copy)]
+struct InPlace {
+    master: Option<[u8; 16]>,
+    read: Option<[u8; 16]>,
+    write: Option<[u8; 16]>,
+    file: bool,
+}
+
+/// Our application is there: opens it with the write key of the current version (a re-encode:
+/// `Ok(None)`, the session is open). Otherwise it is unfinished (a set-up or rotation torn half
+/// way) or of an older version: opened with a site version's master key, or the zero key of a
+/// set-up torn before its first `ChangeKey`, it tells what it has (`GetFileIDs`,
+/// `GetKeyVersion`), for [`finish`].
 fn open_existing<T: Transmit + ?Sized>(
     card: &mut Card<'_, '_, T>,
     site: &SiteKeys,
     uid: &[u8],
     current: &DesfireKeys,
-) -> Result<(), JobError> {
+) -> Result<Option<InPlace>, JobError> {
     let step = "authenticate_write";
     let write = current.app_key(layout::KEY_WRITE).unwrap_or(ZERO_KEY);
     if card.auth(layout::KEY_WRITE, &write, step)? == Auth::Ok {
-        return Ok(());
+        return Ok(None);
     }
-    if let Some(master) = open_with(card, site, uid, layout::KEY_MASTER, "authenticate_master")? {
-        rotate(card, site, uid, &master, current)?;
-        return authenticate_write(card, current);
-    }
-    if card.auth(layout::KEY_MASTER, &ZERO_KEY, "authenticate_new")? == Auth::Ok {
-        set_up(card, current, false)?;
-        return authenticate_write(card, current);
-    }
-    Err(card.incompatible(
-        Incompatibility::ApplicationKeyUnknown,
-        step,
-        "no site key version opens our application",
-    ))
+    let master = match open_with(card, site, uid, layout::KEY_MASTER, "authenticate_master")? {
+        Some(keys) => keys.app_key(layout::KEY_MASTER),
+        None if card.auth(layout::KEY_MASTER, &ZERO_KEY, "authenticate_new")? == Auth::Ok => {
+            Some(ZERO_KEY)
+        }
+        None => {
+            return Err(card.incompatible(
+                Incompatibility::ApplicationKeyUnknown,
+                step,
+                "no site key version opens our application",
+            ));
+        }
+    };
+    let file = card
+        .ch()
+        .file_ids()
+        .map_err(|e| card.error(e, "get_file_ids"))?
+        .contains(&layout::FILE_NO);
+    let master_version = card
+        .ch()
+        .key_version(layout::KEY_MASTER)
+        .map_err(|e| card.error(e, "get_key_version"))?;
+    Ok(Some(InPlace {
+        master: (master_version != current.version()).then_some(master.unwrap_or(ZERO_KEY)),
+        read: key_in_place(card, site, uid, layout::KEY_READ, current.version())?,
+        write: key_in_place(card, site, uid, layout::KEY_WRITE, current.version())?,
+        file,
+    }))
 }
 
-/// The version of application key `key_no` and the key it has: zero for version 0, else that
-/// site version's (`None` when the site has no such version).
+/// Finishes an application whose master key session is open and whose state is `state`, to
+/// the keys `to`, and writes the record (§10.7): the file if missing; the master key (its
+/// `ChangeKey` ends the session); the write key's session (with the key it has), the read key,
+/// the record (written, committed, read back), and the write key last.
+fn finish<T: Transmit + ?Sized>(
+    card: &mut Card<'_, '_, T>,
+    uid: &[u8],
+    to: &DesfireKeys,
+    state: InPlace,
+    credential: &Credential,
+) -> Result<format::CardCredential, JobError> {
+    card.writing("set_up_application")?;
+    if !state.file {
+        create_file(card)?;
+    }
+    if state.master.is_some() {
+        change(card, layout::KEY_MASTER, to, None)?;
+    }
+    let write_now = state
+        .write
+        .or_else(|| to.app_key(layout::KEY_WRITE))
+        .unwrap_or(ZERO_KEY);
+    if card.auth(layout::KEY_WRITE, &write_now, "authenticate_write")? != Auth::Ok {
+        return Err(card.fail(
+            Uncategorized::ReadBackMismatch,
+            "authenticate_write",
+            "the write key is not the one GetKeyVersion named",
+        ));
+    }
+    if let Some(old) = state.read {
+        change(card, layout::KEY_READ, to, Some(&old))?;
+    }
+    let written = write_record(card, uid, to, credential)?;
+    if state.write.is_some() {
+        change(card, layout::KEY_WRITE, to, None)?;
+    }
+    Ok(written)
+}
+
+fn create_file<T: Transmit + ?Sized>(card: &mut Card<'_, '_, T>) -> Result<(), JobError> {
+    match card.ch().create_backup_data_file(
+        layout::FILE_NO,
+        layout::FILE_COMM,
+        layout::FILE_RIGHTS,
+        layout::FILE_SIZE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(DesfireError::Card {
+            status: Status::OutOfEeprom,
+            ..
+        }) => Err(card.incompatible(
+            Incompatibility::NoRoomDesfire,
+            "create_file",
+            "out of memory",
+        )),
+        Err(e) => Err(card.error(e, "create_file")),
+    }
+}
+
+/// The key application key `key_no` has, for a `ChangeKey` to version `to`: `None` when it
+/// is `to`'s already, the zero key for version 0 (a new application's), else that site
+/// version's; a version the site does not hold is `application_key_unknown`.
 fn key_in_place<T: Transmit + ?Sized>(
     card: &mut Card<'_, '_, T>,
     site: &SiteKeys,
     uid: &[u8],
     key_no: u8,
+    to: u8,
 ) -> Result<Option<[u8; 16]>, JobError> {
     let version = card
         .ch()
         .key_version(key_no)
         .map_err(|e| card.error(e, "get_key_version"))?;
+    if version == to {
+        return Ok(None);
+    }
     if version == 0 {
         return Ok(Some(ZERO_KEY));
     }
     if site.get(version).is_none() {
-        return Ok(None);
+        return Err(card.incompatible(
+            Incompatibility::ApplicationKeyUnknown,
+            "get_key_version",
+            format!("key {key_no} of version {version}, which this site does not hold"),
+        ));
     }
     Ok(keys_for(card, site, version, uid)?.app_key(key_no))
-}
-
-/// Rotates the application's keys from the version that opened its master key (`from`, the
-/// session is open with it) to `to`: read and write keys first (each from the version it has,
-/// so a rotation torn half way resumes), the master key last.
-fn rotate<T: Transmit + ?Sized>(
-    card: &mut Card<'_, '_, T>,
-    site: &SiteKeys,
-    uid: &[u8],
-    from: &DesfireKeys,
-    to: &DesfireKeys,
-) -> Result<(), JobError> {
-    card.writing("rotate_keys")?;
-    for key_no in [layout::KEY_READ, layout::KEY_WRITE] {
-        let Some(old) = key_in_place(card, site, uid, key_no)? else {
-            return Err(card.incompatible(
-                Incompatibility::ApplicationKeyUnknown,
-                "rotate_keys",
-                format!("key {key_no} of a version this site does not hold"),
-            ));
-        };
-        change(card, key_no, to, Some(&old))?;
-    }
-    if from.version() != to.version() {
-        change(card, layout::KEY_MASTER, to, None)?;
-    }
-    Ok(())
 }
 
 fn change<T: Transmit + ?Sized>(
@@ -203,56 +269,6 @@ fn change<T: Transmit + ?Sized>(
     card.ch()
         .change_key(key_no, &new, to.version(), old)
         .map_err(|e| card.error(e, "change_key"))
-}
-
-/// Sets up our application, authenticated with its zero master key: the file, then the read
-/// and write keys, then the master key. `fresh`: just created (nothing to look at); otherwise a
-/// set-up torn earlier is finished from where it stopped.
-fn set_up<T: Transmit + ?Sized>(
-    card: &mut Card<'_, '_, T>,
-    keys: &DesfireKeys,
-    fresh: bool,
-) -> Result<(), JobError> {
-    card.writing("create_file")?;
-    let has_file = !fresh
-        && card
-            .ch()
-            .file_ids()
-            .map_err(|e| card.error(e, "get_file_ids"))?
-            .contains(&layout::FILE_NO);
-    if !has_file {
-        match card.ch().create_backup_data_file(
-            layout::FILE_NO,
-            layout::FILE_COMM,
-            layout::FILE_RIGHTS,
-            layout::FILE_SIZE,
-        ) {
-            Ok(()) => {}
-            Err(DesfireError::Card {
-                status: Status::OutOfEeprom,
-                ..
-            }) => {
-                return Err(card.incompatible(
-                    Incompatibility::NoRoomDesfire,
-                    "create_file",
-                    "out of memory",
-                ));
-            }
-            Err(e) => return Err(card.error(e, "create_file")),
-        }
-    }
-    for key_no in [layout::KEY_READ, layout::KEY_WRITE] {
-        let done = !fresh
-            && card
-                .ch()
-                .key_version(key_no)
-                .map_err(|e| card.error(e, "get_key_version"))?
-                == keys.version();
-        if !done {
-            change(card, key_no, keys, Some(&ZERO_KEY))?;
-        }
-    }
-    change(card, layout::KEY_MASTER, keys, None)
 }
 
 /// Creates our application at the PICC level (where the card is after a missed

@@ -4,9 +4,9 @@
 //! Budget at the card's own APDU log, EV2 card, leave-as-found PICC policy (measured by
 //! `cargo bench -p encoder-tests --bench apdu_budget`): encode on a blank card 16
 //! (`SelectApplication` miss, `CreateApplication`, `SelectApplication`, `AuthenticateEV2First`
-//! with the new application's zero key (2), `CreateBackupDataFile`, three `ChangeKey`,
-//! `AuthenticateEV2First` with the write key (2), `WriteData` (2 frames), `CommitTransaction`,
-//! `ReadData` (2 frames)); re-encode 8 (select, authenticate (2), write (2), commit, read (2));
+//! with the new application's zero master key (2), `CreateBackupDataFile`, `ChangeKey 0`,
+//! `AuthenticateEV2First` with the zero write key (2), `ChangeKey 1`, `WriteData` (2 frames),
+//! `CommitTransaction`, `ReadData` (2 frames), `ChangeKey 2`); re-encode 8 (select, authenticate (2), write (2), commit, read (2));
 //! scan 5 (select, authenticate (2), read (2)). An EV1 card answers `AuthenticateEV2First` with
 //! `1C` once per job and is then authenticated with `AuthenticateAES` (one more APDU).
 //!

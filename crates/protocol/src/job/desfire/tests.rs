@@ -35,7 +35,7 @@ fn credential() -> Credential {
 
 const UID: [u8; 7] = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
 const SELECT_OURS: &str = "90 5A 00 00 03 B0 0E FF 00";
-const CREATE_OURS: &str = "90 CA 00 00 05 B0 0E FF 0B 83 00";
+const CREATE_OURS: &str = "90 CA 00 00 05 B0 0E FF 2B 83 00";
 
 fn run_encode(card: &mut Script, uid: &[u8], options: DesfireOptions) -> Result<(), JobError> {
     let mut nonce = || [7u8; 16];
