@@ -387,6 +387,21 @@ fn tear_everywhere(
                 Some(new),
                 "after tear at {n}/{landed}"
             );
+            // The encode that follows finished the application: no key left zero or old.
+            let app = card
+                .card
+                .desfire()
+                .expect("d")
+                .application(OURS)
+                .expect("ours")
+                .clone();
+            assert!(
+                app.keys
+                    .iter()
+                    .all(|k| k.version == 1 && k.bytes != [0; 16]),
+                "after tear at {n}/{landed}: {:?}",
+                app.keys.iter().map(|k| k.version).collect::<Vec<_>>()
+            );
         }
     }
     total
