@@ -8,8 +8,7 @@
 
 #![allow(clippy::cast_precision_loss, clippy::too_many_lines)] // figures of a benchmark, one linear run
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use encoder_hal::pcsc::PcscEncoder;
@@ -17,7 +16,7 @@ use encoder_hal::{CardSession, Encoder, Pn532Encoder};
 use encoder_protocol::job::desfire::{self, DesfireOptions};
 use encoder_protocol::transmit::{Transmit, TransmitError};
 use encoder_tests::jobs::{realistic, realistic_next, site};
-use encoder_tests::{Rig, STARTUP, binary};
+use encoder_tests::{Rig, STARTUP, spawn_pn532};
 
 const RUNS: usize = 9;
 const JOBS: [&str; 3] = ["encode blank", "re-encode", "scan"];
@@ -146,23 +145,9 @@ fn main() {
     let mut pn_counts = [(0usize, 0usize); 3];
     for run in 0..RUNS.min(5) {
         let link = dir.path().join(format!("pn532-{run}"));
-        let mut sim = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL"])
-            .arg(binary("encoder-sim"))
-            .args(["pn532", "--baud", "115200", "--type", "desfire-ev2"])
-            .args(["--uid", &format!("04C1C2C3C4C5{run:02X}")])
-            .arg("--link")
-            .arg(&link)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start encoder-sim pn532");
-        let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l == "ready")),
-            "PN532 emulator did not start"
-        );
-        std::thread::spawn(move || for _ in lines {});
+        let uid = format!("04C1C2C3C4C5{run:02X}");
+        let args = ["--baud", "115200", "--type", "desfire-ev2", "--uid", &uid];
+        let mut sim = spawn_pn532(&link, &args);
         let mut encoder = Pn532Encoder::new(link.display().to_string());
         assert!(encoder.wait_for_card(STARTUP).expect("wait"), "no card");
         for (job, t) in pn.iter_mut().enumerate() {
