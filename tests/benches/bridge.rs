@@ -26,8 +26,7 @@
     clippy::too_many_lines
 )] // percentiles and millisecond figures of a benchmark
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,7 +41,7 @@ use encoder_tests::jobs::{realistic, realistic_next, site};
 use encoder_tests::soak::{
     Api, BridgeProc, CloudProc, bridge_config, card_timings, clock_ticks, proc_usage,
 };
-use encoder_tests::{Rig, STARTUP, binary, workspace};
+use encoder_tests::{Rig, STARTUP, spawn_pn532, workspace};
 
 const JOBS: [&str; 3] = ["encode blank", "re-encode", "scan"];
 const JOB_RUNS: usize = 10;
@@ -229,28 +228,10 @@ fn pn532_jobs(dir: &std::path::Path) -> JobFigures {
     let mut counts = [(0, 0, 0); 3];
     for run in 0..JOB_RUNS.min(5) {
         let link = dir.join(format!("pn532-{run}"));
-        let mut sim = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL"])
-            .arg(binary("encoder-sim"))
-            .args([
-                "pn532",
-                "--baud",
-                "115200",
-                "--uid",
-                &format!("04C1D2{run:02X}"),
-            ])
-            .arg("--link")
-            .arg(&link)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start encoder-sim pn532");
-        let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l == "ready")),
-            "PN532 emulator did not start"
+        let mut sim = spawn_pn532(
+            &link,
+            &["--baud", "115200", "--uid", &format!("04C1D2{run:02X}")],
         );
-        std::thread::spawn(move || for _ in lines {});
         let mut encoder = Pn532Encoder::new(link.display().to_string());
         assert!(
             encoder.wait_for_card(STARTUP).expect("wait"),

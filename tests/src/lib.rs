@@ -39,6 +39,30 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Starts `encoder-sim pn532 ARGS --link LINK` (killed when the caller dies) and waits for its
+/// `ready` line; its further output is drained. For benchmarks: the tests have
+/// `pn532_support::Emulator`.
+pub fn spawn_pn532(link: &Path, args: &[&str]) -> Child {
+    let mut sim = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL"])
+        .arg(binary("encoder-sim"))
+        .arg("pn532")
+        .args(args)
+        .arg("--link")
+        .arg(link)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start encoder-sim pn532");
+    let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l == "ready")),
+        "PN532 emulator did not start"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    sim
+}
+
 /// A binary of the workspace (`encoder-sim`, `encoder-bridge`), built next to the test binary.
 ///
 /// `make test` builds them first; `ENCODER_SIM` / `ENCODER_BRIDGE` override the path. A

@@ -71,6 +71,75 @@ pub struct Config {
     /// `[control]`: the local control socket (docs/control-protocol.md).
     #[serde(default)]
     pub control: ControlConfig,
+    /// `[media]`: which cards the site writes (docs/configuration.md).
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+/// `[media]`: the card families this site writes and reads; the card placed on the encoder
+/// decides the path. Both by default. Ultralight and other cards are always incompatible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// MIFARE Classic (docs/card-format.md §1-§8).
+    #[serde(default = "yes")]
+    pub classic: bool,
+    /// MIFARE `DESFire` EV1/EV2/EV3 (docs/card-format.md §10).
+    #[serde(default = "yes")]
+    pub desfire: bool,
+    /// The `DESFire` PICC master key policy: `leave_as_found` (default) or `take_ownership`
+    /// (docs/card-format.md §10.5).
+    #[serde(default)]
+    pub desfire_picc_key: PiccKeyPolicy,
+}
+
+/// `media.desfire_picc_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiccKeyPolicy {
+    /// Never change a card's PICC master key.
+    #[default]
+    LeaveAsFound,
+    /// Give a card with the factory PICC key the site's diversified AES PICC key.
+    TakeOwnership,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            classic: true,
+            desfire: true,
+            desfire_picc_key: PiccKeyPolicy::LeaveAsFound,
+        }
+    }
+}
+
+impl MediaConfig {
+    fn validate(self) -> Result<(), ConfigError> {
+        if self.classic || self.desfire {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "media",
+            "classic and desfire are both false: no card could be written",
+            "set media.classic or media.desfire to true (both are by default)",
+        ))
+    }
+
+    /// The protocol crate's `DESFire` options.
+    pub fn desfire_options(self) -> encoder_protocol::job::desfire::DesfireOptions {
+        use encoder_protocol::job::desfire::{DesfireOptions, PiccPolicy};
+        DesfireOptions {
+            picc: match self.desfire_picc_key {
+                PiccKeyPolicy::LeaveAsFound => PiccPolicy::LeaveAsFound,
+                PiccKeyPolicy::TakeOwnership => PiccPolicy::TakeOwnership,
+            },
+        }
+    }
 }
 
 /// `[control]`: where the daemon's control socket is and who may use it.
@@ -409,6 +478,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.media.validate()?;
         let url = self.cloud.url.trim();
         if url.starts_with("ws://") {
             if !self.cloud.allow_insecure {
@@ -665,6 +735,27 @@ file = "key"
             let e = Config::parse(&format!("{MINIMAL}\n[state]\n{bad}\n")).expect_err(bad);
             assert!(e.key.starts_with("state.retention"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn media_default_to_both_and_are_checked() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.media, MediaConfig::default());
+        assert!(c.media.classic && c.media.desfire);
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[media]\nclassic = false\ndesfire_picc_key = \"take_ownership\"\n"
+        ))
+        .expect("valid");
+        assert!(!c.media.classic && c.media.desfire);
+        assert_eq!(c.media.desfire_picc_key, PiccKeyPolicy::TakeOwnership);
+        let e = Config::parse(&format!(
+            "{MINIMAL}\n[media]\nclassic = false\ndesfire = false\n"
+        ))
+        .expect_err("no media");
+        assert_eq!(e.key, "media");
+        let e = Config::parse(&format!("{MINIMAL}\n[media]\nultralight = true\n"))
+            .expect_err("unknown medium");
+        assert!(e.to_string().contains("ultralight"), "{e}");
     }
 
     #[test]

@@ -164,6 +164,8 @@ pub struct RunnerSpec {
     /// Probe the encoder while idle and report its state (PN532); `None`: never (PC/SC,
     /// whose state the hot-plug monitor reports).
     pub probe: Option<Probe>,
+    /// The media this site writes (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// Whether an encoder works and holds a card, as an idle probe found it.
@@ -259,6 +261,7 @@ impl Runner {
                     let exec = Exec {
                         card_wait: spec.card_wait,
                         feedback: spec.feedback,
+                        media: spec.media,
                         site: &site,
                         // An operator job is no attempt: nothing of it is stored.
                         store: if job.is_local() {
@@ -383,6 +386,7 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
                 feedback: false,
@@ -452,6 +456,7 @@ mod tests {
         let tx = Mutex::new(tx);
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
                 feedback: false,

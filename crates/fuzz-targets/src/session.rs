@@ -18,7 +18,7 @@ use encoder_protocol::error::JobError;
 use encoder_protocol::job;
 use encoder_protocol::transmit::{Transmit, TransmitError};
 use encoder_sim::mifare::{self, Geometry, MifareClassic};
-use encoder_sim::pn532::chip::{FieldCard, Outcome, Pn532};
+use encoder_sim::pn532::chip::{FieldCard, FieldChip, Outcome, Pn532};
 use encoder_sim::pn532::frame::{self, FrameReader, HostFrame};
 
 use crate::input::{Input, OwnedInput};
@@ -177,7 +177,7 @@ fn run(data: &[u8]) -> Vec<Option<&'static str>> {
     let wanted = credential(&mut input, 1);
     let site = site_keys(kind & 0x40 != 0);
     let field = FieldCard {
-        card: MifareClassic::factory(geometry, block0),
+        card: FieldChip::Classic(MifareClassic::factory(geometry, block0)),
         uid,
         sak: geometry.sak(),
         atqa: [0x00, if kind & 0x80 == 0 { 0x04 } else { 0x44 }],

@@ -37,6 +37,14 @@ pub enum SimError {
         /// Actual size.
         got: usize,
     },
+    /// A card image that cannot be read (DESFire JSON image).
+    #[error("a {card_type} image cannot be read: {reason}")]
+    BadImage {
+        /// Card type name.
+        card_type: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// The card type keeps no memory image.
     #[error("a {0} card has no memory image to load or save")]
     NoImage(&'static str),

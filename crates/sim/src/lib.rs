@@ -2,6 +2,7 @@
 //!
 //! - [`mifare`]: the MIFARE Classic card model (no reader specifics).
 //! - [`ultralight`]: MIFARE Ultralight memory.
+//! - [`desfire`]: a MIFARE DESFire EV0/EV1/EV2/EV3 card with its own crypto.
 //! - [`card`]: a card of any supported type behind a PC/SC Part 3 reader front end
 //!   (ACR122U-style status words).
 //! - [`vpcd`]: the TCP link to pcscd's virtual reader driver.
@@ -22,6 +23,7 @@
 pub mod atr;
 pub mod card;
 pub mod cloud;
+pub mod desfire;
 pub mod error;
 pub mod mifare;
 pub mod pn532;

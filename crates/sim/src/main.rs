@@ -36,8 +36,8 @@ enum Command {
     /// Prints `present` / `removed` as the card comes and goes. Reads commands on stdin, one
     /// per line: `remove`, `insert`, `quit`. SIGTERM/SIGINT remove the card and exit.
     Card(CardArgs),
-    /// A PN532 module (HSU, firmware 1.6) with a MIFARE Classic card in its field, behind a
-    /// pseudo-terminal linked at `--link`.
+    /// A PN532 module (HSU, firmware 1.6) with a MIFARE Classic or DESFire card in its field,
+    /// behind a pseudo-terminal linked at `--link`.
     ///
     /// Prints `ready` once the link exists, then `present` / `removed` as the card comes and
     /// goes. Reads commands on stdin, one per line: `remove`, `insert`, `unplug` (the link
@@ -105,17 +105,19 @@ struct Pn532Args {
     card: CardModelArgs,
 }
 
-/// The card itself, the same for every front end (PN532 holds Classic types only). The
-/// exchange log holds APDUs behind the vpcd reader and PN532 frames behind the PN532.
+/// The card itself, the same for every front end (the PN532 holds Classic and DESFire types).
+/// The exchange log holds APDUs behind the vpcd reader and PN532 frames behind the PN532.
 #[derive(clap::Args, Debug)]
 struct CardModelArgs {
-    /// Card type: classic-1k, classic-4k, mini; on vpcd also ultralight, desfire.
+    /// Card type: classic-1k, classic-4k, mini, desfire-ev0, desfire-ev1 (alias desfire),
+    /// desfire-ev2, desfire-ev3; on vpcd also ultralight.
     #[arg(long = "type", default_value = "classic-1k", value_parser = parse_card_type)]
     card_type: CardType,
     /// UID in hex (4 or 7 bytes; 7 for ultralight), e.g. DEADBEEF.
     #[arg(long, value_parser = parse_uid)]
     uid: Option<HexBytes>,
-    /// Raw memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight).
+    /// Memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight; JSON for
+    /// DESFire, docs/reference/desfire-image.md).
     #[arg(long)]
     load: Option<PathBuf>,
     /// Where to save the memory image when the card is removed and at exit.
@@ -124,7 +126,8 @@ struct CardModelArgs {
     /// Log every exchange and its reply in hex, one per line (unmasked).
     #[arg(long)]
     apdu_log: Option<PathBuf>,
-    /// Leave the field during the write after N accepted writes.
+    /// Leave the field during the write after N accepted writes (DESFire: every command that
+    /// changes EEPROM counts, see docs/reference/desfire-image.md).
     #[arg(long, value_name = "N")]
     tear_after_writes: Option<u32>,
     /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.
@@ -134,6 +137,10 @@ struct CardModelArgs {
     /// read-back after writing fails.
     #[arg(long)]
     worn: bool,
+    /// DESFire: the random-UID option (anticollision shows 08 and three random bytes, new
+    /// each time the card is placed).
+    #[arg(long)]
+    random_uid: bool,
 }
 
 impl CardModelArgs {
@@ -147,6 +154,7 @@ impl CardModelArgs {
         card.tear_after_writes = self.tear_after_writes;
         card.tear_mode = self.tear_mode;
         card.worn = self.worn;
+        card.random_uid = self.random_uid;
         card
     }
 }

@@ -82,6 +82,8 @@ pub struct CardOptions {
     pub worn: bool,
     /// The reader family in front of the card (vpcd only).
     pub reader_profile: ReaderProfile,
+    /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
+    pub random_uid: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -102,6 +104,7 @@ impl CardOptions {
             tear_mode: TearMode::default(),
             worn: false,
             reader_profile: ReaderProfile::DEFAULT,
+            random_uid: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -126,12 +129,15 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
         }
         (None, uid) => VirtualCard::new(options.card_type, uid.as_deref())?,
     };
-    if options.save.is_some() && options.card_type.image_len().is_none() {
+    if options.save.is_some() && !options.card_type.has_image() {
         return Err(SimError::NoImage(options.card_type.name()));
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
     card.set_worn(options.worn);
     card.set_reader_profile(options.reader_profile);
+    if options.random_uid {
+        card.set_random_uid(true)?;
+    }
     Ok(card)
 }
 

@@ -209,6 +209,7 @@ fn go(
     let exec = Exec {
         card_wait: wanted.card_wait,
         feedback: wanted.feedback,
+        media: config.media,
         site: &site,
         store: None,
         control: None,

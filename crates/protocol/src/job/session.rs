@@ -18,6 +18,22 @@ use crate::mifare::trailer::Trailer;
 use crate::status::StatusWord;
 use crate::transmit::{ReaderCaps, Transmit, TransmitError, TransmitErrorKind};
 
+/// A failed transmission as a job error: a card removed after the first write (`wrote`) is
+/// `encoding_interrupted`, before it `no_card_on_encoder` (docs/cloud-protocol.md §6).
+pub(crate) fn transmit_job_error(e: &TransmitError, wrote: bool, mut detail: Detail) -> JobError {
+    detail.note = e.to_string();
+    match e.kind() {
+        TransmitErrorKind::CardRemoved if wrote => JobError::EncodingInterrupted(detail),
+        TransmitErrorKind::CardRemoved => JobError::NoCard(detail),
+        TransmitErrorKind::ReaderUnavailable => JobError::EncoderNotOnline(detail),
+        TransmitErrorKind::Timeout => JobError::CommunicationTimeout(detail),
+        _ => JobError::Uncategorized {
+            code: Uncategorized::TransmitFailed,
+            detail,
+        },
+    }
+}
+
 pub(crate) struct Session<'t, T: Transmit + ?Sized> {
     tx: &'t mut T,
     pub(crate) apdus: usize,
@@ -83,18 +99,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     }
 
     fn transmit_error(&self, e: &TransmitError, step: &'static str, block: Option<u8>) -> JobError {
-        let mut detail = self.detail(step, block);
-        detail.note = e.to_string();
-        match e.kind() {
-            TransmitErrorKind::CardRemoved if self.wrote => JobError::EncodingInterrupted(detail),
-            TransmitErrorKind::CardRemoved => JobError::NoCard(detail),
-            TransmitErrorKind::ReaderUnavailable => JobError::EncoderNotOnline(detail),
-            TransmitErrorKind::Timeout => JobError::CommunicationTimeout(detail),
-            _ => JobError::Uncategorized {
-                code: Uncategorized::TransmitFailed,
-                detail,
-            },
-        }
+        transmit_job_error(e, self.wrote, self.detail(step, block))
     }
 
     fn send(

@@ -5,8 +5,9 @@
 //! [`VirtualCard::transmit`] takes a command APDU as a PC/SC client sends it to the reader
 //! and returns the full response (data + status word). The reader side holds the profile's
 //! key slots and, behind an ACR122U, re-selects a halted card before an authentication; the
-//! card side is [`crate::mifare::MifareClassic`],
-//! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
+//! card side is [`crate::mifare::MifareClassic`], [`crate::ultralight::Ultralight`] or a
+//! [`crate::desfire::Desfire`] (ISO 14443-4), to which the reader passes every APDU whose
+//! class is not `FF`.
 
 mod part3;
 pub mod profile;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::atr;
+use crate::desfire::{Desfire, Generation};
 use crate::error::SimError;
 use crate::mifare::{self, Geometry, MifareClassic};
 use crate::ultralight::{self, Ultralight};
@@ -33,8 +35,20 @@ pub enum CardType {
     Mini,
     /// MIFARE Ultralight (SAK 00, ATR name 0003, 7-byte UID, 16 pages).
     Ultralight,
-    /// MIFARE DESFire: an ISO 14443-4 card (SAK 20), not MIFARE Classic.
-    Desfire,
+    /// MIFARE DESFire MF3ICD40 ("EV0"): DES only, no AES, no EV2 authentication.
+    DesfireEv0,
+    /// MIFARE DESFire EV1 (CLI `desfire-ev1`, alias `desfire`).
+    DesfireEv1,
+    /// MIFARE DESFire EV2.
+    DesfireEv2,
+    /// MIFARE DESFire EV3.
+    DesfireEv3,
+}
+
+#[allow(non_upper_case_globals)]
+impl CardType {
+    /// `desfire`: the EV1 (kept for the name's older users).
+    pub const Desfire: Self = Self::DesfireEv1;
 }
 
 /// ATS of the simulated DESFire (EV1-like): TL 06, T0 75, TA 77, TB 81, TC 02, historical
@@ -43,23 +57,51 @@ pub const DESFIRE_ATS: [u8; 6] = [0x06, 0x75, 0x77, 0x81, 0x02, 0x80];
 
 impl CardType {
     /// Every type, in CLI order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 8] = [
         Self::Classic1k,
         Self::Classic4k,
         Self::Mini,
         Self::Ultralight,
-        Self::Desfire,
+        Self::DesfireEv0,
+        Self::DesfireEv1,
+        Self::DesfireEv2,
+        Self::DesfireEv3,
     ];
 
-    /// The CLI name (`classic-1k`, `classic-4k`, `mini`, `ultralight`, `desfire`).
+    /// The CLI name (`classic-1k`, `classic-4k`, `mini`, `ultralight`, `desfire-ev0` ...
+    /// `desfire-ev3`).
     pub const fn name(self) -> &'static str {
         match self {
             Self::Classic1k => "classic-1k",
             Self::Classic4k => "classic-4k",
             Self::Mini => "mini",
             Self::Ultralight => "ultralight",
-            Self::Desfire => "desfire",
+            Self::DesfireEv0 => "desfire-ev0",
+            Self::DesfireEv1 => "desfire-ev1",
+            Self::DesfireEv2 => "desfire-ev2",
+            Self::DesfireEv3 => "desfire-ev3",
         }
+    }
+
+    /// The DESFire generation, for the DESFire types.
+    pub const fn desfire_generation(self) -> Option<Generation> {
+        match self {
+            Self::DesfireEv0 => Some(Generation::Ev0),
+            Self::DesfireEv1 => Some(Generation::Ev1),
+            Self::DesfireEv2 => Some(Generation::Ev2),
+            Self::DesfireEv3 => Some(Generation::Ev3),
+            _ => None,
+        }
+    }
+
+    /// Whether the type is a DESFire (ISO 14443-4, SAK 20).
+    pub const fn is_desfire(self) -> bool {
+        self.desfire_generation().is_some()
+    }
+
+    /// Whether `--load` / `--save` work for this type (raw images; JSON for DESFire).
+    pub const fn has_image(self) -> bool {
+        self.image_len().is_some() || self.is_desfire()
     }
 
     /// MIFARE Classic geometry, for the Classic types.
@@ -68,7 +110,7 @@ impl CardType {
             Self::Classic1k => Some(Geometry::Classic1k),
             Self::Classic4k => Some(Geometry::Classic4k),
             Self::Mini => Some(Geometry::Mini),
-            Self::Ultralight | Self::Desfire => None,
+            _ => None,
         }
     }
 
@@ -86,13 +128,16 @@ impl CardType {
         match self {
             Self::Classic1k | Self::Classic4k | Self::Mini => &[0xDE, 0xAD, 0xBE, 0xEF],
             Self::Ultralight => &[0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66],
-            Self::Desfire => &[0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77],
+            Self::DesfireEv0 | Self::DesfireEv1 | Self::DesfireEv2 | Self::DesfireEv3 => {
+                &[0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]
+            }
         }
     }
 
     const fn allowed_uid_lengths(self) -> (&'static [usize], &'static str) {
         match self {
             Self::Ultralight => (&[7], "7"),
+            t if t.is_desfire() => (&[7], "7"),
             _ => (&[4, 7], "4 or 7"),
         }
     }
@@ -101,7 +146,7 @@ impl CardType {
     pub const fn sak(self) -> u8 {
         match self.geometry() {
             Some(g) => g.sak(),
-            None if matches!(self, Self::Desfire) => 0x20,
+            None if self.is_desfire() => 0x20,
             None => 0x00,
         }
     }
@@ -110,7 +155,8 @@ impl CardType {
     pub const fn atqa(self, uid_len: usize) -> [u8; 2] {
         match self.geometry() {
             Some(g) => g.atqa(uid_len),
-            None if matches!(self, Self::Desfire) => [0x03, 0x44],
+            None if self.is_desfire() && uid_len == 4 => [0x03, 0x04],
+            None if self.is_desfire() => [0x03, 0x44],
             None => [0x00, 0x44],
         }
     }
@@ -124,7 +170,9 @@ impl CardType {
             Self::Classic4k => atr::storage_card(0x03, 0x0002),
             Self::Mini => atr::storage_card(0x03, 0x0026),
             Self::Ultralight => atr::storage_card(0x03, 0x0003),
-            Self::Desfire => atr::iso14443_4(DESFIRE_ATS.get(5..).unwrap_or_default()),
+            Self::DesfireEv0 | Self::DesfireEv1 | Self::DesfireEv2 | Self::DesfireEv3 => {
+                atr::iso14443_4(DESFIRE_ATS.get(5..).unwrap_or_default())
+            }
         }
     }
 }
@@ -139,6 +187,9 @@ impl FromStr for CardType {
     type Err = SimError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("desfire") {
+            return Ok(Self::Desfire);
+        }
         Self::ALL
             .into_iter()
             .find(|t| t.name().eq_ignore_ascii_case(s))
@@ -200,8 +251,21 @@ impl FromStr for TearMode {
 enum Chip {
     Classic(MifareClassic),
     Ultralight(Ultralight),
-    Desfire,
+    Desfire(Box<Desfire>),
 }
+
+/// One exchange in the card's own log: the command APDU and the answer (`None`: the card
+/// left the field in a tear and answered nothing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exchange {
+    /// The command APDU as the client sent it.
+    pub command: Vec<u8>,
+    /// The response APDU, if the card answered.
+    pub response: Option<Vec<u8>>,
+}
+
+/// Entries the in-memory log keeps (older ones are dropped in halves).
+const LOG_CAPACITY: usize = 8192;
 
 /// A card of any [`CardType`] in a PC/SC Part 3 reader.
 #[derive(Clone, Debug)]
@@ -218,6 +282,10 @@ pub struct VirtualCard {
     tear_at: Option<(u32, TearMode)>,
     torn: bool,
     writes: u32,
+    /// The card's own log of APDU exchanges (the last [`LOG_CAPACITY`] at most).
+    log: Vec<Exchange>,
+    /// Exchanges since creation (or the last [`VirtualCard::clear_apdu_log`]).
+    exchanges: u64,
 }
 
 impl VirtualCard {
@@ -249,7 +317,14 @@ impl VirtualCard {
                     allowed: allowed_text,
                 })?)
             }
-            None => Chip::Desfire,
+            None => {
+                let generation = card_type
+                    .desfire_generation()
+                    .ok_or(SimError::NoImage(card_type.name()))?;
+                let mut seven = [0u8; 7];
+                seven.copy_from_slice(uid.get(..7).unwrap_or(&[0; 7]));
+                Chip::Desfire(Box::new(Desfire::new(generation, seven)))
+            }
         };
         Ok(Self::with_chip(card_type, uid, chip))
     }
@@ -258,6 +333,23 @@ impl VirtualCard {
     /// keys in the trailers; 64 bytes for Ultralight). The UID is taken from block 0 (see
     /// [`uid_len_of_block0`]) or the Ultralight pages 0-1.
     pub fn from_image(card_type: CardType, image: &[u8]) -> Result<Self, SimError> {
+        if let Some(generation) = card_type.desfire_generation() {
+            let card = Desfire::from_image(image).map_err(|reason| SimError::BadImage {
+                card_type: card_type.name(),
+                reason,
+            })?;
+            if card.generation() != generation {
+                return Err(SimError::BadImage {
+                    card_type: card_type.name(),
+                    reason: format!("the image is of a desfire-{}", card.generation()),
+                });
+            }
+            return Ok(Self::with_chip(
+                card_type,
+                card.uid().to_vec(),
+                Chip::Desfire(Box::new(card)),
+            ));
+        }
         let expected = card_type
             .image_len()
             .ok_or(SimError::NoImage(card_type.name()))?;
@@ -298,15 +390,18 @@ impl VirtualCard {
             tear_at: None,
             torn: false,
             writes: 0,
+            log: Vec::new(),
+            exchanges: 0,
         }
     }
 
-    /// The memory image (empty for DESFire).
+    /// The memory image: raw for Classic and Ultralight, JSON for DESFire
+    /// (docs/reference/desfire-image.md).
     pub fn image(&self) -> Vec<u8> {
         match &self.chip {
             Chip::Classic(c) => c.image(),
             Chip::Ultralight(u) => u.image(),
-            Chip::Desfire => Vec::new(),
+            Chip::Desfire(d) => d.to_image().into_bytes(),
         }
     }
 
@@ -319,6 +414,38 @@ impl VirtualCard {
     /// The reader profile.
     pub const fn reader_profile(&self) -> &ReaderProfile {
         &self.profile
+    }
+
+    /// The DESFire card, for DESFire types (to inspect applications and files).
+    pub fn desfire(&self) -> Option<&Desfire> {
+        match &self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The DESFire card, mutable (to set a card up in tests).
+    pub fn desfire_mut(&mut self) -> Option<&mut Desfire> {
+        match &mut self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The card's own log: the last exchanges through [`Self::transmit`], oldest first.
+    pub fn apdu_log(&self) -> &[Exchange] {
+        &self.log
+    }
+
+    /// Exchanges through [`Self::transmit`] since creation or the last clear.
+    pub const fn apdu_count(&self) -> u64 {
+        self.exchanges
+    }
+
+    /// Empties the log and its count.
+    pub fn clear_apdu_log(&mut self) {
+        self.log.clear();
+        self.exchanges = 0;
     }
 
     /// The card type.
@@ -362,8 +489,10 @@ impl VirtualCard {
     }
 
     fn forget_session(&mut self) {
-        if let Chip::Classic(c) = &mut self.chip {
-            c.power_cycle();
+        match &mut self.chip {
+            Chip::Classic(c) => c.power_cycle(),
+            Chip::Desfire(d) => d.deselect(),
+            Chip::Ultralight(_) => {}
         }
     }
 
@@ -382,16 +511,48 @@ impl VirtualCard {
         self.forget_session();
     }
 
-    /// The card is put (back) on the reader: fresh from power-up, and no longer torn.
+    /// The card is put (back) on the reader: fresh from power-up, and no longer torn. A
+    /// random-UID DESFire shows a new UID.
     pub fn insert(&mut self) {
         self.torn = false;
+        if let Chip::Desfire(d) = &mut self.chip {
+            d.insert();
+            if d.random_uid() {
+                self.uid = d.fresh_random_uid().to_vec();
+            }
+        }
         self.forget_session();
+    }
+
+    /// Turns a DESFire's random-UID option on or off (as `mifare-desfire-ev1-configure-random-uid`
+    /// does to a real card): with it on, anticollision shows `08` and three random bytes
+    /// (ATQA `03 04`), new each time the card is placed, and `GetVersion` hides the UID; the
+    /// real UID is told by `GetCardUID` after an authentication. Other types: a usage error.
+    pub fn set_random_uid(&mut self, on: bool) -> Result<(), SimError> {
+        let Chip::Desfire(d) = &mut self.chip else {
+            return Err(SimError::Usage(format!(
+                "a random UID is a DESFire option, not one of {}",
+                self.card_type
+            )));
+        };
+        d.set_random_uid(on);
+        self.uid = if on {
+            d.fresh_random_uid().to_vec()
+        } else {
+            d.uid().to_vec()
+        };
+        Ok(())
     }
 
     /// Arms (or with `None` disarms) a tear: after `n` more accepted writes, the card
     /// leaves the field during the next write, of which `mode` decides what lands. The tear
     /// fires once.
+    ///
+    /// For DESFire what counts as a write is in [`crate::desfire`].
     pub fn set_tear_after_writes(&mut self, n: Option<u32>, mode: TearMode) {
+        if let Chip::Desfire(d) = &mut self.chip {
+            d.set_tear_after_writes(n, mode);
+        }
         self.tear_at = n.map(|n| (self.writes.saturating_add(n), mode));
     }
 
@@ -402,17 +563,40 @@ impl VirtualCard {
     }
 
     /// Number of writes the card accepted.
-    pub const fn writes(&self) -> u32 {
-        self.writes
+    pub fn writes(&self) -> u32 {
+        self.desfire().map_or(self.writes, Desfire::writes)
     }
 
     /// Sends a command APDU through the reader; returns the response data and status word.
-    /// Never panics, whatever the bytes.
+    /// Never panics, whatever the bytes. The exchange goes into the card's log.
     pub fn transmit(&mut self, apdu: &[u8]) -> Vec<u8> {
-        if self.torn {
+        let response = if self.torn {
+            sw::FAILED.to_vec()
+        } else {
+            self.dispatch(apdu)
+        };
+        if self.log.len() >= LOG_CAPACITY {
+            self.log.drain(..LOG_CAPACITY / 2);
+        }
+        self.exchanges = self.exchanges.saturating_add(1);
+        self.log.push(Exchange {
+            command: apdu.to_vec(),
+            response: (!self.torn).then(|| response.clone()),
+        });
+        response
+    }
+
+    /// An APDU of a class other than `FF` goes to an ISO 14443-4 card; others have none.
+    fn pass_to_card(&mut self, apdu: &[u8]) -> Vec<u8> {
+        let Chip::Desfire(card) = &mut self.chip else {
+            return sw::CLA_NOT_SUPPORTED.to_vec();
+        };
+        let answer = card.process(apdu);
+        if card.is_torn() {
+            self.torn = true;
             return sw::FAILED.to_vec();
         }
-        self.dispatch(apdu)
+        answer
     }
 }
 

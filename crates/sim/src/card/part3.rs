@@ -52,7 +52,7 @@ impl VirtualCard {
             return status(sw::WRONG_LENGTH);
         };
         if cla != 0xFF {
-            return status(sw::CLA_NOT_SUPPORTED);
+            return self.pass_to_card(apdu);
         }
         match ins {
             0xCA => self.get_data(p1, p2, body),
@@ -114,7 +114,7 @@ impl VirtualCard {
         };
         match (p1, p2, &self.chip) {
             (0x00, 0x00, _) => answer_with_le(&self.uid, le),
-            (0x01, 0x00, Chip::Desfire) => answer_with_le(&DESFIRE_ATS, le),
+            (0x01, 0x00, Chip::Desfire(_)) => answer_with_le(&DESFIRE_ATS, le),
             _ => status(sw::UNSUPPORTED),
         }
     }
@@ -240,7 +240,7 @@ impl VirtualCard {
                     Err(_) => status(sw::FAILED),
                 }
             }
-            Chip::Desfire => status(sw::FAILED),
+            Chip::Desfire(_) => status(sw::FAILED),
         }
     }
 
@@ -289,7 +289,7 @@ impl VirtualCard {
                     None => card.write(block, page).is_ok(),
                 }
             }
-            Chip::Desfire => return status(sw::FAILED),
+            Chip::Desfire(_) => return status(sw::FAILED),
         };
         if tear.is_some() {
             self.torn = true;

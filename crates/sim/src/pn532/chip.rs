@@ -1,5 +1,6 @@
-//! The PN532 (firmware 1.6) as a host sees it over HSU, with one MIFARE Classic card that can
-//! be in its field or not (PN532 user manual §7; docs/reference/pn532.md).
+//! The PN532 (firmware 1.6) as a host sees it over HSU, with one card - MIFARE Classic or
+//! MIFARE DESFire - that can be in its field or not (PN532 user manual §7;
+//! docs/reference/pn532.md; for DESFire docs/reference/desfire.md §7).
 //!
 //! Only what a reader of MIFARE Classic cards uses is modelled, as the datasheet describes it,
 //! and what libnfc's `pn532_uart` driver and nfcpy send at start-up: `GetFirmwareVersion`,
@@ -12,10 +13,19 @@
 //! halted card answers nothing (status 01, timeout) until the next `InListPassiveTarget`,
 //! which wakes it (WUPA) and selects it afresh. A card that refuses a read or a write (NAK)
 //! gives status 14 and is halted too.
+//!
+//! A DESFire ([`crate::desfire`]) is an ISO 14443-4 target: `InListPassiveTarget` reports it
+//! with ATQA, SAK 20, UID and, while `SetParameters` has fAutomaticRATS (0x10, on from
+//! power-up), its ATS without TL; the chip runs ISO-DEP itself, so `InDataExchange` carries
+//! APDUs (wrapped or native DESFire frames) through unchanged and answers `00` + the card's
+//! answer. `InDeselect`, `InRelease`, `InSelect` and the RF field going off deselect it (its
+//! session and uncommitted writes are gone). A random-UID DESFire shows a new `08 xx xx xx`
+//! UID each time it enters the field.
 
 use std::collections::HashMap;
 
-use crate::card::TearMode;
+use crate::card::{DESFIRE_ATS, TearMode};
+use crate::desfire::Desfire;
 use crate::mifare::{KeyType, MifareClassic};
 
 /// IC, version, revision, support of `GetFirmwareVersion`: PN532 1.6, ISO/IEC 14443 A and B
@@ -36,11 +46,76 @@ pub mod status {
     pub const INVALID_PARAMETER: u8 = 0x10;
 }
 
+/// The chip of the card in the field.
+#[derive(Clone, Debug)]
+pub enum FieldChip {
+    /// MIFARE Classic.
+    Classic(MifareClassic),
+    /// MIFARE DESFire (ISO 14443-4).
+    Desfire(Box<Desfire>),
+}
+
+impl FieldChip {
+    /// The card's image (`--save`): raw for Classic, JSON for DESFire.
+    pub fn image(&self) -> Vec<u8> {
+        match self {
+            Self::Classic(c) => c.image(),
+            Self::Desfire(d) => d.to_image().into_bytes(),
+        }
+    }
+
+    /// The Classic card, if it is one.
+    pub const fn classic(&self) -> Option<&MifareClassic> {
+        match self {
+            Self::Classic(c) => Some(c),
+            Self::Desfire(_) => None,
+        }
+    }
+
+    /// The DESFire card, if it is one.
+    pub fn desfire(&self) -> Option<&Desfire> {
+        match self {
+            Self::Desfire(d) => Some(d),
+            Self::Classic(_) => None,
+        }
+    }
+
+    /// Power lost (card out of the field, RF off): Classic forgets its authentication,
+    /// DESFire its session and uncommitted writes.
+    pub fn power_cycle(&mut self) {
+        match self {
+            Self::Classic(c) => c.power_cycle(),
+            Self::Desfire(d) => d.deselect(),
+        }
+    }
+
+    fn select(&mut self) {
+        match self {
+            Self::Classic(c) => c.select(),
+            Self::Desfire(d) => d.deselect(),
+        }
+    }
+
+    fn halt(&mut self) {
+        match self {
+            Self::Classic(c) => c.halt(),
+            Self::Desfire(d) => d.deselect(),
+        }
+    }
+
+    fn is_halted(&self) -> bool {
+        match self {
+            Self::Classic(c) => c.is_halted(),
+            Self::Desfire(_) => false,
+        }
+    }
+}
+
 /// The card in (or out of) the field.
 #[derive(Clone, Debug)]
 pub struct FieldCard {
     /// The card model.
-    pub card: MifareClassic,
+    pub card: FieldChip,
     /// UID (4 or 7 bytes).
     pub uid: Vec<u8>,
     /// SAK.
@@ -49,9 +124,10 @@ pub struct FieldCard {
     pub atqa: [u8; 2],
     /// Whether it is in the field.
     pub present: bool,
-    /// Writes accepted so far.
+    /// Writes accepted so far (Classic; a DESFire counts its own).
     pub writes: u32,
-    /// Tear during the write made when `writes` reaches this count.
+    /// Tear during the write made when `writes` reaches this count (Classic; a DESFire's
+    /// tear is armed on the card).
     pub tear_at: Option<(u32, TearMode)>,
 }
 
@@ -85,6 +161,8 @@ pub struct Pn532 {
     passive_retries: u8,
     registers: HashMap<u16, u8>,
     powered_down: bool,
+    /// `SetParameters` flags (`fAutomaticRATS` 0x10 and `fAutomaticATR_RES` 0x04 from power-up).
+    parameters: u8,
     events: Vec<Event>,
 }
 
@@ -97,6 +175,7 @@ impl Pn532 {
             passive_retries: 0xFF,
             registers: HashMap::new(),
             powered_down: false,
+            parameters: 0x14,
             events: Vec::new(),
         }
     }
@@ -117,6 +196,13 @@ impl Pn532 {
     pub fn insert_card(&mut self) {
         self.field.present = true;
         self.field.card.power_cycle();
+        if let FieldChip::Desfire(d) = &mut self.field.card {
+            d.insert();
+            if d.random_uid() {
+                self.field.uid = d.fresh_random_uid().to_vec();
+                self.field.atqa = [0x03, 0x04];
+            }
+        }
     }
 
     /// Whether the chip is in power-down (woken by the next frame).
@@ -178,7 +264,10 @@ impl Pn532 {
                 reply(&[])
             }
             // SetParameters.
-            0x12 if data.len() == 1 => reply(&[]),
+            0x12 if data.len() == 1 => {
+                self.parameters = data.first().copied().unwrap_or(0);
+                reply(&[])
+            }
             // SAMConfiguration: mode 01 normal (02/03 virtual/wired card are not modelled
             // beyond the answer).
             0x14 if (1..=3).contains(&data.len()) => reply(&[]),
@@ -245,6 +334,10 @@ impl Pn532 {
         out.push(self.field.sak);
         out.push(u8::try_from(self.field.uid.len()).unwrap_or(4));
         out.extend_from_slice(&self.field.uid);
+        if matches!(self.field.card, FieldChip::Desfire(_)) && self.parameters & 0x10 != 0 {
+            // The ATS as the chip reports it: TL first (libnfc drops it).
+            out.extend_from_slice(&DESFIRE_ATS);
+        }
         out
     }
 
@@ -261,6 +354,12 @@ impl Pn532 {
         if br_ty == 0x00 && self.field.present {
             // InitiatorData may name a UID: only that card answers.
             let wanted = data.get(2..).unwrap_or_default();
+            // A 7-byte UID is given with its cascade tag 88 first (ISO 14443-3), as libnfc
+            // sends it to re-select a target.
+            let wanted = match wanted {
+                [0x88, rest @ ..] if rest.len() == 7 => rest,
+                other => other,
+            };
             if wanted.is_empty() || self.field.uid.starts_with(wanted) {
                 return Outcome::Reply(self.list_target());
             }
@@ -282,7 +381,21 @@ impl Pn532 {
             // Nobody answers.
             return Some(vec![status::TIMEOUT]);
         }
-        let card = &mut self.field.card;
+        let card = match &mut self.field.card {
+            FieldChip::Classic(card) => card,
+            FieldChip::Desfire(card) => {
+                // ISO-DEP: the APDU travels as it is.
+                let answer = card.process(command);
+                if card.is_torn() {
+                    self.remove_card();
+                    self.events.push(Event::Torn);
+                    return Some(vec![status::TIMEOUT]);
+                }
+                let mut out = vec![status::OK];
+                out.extend_from_slice(&answer);
+                return Some(out);
+            }
+        };
         let nak = |card: &mut MifareClassic| {
             card.halt();
             Some(vec![status::MIFARE_ERROR])
@@ -360,7 +473,7 @@ mod tests {
         let g = Geometry::Classic1k;
         let card = MifareClassic::factory(g, manufacturer_block(g, &uid).unwrap());
         Pn532::new(FieldCard {
-            card,
+            card: FieldChip::Classic(card),
             uid,
             sak: 0x08,
             atqa: [0x00, 0x04],
@@ -446,5 +559,71 @@ mod tests {
             body(c.handle(&[0xD4, 0x06, 0x63, 0x02, 0x63, 0x03])),
             [0xD5, 0x07, 0x80, 0x00]
         );
+    }
+
+    fn desfire_chip() -> Pn532 {
+        use crate::desfire::{Desfire, Generation};
+        let card = Desfire::new(Generation::Ev2, [0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77]);
+        Pn532::new(FieldCard {
+            card: FieldChip::Desfire(Box::new(card)),
+            uid: vec![0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77],
+            sak: 0x20,
+            atqa: [0x03, 0x44],
+            present: true,
+            writes: 0,
+            tear_at: None,
+        })
+    }
+
+    #[test]
+    fn desfire_is_listed_with_its_ats_and_takes_apdus() {
+        let mut c = desfire_chip();
+        let listed = body(c.handle(&[0xD4, 0x4A, 0x01, 0x00]));
+        assert_eq!(
+            listed,
+            [
+                0xD5, 0x4B, 0x01, 0x01, 0x03, 0x44, 0x20, 0x07, 0x04, 0x22, 0x33, 0x44, 0x55, 0x66,
+                0x77, 0x06, 0x75, 0x77, 0x81, 0x02, 0x80
+            ]
+        );
+        // Re-selected by its UID with the cascade tag, as libnfc does it.
+        let again = body(c.handle(&[
+            0xD4, 0x4A, 0x01, 0x00, 0x88, 0x04, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77,
+        ]));
+        assert_eq!(again, listed);
+        // Without fAutomaticRATS there is no ATS.
+        body(c.handle(&[0xD4, 0x12, 0x04]));
+        assert_eq!(body(c.handle(&[0xD4, 0x4A, 0x01, 0x00])).len(), 15);
+        // A wrapped GetVersion and a native frame travel through unchanged.
+        let first = body(c.handle(&[0xD4, 0x40, 0x01, 0x90, 0x60, 0x00, 0x00, 0x00]));
+        assert_eq!(
+            first,
+            [
+                0xD5, 0x41, 0x00, 0x04, 0x01, 0x01, 0x12, 0x00, 0x1A, 0x05, 0x91, 0xAF
+            ]
+        );
+        body(c.handle(&[0xD4, 0x44, 0x01]));
+        body(c.handle(&[0xD4, 0x54, 0x01]));
+        assert_eq!(
+            body(c.handle(&[0xD4, 0x40, 0x01, 0x64, 0x00])),
+            [0xD5, 0x41, 0x00, 0x00, 0x00]
+        );
+    }
+
+    #[test]
+    fn a_torn_desfire_leaves_the_field() {
+        let mut c = desfire_chip();
+        if let FieldChip::Desfire(d) = &mut c.field.card {
+            d.set_tear_after_writes(Some(0), TearMode::Lost);
+        }
+        body(c.handle(&[0xD4, 0x4A, 0x01, 0x00]));
+        let create = [
+            0xD4, 0x40, 0x01, 0x90, 0xCA, 0x00, 0x00, 0x05, 0x01, 0x00, 0x00, 0x0F, 0x81, 0x00,
+        ];
+        assert_eq!(body(c.handle(&create)), [0xD5, 0x41, 0x01]);
+        assert_eq!(c.take_events(), [Event::Torn]);
+        assert!(!c.field.present);
+        c.insert_card();
+        assert!(c.field.card.desfire().unwrap().applications().is_empty());
     }
 }

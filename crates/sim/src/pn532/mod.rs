@@ -1,4 +1,4 @@
-//! `encoder-sim pn532`: a PN532 (firmware 1.6) with a MIFARE Classic card in its field,
+//! `encoder-sim pn532`: a PN532 (firmware 1.6) with a MIFARE Classic or DESFire card in its field,
 //! behind a pseudo-terminal, for the serial backend's tests and for libnfc's tools.
 //!
 //! - [`frame`]: the chip side of the HSU framing (its own decoder, independent of the hal's).
@@ -25,9 +25,8 @@ use std::thread;
 use std::time::Duration;
 
 use crate::error::{SimError, hex};
-use crate::mifare::MifareClassic;
 use crate::runner::{CardOptions, announce, build_card};
-use chip::{Event, FieldCard, Outcome, Pn532};
+use chip::{Event, FieldCard, FieldChip, Outcome, Pn532};
 use frame::{FrameReader, HostFrame};
 use pty::Pty;
 
@@ -77,7 +76,7 @@ pub struct Pn532Options {
     pub baud: Option<u32>,
 }
 
-fn save(path: Option<&Path>, card: &MifareClassic) -> Result<(), SimError> {
+fn save(path: Option<&Path>, card: &FieldChip) -> Result<(), SimError> {
     let Some(path) = path else {
         return Ok(());
     };
@@ -96,14 +95,18 @@ fn save(path: Option<&Path>, card: &MifareClassic) -> Result<(), SimError> {
 /// Builds the chip with the card the options describe.
 pub fn build_chip(options: &CardOptions) -> Result<Pn532, SimError> {
     let virtual_card = build_card(options)?;
-    let Some(classic) = virtual_card.classic() else {
+    let card = if let Some(classic) = virtual_card.classic() {
+        FieldChip::Classic(classic.clone())
+    } else if let Some(desfire) = virtual_card.desfire() {
+        FieldChip::Desfire(Box::new(desfire.clone()))
+    } else {
         return Err(SimError::Usage(format!(
-            "the PN532 emulator holds MIFARE Classic cards (classic-1k, classic-4k, mini), not {}",
+            "the PN532 emulator holds MIFARE Classic and DESFire cards, not {}",
             options.card_type
         )));
     };
     Ok(Pn532::new(FieldCard {
-        card: classic.clone(),
+        card,
         uid: virtual_card.uid().to_vec(),
         sak: virtual_card.sak(),
         atqa: virtual_card.atqa(),

@@ -63,9 +63,17 @@ fn build_card_rejects_bad_images_and_conflicts() {
     let mut o = CardOptions::new(CardType::Classic1k);
     o.load = Some(tmp("missing.mfd"));
     assert!(matches!(build_card(&o), Err(SimError::File { .. })));
-    let mut o = CardOptions::new(CardType::Desfire);
-    o.save = Some(tmp("desfire.bin"));
-    assert!(matches!(build_card(&o), Err(SimError::NoImage(_))));
+    // A DESFire image is JSON: one of another generation, or not JSON, is refused.
+    let mut o = CardOptions::new(CardType::DesfireEv2);
+    let json = tmp("desfire.json");
+    save_image(&json, &build_card(&o).unwrap()).unwrap();
+    o.load = Some(json.clone());
+    assert_eq!(build_card(&o).unwrap().card_type(), CardType::DesfireEv2);
+    let mut o = CardOptions::new(CardType::DesfireEv3);
+    o.load = Some(json);
+    assert!(matches!(build_card(&o), Err(SimError::BadImage { .. })));
+    o.load = Some(bad);
+    assert!(matches!(build_card(&o), Err(SimError::BadImage { .. })));
 }
 
 #[test]
