@@ -654,6 +654,7 @@ mod tests {
     fn feedback_follows_the_outcome_and_never_fails_a_job() {
         let site = site();
         let exec = Exec {
+            media: MediaConfig::default(),
             card_wait: Duration::from_secs(5),
             feedback: true,
             site: &site,
