@@ -3,15 +3,15 @@
 //!
 //! Objects are stored with everything the simulator needs (e.g. the UID of the card a
 //! credential was written to); the `*_json` functions give the public view, shaped as Seam's
-//! objects are in the seed documents.
+//! objects are in the seed documents. Each kind is kept in [`Rows`], which notes what changed,
+//! so `--state` ([`super::store`]) writes the changed rows alone.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use super::rows::Rows;
 
 /// The workspace every object belongs to.
 pub const WORKSPACE_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -394,23 +394,24 @@ fn event_time(event: &Value) -> Option<Millis> {
         .and_then(parse_time)
 }
 
-/// Everything the simulator knows; saved whole with `--state`.
+/// Everything the simulator knows; kept with `--state` a row per object ([`super::store`]).
+/// Read as a whole only from a JSON state file of an older version (its one-time import).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     /// Systems.
-    pub systems: Vec<AcsSystem>,
+    pub systems: Rows<AcsSystem>,
     /// Entrances.
-    pub entrances: Vec<Entrance>,
+    pub entrances: Rows<Entrance>,
     /// Users.
-    pub users: Vec<User>,
+    pub users: Rows<User>,
     /// Credentials.
-    pub credentials: Vec<Credential>,
+    pub credentials: Rows<Credential>,
     /// Encoders (removed ones too).
-    pub encoders: Vec<Encoder>,
+    pub encoders: Rows<Encoder>,
     /// Attempts.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Rows<Attempt>,
     /// Events, oldest first.
-    pub events: Vec<Value>,
+    pub events: Rows<Value>,
     #[serde(skip)]
     index: Index,
 }
@@ -425,23 +426,21 @@ pub const ENTRANCES: [(&str, &str); 3] = [
 impl State {
     /// One access system (the seeds' id) and a few entrances.
     pub fn seeded(now: Millis) -> Self {
-        Self {
-            systems: vec![AcsSystem {
+        let mut state = Self::default();
+        state.systems.push(AcsSystem {
+            acs_system_id: SYSTEM_ID.to_owned(),
+            name: "Simulated Building".to_owned(),
+            created_at: now,
+        });
+        for (id, name) in ENTRANCES {
+            state.entrances.push(Entrance {
+                acs_entrance_id: id.to_owned(),
                 acs_system_id: SYSTEM_ID.to_owned(),
-                name: "Simulated Building".to_owned(),
+                display_name: name.to_owned(),
                 created_at: now,
-            }],
-            entrances: ENTRANCES
-                .iter()
-                .map(|(id, name)| Entrance {
-                    acs_entrance_id: (*id).to_owned(),
-                    acs_system_id: SYSTEM_ID.to_owned(),
-                    display_name: (*name).to_owned(),
-                    created_at: now,
-                })
-                .collect(),
-            ..Self::default()
+            });
         }
+        state
     }
 
     /// Rebuilds the indexes (after a load or a prune).
@@ -512,7 +511,7 @@ impl State {
         let before = (self.attempts.len(), self.events.len());
         // Attempts are in creation order and each finishes within its timeout of its
         // creation: the first finished ones are the oldest.
-        self.attempts.retain(|a| {
+        self.attempts.retain(|a: &Attempt| {
             if a.status == Status::Pending {
                 return true;
             }
@@ -527,49 +526,14 @@ impl State {
             .events
             .partition_point(|e| event_time(e).is_some_and(|t| t < oldest));
         let by_count = self.events.len().saturating_sub(retain.keep_count);
-        self.events.drain(..by_time.max(by_count));
+        self.events.drop_front(by_time.max(by_count));
         let changed = before != (self.attempts.len(), self.events.len());
         if changed {
-            self.attempts.shrink_to(self.attempts.len() * 2);
-            self.events.shrink_to(self.events.len() * 2);
+            self.attempts.shrink();
+            self.events.shrink();
             self.reindex();
         }
         changed
-    }
-
-    /// Loads the state file, or seeds a new state when it does not exist.
-    pub fn load_or_seed(path: &Path, now: Millis) -> Result<Self, String> {
-        match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<Self>(&bytes)
-                .map(|mut state| {
-                    state.reindex();
-                    state
-                })
-                .map_err(|e| format!("state file {} is not valid: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::seeded(now)),
-            Err(e) => Err(format!("reading state file {}: {e}", path.display())),
-        }
-    }
-
-    /// Writes the whole state atomically: a temporary file beside it, synced, then renamed.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Make the rename itself durable; not every filesystem allows syncing a directory.
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
     }
 
     /// A credential by id.
@@ -1163,21 +1127,5 @@ mod tests {
                 .status,
             404
         );
-    }
-
-    #[test]
-    fn save_and_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let mut state = State::load_or_seed(&path, 5).unwrap();
-        state
-            .create_user(6, SYSTEM_ID, None, Some("a@b.c".into()), None)
-            .unwrap();
-        state.save(&path).unwrap();
-        let back = State::load_or_seed(&path, 7).unwrap();
-        assert_eq!(back.users.len(), 1);
-        assert_eq!(back.entrances.len(), ENTRANCES.len());
-        std::fs::write(&path, b"{").unwrap();
-        assert!(State::load_or_seed(&path, 7).is_err());
     }
 }
