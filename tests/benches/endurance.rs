@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use encoder_tests::daemon::{Setup, TOKEN};
 use encoder_tests::e2e::{Cloud, ENDS_AT, STARTS_AT, SYSTEM, add_pn532};
-use encoder_tests::soak::proc_usage;
+use encoder_tests::soak::{clock_ticks, proc_usage};
 use encoder_tests::{Chatty, binary};
 use serde_json::{Value, json};
 
@@ -125,6 +125,10 @@ struct Sample {
     bridge_kb: u64,
     store_bytes: u64,
     sim_kb: u64,
+    /// CPU per job in the interval (ms, user + system) of the bridge, the simulator, the
+    /// PN532 emulator and this client: what a job costs each, whatever else the shared
+    /// machine runs (a cost that grows with history shows here first).
+    cpu_ms: [f64; 4],
 }
 
 #[allow(clippy::cast_precision_loss)] // figures for a person
@@ -217,12 +221,17 @@ fn main() {
         "endurance: {jobs} encodes, one after the other (bridge + simulator + PN532 emulator, no baud limit), retention {retention} attempts"
     );
     println!(
-        "{:>7} {:>8} {:>7} {:>11} {:>10} {:>9}",
-        "secs", "jobs", "jobs/s", "bridge RSS", "store", "sim RSS"
+        "{:>7} {:>8} {:>7} {:>11} {:>10} {:>9}   CPU ms/job: bridge   sim   emulator client",
+        "secs", "jobs", "jobs/s", "bridge RSS", "store", "sim RSS",
     );
+    let ticks_per_ms = clock_ticks() as f64 / 1000.0;
+    let emulator_pid = emulator.pid();
+    let self_pid = std::process::id();
+    let cpu_now = |pids: [u32; 4]| pids.map(|pid| proc_usage(pid).map_or(0, |u| u.1));
     let started = Instant::now();
     let mut samples: Vec<Sample> = Vec::new();
     let (mut last_at, mut last_jobs) = (started, 0u64);
+    let mut last_cpu = cpu_now([bridge_pid, sim_pid, emulator_pid, self_pid]);
     let (mut succeeded, mut failed) = (0u64, 0u64);
     let mut errors: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut done = 0u64;
@@ -271,6 +280,13 @@ fn main() {
             let bridge_kb = proc_usage(bridge_pid).map_or(0, |u| u.0);
             let sim_kb = proc_usage(sim_pid).map_or(0, |u| u.0);
             let store_bytes = std::fs::metadata(&store).map_or(0, |m| m.len());
+            let cpu = cpu_now([bridge_pid, sim_pid, emulator_pid, self_pid]);
+            let interval_jobs = (done - last_jobs).max(1) as f64;
+            let mut cpu_ms = [0.0; 4];
+            for (i, ms) in cpu_ms.iter_mut().enumerate() {
+                *ms = cpu[i].saturating_sub(last_cpu[i]) as f64 / ticks_per_ms / interval_jobs;
+            }
+            last_cpu = cpu;
             let sample = Sample {
                 secs: now.duration_since(started).as_secs_f64(),
                 jobs: done,
@@ -278,15 +294,20 @@ fn main() {
                 bridge_kb,
                 store_bytes,
                 sim_kb,
+                cpu_ms,
             };
             println!(
-                "{:>7.0} {:>8} {:>7.1} {:>8.1} MB {:>7.1} MB {:>6.1} MB",
+                "{:>7.0} {:>8} {:>7.1} {:>8.1} MB {:>7.1} MB {:>6.1} MB   {:>17.3} {:>5.3} {:>8.3} {:>6.3}",
                 sample.secs,
                 sample.jobs,
                 sample.jobs_per_s,
                 mb(sample.bridge_kb),
                 sample.store_bytes as f64 / 1_048_576.0,
-                mb(sample.sim_kb)
+                mb(sample.sim_kb),
+                cpu_ms[0],
+                cpu_ms[1],
+                cpu_ms[2],
+                cpu_ms[3]
             );
             samples.push(sample);
             (last_at, last_jobs) = (now, done);
@@ -373,15 +394,34 @@ fn main() {
         format!("every encode succeeded ({failed} failed)"),
         failed == 0,
     );
-    // Beside the goals, the trend without one interval's noise (the machine is shared).
+    // Beside the goals, the trend without one interval's noise (the machine is shared): the
+    // throughput of the first and the last quarter of the run, and what a job cost each
+    // process in CPU there, which the machine's load does not change.
     let quarter = (samples.len() / 4).max(1);
-    let mean =
+    let first_quarter = &samples[..quarter.min(samples.len())];
+    let last_quarter = &samples[samples.len().saturating_sub(quarter)..];
+    let rate =
         |list: &[Sample]| list.iter().map(|s| s.jobs_per_s).sum::<f64>() / list.len().max(1) as f64;
+    let cpu = |list: &[Sample], i: usize| {
+        list.iter().map(|s| s.cpu_ms[i]).sum::<f64>() / list.len().max(1) as f64
+    };
+    let quarter_ratio = rate(last_quarter) / rate(first_quarter).max(f64::MIN_POSITIVE);
     println!(
-        "  (throughput, mean of the first and of the last quarter of the intervals: {:.1} and {:.1} jobs/s)",
-        mean(&samples[..quarter.min(samples.len())]),
-        mean(&samples[samples.len().saturating_sub(quarter)..])
+        "  (throughput, mean of the first and of the last quarter of the intervals: {:.1} and {:.1} jobs/s, {:.0} %)",
+        rate(first_quarter),
+        rate(last_quarter),
+        quarter_ratio * 100.0
     );
+    for (i, who) in ["bridge", "simulator", "emulator", "client"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "  (CPU per job, {who}: {:.3} ms in the first quarter, {:.3} ms in the last)",
+            cpu(first_quarter, i),
+            cpu(last_quarter, i)
+        );
+    }
     let _ = bridge.kill();
     let _ = bridge.wait();
     drop(emulator);

@@ -362,24 +362,26 @@ impl Default for Retain {
     }
 }
 
-/// Positions of the objects by id, and the attempts that may be pending, so a request costs
-/// the same whatever the history (a scan of every attempt per request made the simulator
-/// slow down as it aged). Not saved: rebuilt at load and after a prune.
+/// The rows of the objects by id ([`Rows`] finds a row's position by bisection), and the
+/// attempts that may be pending, so a request costs the same whatever the history (a scan of
+/// every attempt per request made the simulator slow down as it aged). Rows keep their key
+/// when others are dropped, so a prune removes the ids it dropped and rebuilds nothing (a
+/// rebuild after each prune grew with every credential ever made). Not saved: built at load.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    attempts: HashMap<String, usize>,
-    credentials: HashMap<String, usize>,
-    users: HashMap<String, usize>,
-    events: HashMap<String, usize>,
-    /// Attempts created pending; those that have finished since leave it lazily
+    attempts: HashMap<String, u64>,
+    credentials: HashMap<String, u64>,
+    users: HashMap<String, u64>,
+    events: HashMap<String, u64>,
+    /// Rows of attempts created pending; those that have finished since leave it lazily
     /// ([`State::pending`]).
-    pending: BTreeSet<usize>,
+    pending: BTreeSet<u64>,
 }
 
-fn positions<T>(list: &[T], id: impl Fn(&T) -> Option<&str>) -> HashMap<String, usize> {
-    list.iter()
+fn keys_by_id<T>(rows: &Rows<T>, id: impl Fn(&T) -> Option<&str>) -> HashMap<String, u64> {
+    rows.iter()
         .enumerate()
-        .filter_map(|(i, x)| id(x).map(|id| (id.to_owned(), i)))
+        .filter_map(|(i, x)| Some((id(x)?.to_owned(), rows.key(i)?)))
         .collect()
 }
 
@@ -443,47 +445,49 @@ impl State {
         state
     }
 
-    /// Rebuilds the indexes (after a load or a prune).
+    /// Builds the indexes (after a load).
     pub fn reindex(&mut self) {
         self.index = Index {
-            attempts: positions(&self.attempts, |a| Some(&a.action_attempt_id)),
-            credentials: positions(&self.credentials, |c| Some(&c.acs_credential_id)),
-            users: positions(&self.users, |u| Some(&u.acs_user_id)),
-            events: positions(&self.events, event_id),
+            attempts: keys_by_id(&self.attempts, |a| Some(&a.action_attempt_id)),
+            credentials: keys_by_id(&self.credentials, |c| Some(&c.acs_credential_id)),
+            users: keys_by_id(&self.users, |u| Some(&u.acs_user_id)),
+            events: keys_by_id(&self.events, event_id),
             pending: self
                 .attempts
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.status == Status::Pending)
-                .map(|(i, _)| i)
+                .filter_map(|(i, _)| self.attempts.key(i))
                 .collect(),
         };
     }
 
     /// Adds an attempt; returns its position.
     pub fn push_attempt(&mut self, attempt: Attempt) -> usize {
-        let at = self.attempts.len();
-        self.index
-            .attempts
-            .insert(attempt.action_attempt_id.clone(), at);
-        if attempt.status == Status::Pending {
-            self.index.pending.insert(at);
+        let id = attempt.action_attempt_id.clone();
+        let pending = attempt.status == Status::Pending;
+        let at = self.attempts.push(attempt);
+        if let Some(key) = self.attempts.key(at) {
+            self.index.attempts.insert(id, key);
+            if pending {
+                self.index.pending.insert(key);
+            }
         }
-        self.attempts.push(attempt);
         at
     }
 
     /// Adds an event (newest).
     pub fn push_event(&mut self, event: Value) {
-        if let Some(id) = event_id(&event) {
-            self.index.events.insert(id.to_owned(), self.events.len());
+        let id = event_id(&event).map(str::to_owned);
+        let at = self.events.push(event);
+        if let (Some(id), Some(key)) = (id, self.events.key(at)) {
+            self.index.events.insert(id, key);
         }
-        self.events.push(event);
     }
 
     /// The position of attempt `id`.
     pub fn attempt_index(&self, id: &str) -> Option<usize> {
-        self.index.attempts.get(id).copied()
+        self.attempts.position(*self.index.attempts.get(id)?)
     }
 
     /// The positions of the pending attempts, oldest first (those that finished since the
@@ -491,15 +495,22 @@ impl State {
     /// history.
     pub fn pending(&mut self) -> Vec<usize> {
         let attempts = &self.attempts;
+        self.index.pending.retain(|&key| {
+            attempts
+                .by_key(key)
+                .is_some_and(|a| a.status == Status::Pending)
+        });
         self.index
             .pending
-            .retain(|&i| attempts.get(i).is_some_and(|a| a.status == Status::Pending));
-        self.index.pending.iter().copied().collect()
+            .iter()
+            .filter_map(|&key| attempts.position(key))
+            .collect()
     }
 
     /// Drops the finished attempts and the events past `retain` at `now`; returns whether
-    /// anything was dropped. Costs a pass over what is kept: the caller calls it when the
-    /// window has been overrun by a margin, or now and then for the time bound.
+    /// anything was dropped. Costs a pass over what is kept (bounded by the window): the
+    /// caller calls it when the window has been overrun by a margin, or now and then for the
+    /// time bound.
     pub fn prune(&mut self, now: Millis, retain: Retain) -> bool {
         let oldest = now.saturating_sub(retain.keep_ms);
         let finished = self
@@ -509,29 +520,38 @@ impl State {
             .count();
         let mut excess = finished.saturating_sub(retain.keep_count);
         let before = (self.attempts.len(), self.events.len());
+        let index = &mut self.index;
         // Attempts are in creation order and each finishes within its timeout of its
         // creation: the first finished ones are the oldest.
         self.attempts.retain(|a: &Attempt| {
-            if a.status == Status::Pending {
-                return true;
+            let keep = a.status == Status::Pending
+                || if excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    a.finished_at.unwrap_or(a.created_at) >= oldest
+                };
+            if !keep {
+                index.attempts.remove(&a.action_attempt_id);
             }
-            if excess > 0 {
-                excess -= 1;
-                return false;
-            }
-            a.finished_at.unwrap_or(a.created_at) >= oldest
+            keep
         });
         // Events are in time order: the old ones are a prefix, found by bisection.
         let by_time = self
             .events
             .partition_point(|e| event_time(e).is_some_and(|t| t < oldest));
         let by_count = self.events.len().saturating_sub(retain.keep_count);
-        self.events.drop_front(by_time.max(by_count));
+        let drop = by_time.max(by_count);
+        for event in self.events.get(..drop).unwrap_or_default() {
+            if let Some(id) = event_id(event) {
+                index.events.remove(id);
+            }
+        }
+        self.events.drop_front(drop);
         let changed = before != (self.attempts.len(), self.events.len());
         if changed {
             self.attempts.shrink();
             self.events.shrink();
-            self.reindex();
         }
         changed
     }
@@ -541,7 +561,7 @@ impl State {
         self.index
             .credentials
             .get(id)
-            .and_then(|&i| self.credentials.get(i))
+            .and_then(|&key| self.credentials.by_key(key))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
     }
 
@@ -550,7 +570,8 @@ impl State {
         self.index
             .credentials
             .get(id)
-            .and_then(|&i| self.credentials.get_mut(i))
+            .and_then(|&key| self.credentials.position(key))
+            .and_then(|at| self.credentials.get_mut(at))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
     }
 
@@ -558,7 +579,7 @@ impl State {
         self.index
             .users
             .get(id)
-            .and_then(|&i| self.users.get(i))
+            .and_then(|&key| self.users.by_key(key))
             .ok_or_else(|| ApiError::not_found("acs_user", id))
     }
 
@@ -650,7 +671,7 @@ impl State {
             .index
             .events
             .get(id)
-            .and_then(|&i| self.events.get(i))
+            .and_then(|&key| self.events.by_key(key))
             .ok_or_else(|| ApiError::not_found("event", id))?;
         Ok(json!({ "event": event }))
     }
@@ -674,10 +695,11 @@ impl State {
             created_at: now,
         };
         let view = user_json(&user);
-        self.index
-            .users
-            .insert(user.acs_user_id.clone(), self.users.len());
-        self.users.push(user);
+        let id = user.acs_user_id.clone();
+        let at = self.users.push(user);
+        if let Some(key) = self.users.key(at) {
+            self.index.users.insert(id, key);
+        }
         Ok(json!({ "acs_user": view }))
     }
 
@@ -725,10 +747,11 @@ impl State {
             changed_at: None,
         };
         let view = credential_json(&credential);
-        self.index
-            .credentials
-            .insert(credential.acs_credential_id.clone(), self.credentials.len());
-        self.credentials.push(credential);
+        let id = credential.acs_credential_id.clone();
+        let at = self.credentials.push(credential);
+        if let Some(key) = self.credentials.key(at) {
+            self.index.credentials.insert(id, key);
+        }
         Ok(json!({ "acs_credential": view }))
     }
 

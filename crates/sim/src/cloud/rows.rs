@@ -119,10 +119,14 @@ impl<T> Rows<T> {
         self.keys.get(position).copied()
     }
 
+    /// The position of row `key`, if it is still there (a bisection: rows are in key order).
+    pub fn position(&self, key: u64) -> Option<usize> {
+        self.keys.binary_search(&key).ok()
+    }
+
     /// The object in row `key`, if it is still there.
     pub fn by_key(&self, key: u64) -> Option<&T> {
-        let position = self.keys.binary_search(&key).ok()?;
-        self.items.get(position)
+        self.items.get(self.position(key)?)
     }
 
     /// The rows changed (or deleted) since the last call, oldest row first.
