@@ -923,7 +923,7 @@ impl Drop for Child {
 #[tokio::test]
 async fn binary_state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("cloud.json");
+    let state = dir.path().join("cloud-state");
     let start = async || {
         let mut child = Child(
             std::process::Command::new(encoder_tests::binary("encoder-sim"))
