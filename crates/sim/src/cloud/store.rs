@@ -98,9 +98,6 @@ pub struct Saved {
     pub deleted: usize,
 }
 
-/// The rows of a state waiting to be saved, per table (as [`Rows::take_changed`] gave them).
-struct Changes([BTreeSet<u64>; 7]);
-
 /// The open store.
 #[derive(Debug)]
 pub struct Store {
@@ -158,15 +155,7 @@ impl Store {
             if found.is_none() {
                 meta.insert("schema", SCHEMA.to_string().as_str())?;
             }
-            for table in [
-                SYSTEMS,
-                ENTRANCES,
-                USERS,
-                CREDENTIALS,
-                ENCODERS,
-                ATTEMPTS,
-                EVENTS,
-            ] {
+            for table in TABLES {
                 txn.open_table(table)?;
             }
             Ok(found)
@@ -221,38 +210,22 @@ impl Store {
     /// Writes the rows of `state` changed since the last save (deleting those that are gone),
     /// in one transaction. On failure the changes stay noted and go with the next save.
     pub fn save(&self, state: &mut State) -> Result<Saved, String> {
-        let changes = take_changes(state);
-        if changes.0.iter().all(BTreeSet::is_empty) {
+        let mut tables = tables(state);
+        let changes = tables.each_mut().map(|rows| rows.take_changed());
+        if changes.iter().all(BTreeSet::is_empty) {
             return Ok(Saved::default());
         }
         let result = self.write(|txn| {
             let mut saved = Saved::default();
-            let [
-                systems,
-                entrances,
-                users,
-                credentials,
-                encoders,
-                attempts,
-                events,
-            ] = &changes.0;
-            put_rows(txn, SYSTEMS, &state.systems, systems, &mut saved)?;
-            put_rows(txn, ENTRANCES, &state.entrances, entrances, &mut saved)?;
-            put_rows(txn, USERS, &state.users, users, &mut saved)?;
-            put_rows(
-                txn,
-                CREDENTIALS,
-                &state.credentials,
-                credentials,
-                &mut saved,
-            )?;
-            put_rows(txn, ENCODERS, &state.encoders, encoders, &mut saved)?;
-            put_rows(txn, ATTEMPTS, &state.attempts, attempts, &mut saved)?;
-            put_rows(txn, EVENTS, &state.events, events, &mut saved)?;
+            for ((def, rows), keys) in TABLES.into_iter().zip(&tables).zip(&changes) {
+                rows.put(txn, def, keys, &mut saved)?;
+            }
             Ok(saved)
         });
         if result.is_err() {
-            restore_changes(state, changes);
+            for (rows, keys) in tables.into_iter().zip(changes) {
+                rows.restore_changed(keys);
+            }
         }
         result
     }
@@ -274,75 +247,89 @@ fn write<T>(
     Ok(out)
 }
 
-fn take_changes(state: &mut State) -> Changes {
-    Changes([
-        state.systems.take_changed(),
-        state.entrances.take_changed(),
-        state.users.take_changed(),
-        state.credentials.take_changed(),
-        state.encoders.take_changed(),
-        state.attempts.take_changed(),
-        state.events.take_changed(),
-    ])
-}
-
 /// Forgets the noted changes (a simulator without `--state`).
 pub fn discard_changes(state: &mut State) {
-    drop(take_changes(state));
-}
-
-fn restore_changes(state: &mut State, changes: Changes) {
-    let [
-        systems,
-        entrances,
-        users,
-        credentials,
-        encoders,
-        attempts,
-        events,
-    ] = changes.0;
-    state.systems.restore_changed(systems);
-    state.entrances.restore_changed(entrances);
-    state.users.restore_changed(users);
-    state.credentials.restore_changed(credentials);
-    state.encoders.restore_changed(encoders);
-    state.attempts.restore_changed(attempts);
-    state.events.restore_changed(events);
-}
-
-fn touch_all(state: &mut State) {
-    state.systems.touch_all();
-    state.entrances.touch_all();
-    state.users.touch_all();
-    state.credentials.touch_all();
-    state.encoders.touch_all();
-    state.attempts.touch_all();
-    state.events.touch_all();
-}
-
-/// Writes the rows `keys` of `rows` that still exist and deletes the others.
-fn put_rows<T: Serialize>(
-    txn: &redb::WriteTransaction,
-    def: TableDefinition<'_, u64, &[u8]>,
-    rows: &Rows<T>,
-    keys: &BTreeSet<u64>,
-    saved: &mut Saved,
-) -> Result<(), redb::Error> {
-    if keys.is_empty() {
-        return Ok(());
+    for rows in tables(state) {
+        rows.take_changed();
     }
-    let mut table = txn.open_table(def)?;
-    for &key in keys {
-        if let Some(item) = rows.by_key(key) {
-            let bytes = serde_json::to_vec(item)
-                .map_err(|e| redb::Error::from(redb::StorageError::Io(std::io::Error::other(e))))?;
-            table.insert(key, bytes.as_slice())?;
-            saved.written += 1;
-        } else if table.remove(key)?.is_some() {
-            saved.deleted += 1;
+}
+
+/// The tables holding the state's objects, in the order of [`tables`].
+const TABLES: [TableDefinition<'static, u64, &'static [u8]>; 7] = [
+    SYSTEMS,
+    ENTRANCES,
+    USERS,
+    CREDENTIALS,
+    ENCODERS,
+    ATTEMPTS,
+    EVENTS,
+];
+
+/// The state's objects, kind by kind, in the order of [`TABLES`].
+fn tables(state: &mut State) -> [&mut dyn StoredRows; 7] {
+    [
+        &mut state.systems,
+        &mut state.entrances,
+        &mut state.users,
+        &mut state.credentials,
+        &mut state.encoders,
+        &mut state.attempts,
+        &mut state.events,
+    ]
+}
+
+/// What a save does with one kind's [`Rows`], whatever the kind.
+trait StoredRows {
+    fn take_changed(&mut self) -> BTreeSet<u64>;
+    fn restore_changed(&mut self, keys: BTreeSet<u64>);
+    fn touch_all(&mut self);
+    /// Writes the rows `keys` that still exist and deletes the others.
+    fn put(
+        &self,
+        txn: &redb::WriteTransaction,
+        def: TableDefinition<'_, u64, &[u8]>,
+        keys: &BTreeSet<u64>,
+        saved: &mut Saved,
+    ) -> Result<(), redb::Error>;
+}
+
+impl<T: Serialize> StoredRows for Rows<T> {
+    fn take_changed(&mut self) -> BTreeSet<u64> {
+        Rows::take_changed(self)
+    }
+
+    fn restore_changed(&mut self, keys: BTreeSet<u64>) {
+        Rows::restore_changed(self, keys);
+    }
+
+    fn touch_all(&mut self) {
+        Rows::touch_all(self);
+    }
+
+    fn put(
+        &self,
+        txn: &redb::WriteTransaction,
+        def: TableDefinition<'_, u64, &[u8]>,
+        keys: &BTreeSet<u64>,
+        saved: &mut Saved,
+    ) -> Result<(), redb::Error> {
+        if keys.is_empty() {
+            return Ok(());
         }
+        let mut table = txn.open_table(def)?;
+        for &key in keys {
+            if let Some(item) = self.by_key(key) {
+                let bytes = serde_json::to_vec(item).map_err(|e| {
+                    redb::Error::from(redb::StorageError::Io(std::io::Error::other(e)))
+                })?;
+                table.insert(key, bytes.as_slice())?;
+                saved.written += 1;
+            } else if table.remove(key)?.is_some() {
+                saved.deleted += 1;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Every row of table `def` (called `name`) in key order; those that do not decode go to
@@ -436,7 +423,9 @@ fn import_json(path: &Path) -> Result<PathBuf, String> {
             db,
             path: partial.clone(),
         };
-        touch_all(&mut state);
+        for rows in tables(&mut state) {
+            rows.touch_all();
+        }
         store.save(&mut state)?;
     }
     fs::copy(path, &kept).map_err(|e| fail("keeping a copy", &e))?;
