@@ -123,11 +123,14 @@ bench: deps
 # (default 100,000) one after the other through the real bridge, the cloud simulator and the
 # PN532 emulator (no baud limit), printing jobs/s, bridge RSS, store size and simulator RSS
 # every interval and checking the goals at the end. Not part of `make test`; no root needed.
+# ENDURANCE_FAULTS=1 adds the soak's restarts: the bridge and the simulator (then on a
+# --state file) are each killed once in the middle, and every goal must still hold.
 ENDURANCE_JOBS ?= 100000
+ENDURANCE_FAULTS ?= 0
 endurance:
 	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
 	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
-	ENDURANCE_JOBS=$(ENDURANCE_JOBS) \
+	ENDURANCE_JOBS=$(ENDURANCE_JOBS) ENDURANCE_FAULTS=$(ENDURANCE_FAULTS) \
 	$(CARGO) bench --locked -p encoder-tests --bench endurance
 
 fuzz: deps

@@ -425,6 +425,11 @@ impl Chatty {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The process id (the program's own: it runs under `setpriv`, which execs it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Chatty {

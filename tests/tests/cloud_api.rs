@@ -918,11 +918,12 @@ impl Drop for Child {
     }
 }
 
-/// The binary: prints the address, keeps `--state` across a SIGTERM and a restart.
+/// The binary: prints the address, keeps `--state` across a SIGTERM and a restart, and
+/// across a SIGKILL.
 #[tokio::test]
 async fn binary_state_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("cloud.json");
+    let state = dir.path().join("cloud-state");
     let start = async || {
         let mut child = Child(
             std::process::Command::new(encoder_tests::binary("encoder-sim"))
@@ -998,5 +999,31 @@ async fn binary_state_survives_restart() {
     let mut bridge = Bridge::connect(addr, "bridge-1", &[ENCODER]).await;
     let offer = bridge.expect("attempt_available").await;
     assert_eq!(offer["action_attempt_id"], pending.as_str());
+
+    // SIGKILL right after the answers: what a client was told is on disk (each change is
+    // committed before it is answered).
+    let second = seed_credential(&server).await;
+    encode_through(&server, &mut bridge, &second, "04A1B2C4").await;
+    drop(bridge);
+    let mut child = child;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    let (child, addr) = start().await;
+    let server = Server { addr, ..server };
+    let got = server
+        .ok(
+            "/acs/credentials/get",
+            &json!({"acs_credential_id": second}),
+        )
+        .await;
+    assert_eq!(got["acs_credential"]["is_issued"], true);
+    assert_eq!(
+        event_types(&server).await,
+        [
+            "acs_encoder.added",
+            "acs_credential.issued",
+            "acs_credential.issued"
+        ]
+    );
     stop(child).await;
 }

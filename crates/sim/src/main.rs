@@ -60,7 +60,9 @@ struct CloudArgs {
     /// Bearer token accepted on the API and the websocket.
     #[arg(long, value_name = "T", default_value = encoder_sim::cloud::DEFAULT_TOKEN)]
     token: String,
-    /// Keep everything in this JSON file across restarts (written atomically on each change).
+    /// Keep everything in this file across restarts: a redb store with a row per object, each
+    /// change committed (its rows only) before it is answered. A JSON state file of an
+    /// earlier version is imported once (kept as FILE.json-v0).
     #[arg(long, value_name = "FILE")]
     state: Option<PathBuf>,
     /// POST each event as JSON to this http:// URL, signed as Seam signs webhooks (Svix

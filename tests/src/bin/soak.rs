@@ -393,7 +393,11 @@ fn main() {
     for entry in std::fs::read_dir(&dir).expect("dir").flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with("card") || name.ends_with(".log") || name == "cloud.json" {
+        if name.starts_with("card")
+            || name.ends_with(".log")
+            || name == "cloud.json"
+            || name == "cloud-state"
+        {
             let _ = std::fs::remove_file(entry.path());
         }
     }
@@ -405,7 +409,7 @@ fn main() {
 
     let rig = Rig::start(READERS);
     let cloud = CloudProc::start(
-        &dir.join("cloud.json"),
+        &dir.join("cloud-state"),
         &dir.join("cloud.log"),
         ATTEMPT_TIMEOUT,
     );

@@ -375,7 +375,6 @@ fn users_create(core: &mut Core, now: Millis, b: &Value) -> Result<Value, ApiErr
         u.email_address,
         u.phone_number,
     )?;
-    core.touch();
     Ok(made)
 }
 
@@ -383,7 +382,6 @@ fn credentials_create(core: &mut Core, now: Millis, b: &Value) -> Result<Value, 
     let made = core
         .state
         .create_credential(now, body::<NewCredential>(b)?)?;
-    core.touch();
     Ok(made)
 }
 
@@ -405,7 +403,6 @@ fn credentials_update(core: &mut Core, now: Millis, b: &Value) -> Result<Value, 
     let updated =
         core.state
             .update_credential(now, &u.acs_credential_id, u.starts_at, u.ends_at)?;
-    core.touch();
     Ok(updated)
 }
 

@@ -4,7 +4,8 @@
 //! connected on which channel, and since when a bridge has been away. Every operation takes
 //! the current time, so the lifecycle (leases, deadlines, the no-bridge grace) is tested with
 //! plain numbers. Messages for a bridge go to its channel as JSON text; new events are queued
-//! for the webhook; [`Core::take_dirty`] tells the caller to save the state.
+//! for the webhook; every change to the state is noted by its rows ([`super::rows`]), which
+//! the caller saves.
 //!
 //! Decisions where docs/cloud-protocol.md leaves room:
 //! - The first terminal status wins. A result that arrives after the attempt expired is
@@ -154,7 +155,8 @@ pub struct Core {
     away_since: BTreeMap<String, Millis>,
     started_at: Millis,
     next_prune: Millis,
-    dirty: bool,
+    /// Messages for bridges, held (by the server) until the state that led to them is saved.
+    held: Option<Vec<(UnboundedSender<String>, String)>>,
     new_events: Vec<Value>,
     /// Outcomes scripted by the `/acs/encoders/simulate/*` routes, per encoder.
     scripts: BTreeMap<String, Scripts>,
@@ -175,25 +177,32 @@ impl Core {
             away_since: BTreeMap::new(),
             started_at: now,
             next_prune: now,
-            dirty: false,
+            held: None,
             new_events: Vec::new(),
             scripts: BTreeMap::new(),
         }
     }
 
-    /// Whether the state changed since the last call (and so must be saved).
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+    /// From now on, messages for bridges wait for [`Core::release_messages`] (the server
+    /// releases them once the changes that led to them are saved). Without it (tests, fuzz
+    /// targets) they go to the bridge's channel at once.
+    pub fn hold_messages(&mut self) {
+        self.held.get_or_insert_with(Vec::new);
+    }
+
+    /// Sends the held messages, in order.
+    pub fn release_messages(&mut self) {
+        if let Some(held) = &mut self.held {
+            for (tx, text) in held.drain(..) {
+                // A closed channel means the session is ending; its disconnect will follow.
+                let _ = tx.send(text);
+            }
+        }
     }
 
     /// Events created since the last call, for the webhook.
     pub fn take_events(&mut self) -> Vec<Value> {
         std::mem::take(&mut self.new_events)
-    }
-
-    /// Marks the state changed.
-    pub fn touch(&mut self) {
-        self.dirty = true;
     }
 
     fn emit(&mut self, now: Millis, event_type: &str, description: &str, fields: Value) {
@@ -204,7 +213,6 @@ impl Core {
         let event = event(now, event_type, description, fields);
         self.state.push_event(event.clone());
         self.new_events.push(event);
-        self.dirty = true;
     }
 
     /// Whether a bridge is connected now.
@@ -212,10 +220,13 @@ impl Core {
         self.connections.contains_key(bridge_id)
     }
 
-    fn send(&self, bridge_id: &str, message: &Value) {
+    fn send(&mut self, bridge_id: &str, message: &Value) {
         if let Some(conn) = self.connections.get(bridge_id) {
-            // A closed channel means the session is ending; its disconnect will follow.
-            let _ = conn.tx.send(message.to_string());
+            match &mut self.held {
+                Some(held) => held.push((conn.tx.clone(), message.to_string())),
+                // A closed channel means the session is ending; its disconnect will follow.
+                None => drop(conn.tx.send(message.to_string())),
+            }
         }
     }
 
@@ -344,7 +355,6 @@ impl Core {
         let view = attempt.json();
         let offer = self.offer(&attempt);
         let index = self.state.push_attempt(attempt);
-        self.dirty = true;
         if let Some(finished) = self.run_script(now, index) {
             // Scripted by a simulate route: finished here, no bridge or card involved.
             return Ok(json!({ "action_attempt": finished }));
@@ -448,7 +458,6 @@ impl Core {
         for offer in &offers {
             self.send(bridge_id, offer);
         }
-        self.dirty = true;
     }
 
     /// A bridge's connection ended (only if `conn_id` is still its current connection).
@@ -479,8 +488,7 @@ impl Core {
         let known = self
             .state
             .encoders
-            .iter_mut()
-            .find(|e| e.acs_encoder_id == info.encoder_id);
+            .find_mut(|e| e.acs_encoder_id == info.encoder_id);
         let added = if let Some(e) = known {
             let was_removed = e.removed_at.take().is_some();
             e.display_name = name;
@@ -507,7 +515,6 @@ impl Core {
                 true
             }
         };
-        self.dirty = true;
         if added {
             self.emit(
                 now,
@@ -536,8 +543,7 @@ impl Core {
         let Some(e) = self
             .state
             .encoders
-            .iter_mut()
-            .find(|e| e.acs_encoder_id == encoder_id && e.bridge_id == bridge_id)
+            .find_mut(|e| e.acs_encoder_id == encoder_id && e.bridge_id == bridge_id)
         else {
             log(&format!(
                 "bridge {bridge_id} removed encoder {encoder_id}, which it does not drive"
@@ -568,8 +574,7 @@ impl Core {
         if let Some(e) = self
             .state
             .encoders
-            .iter_mut()
-            .find(|e| e.acs_encoder_id == encoder_id && e.bridge_id == bridge_id)
+            .find_mut(|e| e.acs_encoder_id == encoder_id && e.bridge_id == bridge_id)
         {
             if let Some(online) = online {
                 e.online = online;
@@ -577,7 +582,6 @@ impl Core {
             if let Some(card_present) = card_present {
                 e.card_present = card_present;
             }
-            self.dirty = true;
         } else {
             log(&format!(
                 "status of encoder {encoder_id}, which bridge {bridge_id} does not drive"
@@ -585,7 +589,7 @@ impl Core {
         }
     }
 
-    fn refused(&self, bridge_id: &str, attempt_id: &str, reason: &str) {
+    fn refused(&mut self, bridge_id: &str, attempt_id: &str, reason: &str) {
         self.send(
             bridge_id,
             &json!({"type": "claim_refused", "action_attempt_id": attempt_id, "reason": reason}),
@@ -676,7 +680,6 @@ impl Core {
             lease_expires_at: lease,
         });
         let deadline = attempt.expires_at;
-        self.dirty = true;
         Some((lease, deadline))
     }
 
@@ -764,7 +767,6 @@ impl Core {
                 attempt.finish(now, outcome);
             }
         }
-        self.dirty = true;
         self.send(bridge_id, &ack);
         Ok(())
     }
@@ -930,7 +932,6 @@ impl Core {
         let holder = attempt.claim.as_ref().map(|c| c.bridge_id.clone());
         let encoder = attempt.encoder_id.clone();
         let to = holder.or_else(|| self.encoder_bridge(&encoder).map(str::to_owned));
-        self.dirty = true;
         log(&format!("attempt {id} expired: {message}"));
         if let Some(bridge) = to {
             self.send(
@@ -949,9 +950,7 @@ impl Core {
         let overrun = self.state.attempts.len() > bound || self.state.events.len() > bound;
         if overrun || now >= self.next_prune {
             self.next_prune = now.saturating_add(PRUNE_EVERY_MS);
-            if self.state.prune(now, retain) {
-                self.dirty = true;
-            }
+            self.state.prune(now, retain);
         }
     }
 
@@ -997,7 +996,6 @@ impl Core {
                     ));
                     attempt.claim = None;
                 }
-                self.dirty = true;
                 if let Some(owner) = owner {
                     self.send(&owner, &offer);
                 }

@@ -1,7 +1,9 @@
 //! `encoder-sim cloud`: a simulator of the cloud access-control API (shaped as Seam's, see the
 //! seed documents) with the bridge websocket of docs/cloud-protocol.md.
 //!
-//! - [`model`]: objects, the whole state, JSON views, persistence (`--state`).
+//! - [`model`]: objects, the whole state, JSON views.
+//! - [`rows`]: one kind of object in order, noting the rows a change touched.
+//! - [`store`]: `--state`, a redb file with a row per object; a change writes its rows alone.
 //! - [`attempts`]: the attempt lifecycle and the cloud side of the bridge protocol, as plain
 //!   functions of the current time (no sockets): claims, leases, results, expiry.
 //! - [`attempts::sandbox`]: Seam's `/acs/encoders/simulate/*` routes (scripted outcomes).
@@ -20,6 +22,8 @@ mod bridge_ws;
 pub mod events;
 pub mod model;
 mod offline;
+pub mod rows;
+pub mod store;
 pub mod tls;
 
 use std::future::Future;
@@ -38,6 +42,7 @@ pub use offline::Offline;
 use attempts::{Core, Timing, log};
 use events::WebhookUrl;
 use model::{Millis, State, now_millis};
+use store::Store;
 
 /// The token accepted when none is given. Seam's SDKs refuse, before sending anything, an
 /// API key that does not start with `seam_`, so the default has that shape (any `--token`
@@ -49,7 +54,7 @@ pub const DEFAULT_TOKEN: &str = "seam_sim_demo_token";
 pub struct CloudOptions {
     /// Bearer token for the HTTP API and the bridge websocket.
     pub token: String,
-    /// Where to keep the state across restarts.
+    /// Where to keep the state across restarts ([`store`]).
     pub state_file: Option<PathBuf>,
     /// Where to POST events.
     pub webhook_url: Option<String>,
@@ -97,7 +102,7 @@ pub enum CloudError {
 pub(crate) struct Shared {
     core: Mutex<Core>,
     token: String,
-    state_file: Option<PathBuf>,
+    store: Option<Store>,
     webhook: Option<mpsc::UnboundedSender<Value>>,
     wake: Notify,
     next_connection: AtomicU64,
@@ -106,16 +111,17 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn new(
-        core: Core,
+        mut core: Core,
         token: String,
-        state_file: Option<PathBuf>,
+        store: Option<Store>,
         webhook: Option<mpsc::UnboundedSender<Value>>,
     ) -> Self {
         let (shutdown, _) = watch::channel(false);
+        core.hold_messages();
         Self {
             core: Mutex::new(core),
             token,
-            state_file,
+            store,
             webhook,
             wake: Notify::new(),
             next_connection: AtomicU64::new(1),
@@ -123,8 +129,10 @@ impl Shared {
         }
     }
 
-    /// Runs `f` on the core at the current time, then saves the state if it changed, queues
-    /// new events for the webhook and wakes the expiry timer.
+    /// Runs `f` on the core at the current time, then saves the rows it changed (one
+    /// transaction, durable when it returns), sends the messages it queued for bridges, queues
+    /// new events for the webhook and wakes the expiry timer. The caller answers its client
+    /// after this returns: what a client or a bridge is told has been saved first.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let result = self.with_quiet(f);
         self.wake.notify_one();
@@ -134,12 +142,17 @@ impl Shared {
     fn with_quiet<R>(&self, f: impl FnOnce(&mut Core, Millis) -> R) -> R {
         let mut core = self.core.lock().unwrap_or_else(PoisonError::into_inner);
         let result = f(&mut core, now_millis());
-        if core.take_dirty()
-            && let Some(path) = &self.state_file
-            && let Err(e) = core.state.save(path)
-        {
-            log(&format!("saving state to {}: {e}", path.display()));
+        match &self.store {
+            Some(store) => {
+                if let Err(e) = store.save(&mut core.state) {
+                    log(&format!(
+                        "saving the state: {e} (kept; retried with the next change)"
+                    ));
+                }
+            }
+            None => store::discard_changes(&mut core.state),
         }
+        core.release_messages();
         for event in core.take_events() {
             if let Some(tx) = &self.webhook {
                 let _ = tx.send(event);
@@ -184,9 +197,22 @@ pub async fn run_with_tls(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), CloudError> {
     let now = now_millis();
-    let state = match &options.state_file {
-        Some(path) => State::load_or_seed(path, now).map_err(CloudError::Setup)?,
-        None => State::seeded(now),
+    let (store, state) = match &options.state_file {
+        Some(path) => {
+            let (store, state, opened) = Store::open(path, now).map_err(CloudError::Setup)?;
+            if let Some(kept) = &opened.imported_from {
+                log(&format!(
+                    "imported the JSON state file {} of an earlier version into a store in its place; the JSON file is kept as {}",
+                    path.display(),
+                    kept.display()
+                ));
+            }
+            for row in &opened.damaged {
+                log(&row.to_string());
+            }
+            (Some(store), state)
+        }
+        None => (None, State::seeded(now)),
     };
     let webhook = match &options.webhook_url {
         Some(url) => {
@@ -203,14 +229,8 @@ pub async fn run_with_tls(
         retain: options.retain,
         ..Timing::default()
     };
-    let mut core = Core::new(state, timing, now);
-    core.touch();
-    let shared = Arc::new(Shared::new(
-        core,
-        options.token,
-        options.state_file,
-        webhook,
-    ));
+    let core = Core::new(state, timing, now);
+    let shared = Arc::new(Shared::new(core, options.token, store, webhook));
     let timer = tokio::spawn(expiry_timer(Arc::clone(&shared)));
     let app = api::router(Arc::clone(&shared));
     let stopping = Arc::clone(&shared);
@@ -242,7 +262,7 @@ pub async fn run_with_tls(
     };
     timer.abort();
     // Save once more (a no-op unless something changed).
-    shared.with_quiet(|core, _| core.touch());
+    shared.with_quiet(|_, _| ());
     served.map_err(|source| CloudError::Io {
         context: "serving HTTP",
         source,

@@ -3,15 +3,15 @@
 //!
 //! Objects are stored with everything the simulator needs (e.g. the UID of the card a
 //! credential was written to); the `*_json` functions give the public view, shaped as Seam's
-//! objects are in the seed documents.
+//! objects are in the seed documents. Each kind is kept in [`Rows`], which notes what changed,
+//! so `--state` ([`super::store`]) writes the changed rows alone.
 
 use std::collections::{BTreeSet, HashMap};
-use std::fs;
-use std::io::Write;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+
+use super::rows::Rows;
 
 /// The workspace every object belongs to.
 pub const WORKSPACE_ID: &str = "00000000-0000-0000-0000-000000000000";
@@ -362,24 +362,26 @@ impl Default for Retain {
     }
 }
 
-/// Positions of the objects by id, and the attempts that may be pending, so a request costs
-/// the same whatever the history (a scan of every attempt per request made the simulator
-/// slow down as it aged). Not saved: rebuilt at load and after a prune.
+/// The rows of the objects by id ([`Rows`] finds a row's position by bisection), and the
+/// attempts that may be pending, so a request costs the same whatever the history (a scan of
+/// every attempt per request made the simulator slow down as it aged). Rows keep their key
+/// when others are dropped, so a prune removes the ids it dropped and rebuilds nothing (a
+/// rebuild after each prune grew with every credential ever made). Not saved: built at load.
 #[derive(Debug, Clone, Default)]
 struct Index {
-    attempts: HashMap<String, usize>,
-    credentials: HashMap<String, usize>,
-    users: HashMap<String, usize>,
-    events: HashMap<String, usize>,
-    /// Attempts created pending; those that have finished since leave it lazily
+    attempts: HashMap<String, u64>,
+    credentials: HashMap<String, u64>,
+    users: HashMap<String, u64>,
+    events: HashMap<String, u64>,
+    /// Rows of attempts created pending; those that have finished since leave it lazily
     /// ([`State::pending`]).
-    pending: BTreeSet<usize>,
+    pending: BTreeSet<u64>,
 }
 
-fn positions<T>(list: &[T], id: impl Fn(&T) -> Option<&str>) -> HashMap<String, usize> {
-    list.iter()
+fn keys_by_id<T>(rows: &Rows<T>, id: impl Fn(&T) -> Option<&str>) -> HashMap<String, u64> {
+    rows.iter()
         .enumerate()
-        .filter_map(|(i, x)| id(x).map(|id| (id.to_owned(), i)))
+        .filter_map(|(i, x)| Some((id(x)?.to_owned(), rows.key(i)?)))
         .collect()
 }
 
@@ -394,23 +396,24 @@ fn event_time(event: &Value) -> Option<Millis> {
         .and_then(parse_time)
 }
 
-/// Everything the simulator knows; saved whole with `--state`.
+/// Everything the simulator knows; kept with `--state` a row per object ([`super::store`]).
+/// Read as a whole only from a JSON state file of an older version (its one-time import).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
     /// Systems.
-    pub systems: Vec<AcsSystem>,
+    pub systems: Rows<AcsSystem>,
     /// Entrances.
-    pub entrances: Vec<Entrance>,
+    pub entrances: Rows<Entrance>,
     /// Users.
-    pub users: Vec<User>,
+    pub users: Rows<User>,
     /// Credentials.
-    pub credentials: Vec<Credential>,
+    pub credentials: Rows<Credential>,
     /// Encoders (removed ones too).
-    pub encoders: Vec<Encoder>,
+    pub encoders: Rows<Encoder>,
     /// Attempts.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Rows<Attempt>,
     /// Events, oldest first.
-    pub events: Vec<Value>,
+    pub events: Rows<Value>,
     #[serde(skip)]
     index: Index,
 }
@@ -425,66 +428,66 @@ pub const ENTRANCES: [(&str, &str); 3] = [
 impl State {
     /// One access system (the seeds' id) and a few entrances.
     pub fn seeded(now: Millis) -> Self {
-        Self {
-            systems: vec![AcsSystem {
+        let mut state = Self::default();
+        state.systems.push(AcsSystem {
+            acs_system_id: SYSTEM_ID.to_owned(),
+            name: "Simulated Building".to_owned(),
+            created_at: now,
+        });
+        for (id, name) in ENTRANCES {
+            state.entrances.push(Entrance {
+                acs_entrance_id: id.to_owned(),
                 acs_system_id: SYSTEM_ID.to_owned(),
-                name: "Simulated Building".to_owned(),
+                display_name: name.to_owned(),
                 created_at: now,
-            }],
-            entrances: ENTRANCES
-                .iter()
-                .map(|(id, name)| Entrance {
-                    acs_entrance_id: (*id).to_owned(),
-                    acs_system_id: SYSTEM_ID.to_owned(),
-                    display_name: (*name).to_owned(),
-                    created_at: now,
-                })
-                .collect(),
-            ..Self::default()
+            });
         }
+        state
     }
 
-    /// Rebuilds the indexes (after a load or a prune).
+    /// Builds the indexes (after a load).
     pub fn reindex(&mut self) {
         self.index = Index {
-            attempts: positions(&self.attempts, |a| Some(&a.action_attempt_id)),
-            credentials: positions(&self.credentials, |c| Some(&c.acs_credential_id)),
-            users: positions(&self.users, |u| Some(&u.acs_user_id)),
-            events: positions(&self.events, event_id),
+            attempts: keys_by_id(&self.attempts, |a| Some(&a.action_attempt_id)),
+            credentials: keys_by_id(&self.credentials, |c| Some(&c.acs_credential_id)),
+            users: keys_by_id(&self.users, |u| Some(&u.acs_user_id)),
+            events: keys_by_id(&self.events, event_id),
             pending: self
                 .attempts
                 .iter()
                 .enumerate()
                 .filter(|(_, a)| a.status == Status::Pending)
-                .map(|(i, _)| i)
+                .filter_map(|(i, _)| self.attempts.key(i))
                 .collect(),
         };
     }
 
     /// Adds an attempt; returns its position.
     pub fn push_attempt(&mut self, attempt: Attempt) -> usize {
-        let at = self.attempts.len();
-        self.index
-            .attempts
-            .insert(attempt.action_attempt_id.clone(), at);
-        if attempt.status == Status::Pending {
-            self.index.pending.insert(at);
+        let id = attempt.action_attempt_id.clone();
+        let pending = attempt.status == Status::Pending;
+        let at = self.attempts.push(attempt);
+        if let Some(key) = self.attempts.key(at) {
+            self.index.attempts.insert(id, key);
+            if pending {
+                self.index.pending.insert(key);
+            }
         }
-        self.attempts.push(attempt);
         at
     }
 
     /// Adds an event (newest).
     pub fn push_event(&mut self, event: Value) {
-        if let Some(id) = event_id(&event) {
-            self.index.events.insert(id.to_owned(), self.events.len());
+        let id = event_id(&event).map(str::to_owned);
+        let at = self.events.push(event);
+        if let (Some(id), Some(key)) = (id, self.events.key(at)) {
+            self.index.events.insert(id, key);
         }
-        self.events.push(event);
     }
 
     /// The position of attempt `id`.
     pub fn attempt_index(&self, id: &str) -> Option<usize> {
-        self.index.attempts.get(id).copied()
+        self.attempts.position(*self.index.attempts.get(id)?)
     }
 
     /// The positions of the pending attempts, oldest first (those that finished since the
@@ -492,15 +495,22 @@ impl State {
     /// history.
     pub fn pending(&mut self) -> Vec<usize> {
         let attempts = &self.attempts;
+        self.index.pending.retain(|&key| {
+            attempts
+                .by_key(key)
+                .is_some_and(|a| a.status == Status::Pending)
+        });
         self.index
             .pending
-            .retain(|&i| attempts.get(i).is_some_and(|a| a.status == Status::Pending));
-        self.index.pending.iter().copied().collect()
+            .iter()
+            .filter_map(|&key| attempts.position(key))
+            .collect()
     }
 
     /// Drops the finished attempts and the events past `retain` at `now`; returns whether
-    /// anything was dropped. Costs a pass over what is kept: the caller calls it when the
-    /// window has been overrun by a margin, or now and then for the time bound.
+    /// anything was dropped. Costs a pass over what is kept (bounded by the window): the
+    /// caller calls it when the window has been overrun by a margin, or now and then for the
+    /// time bound.
     pub fn prune(&mut self, now: Millis, retain: Retain) -> bool {
         let oldest = now.saturating_sub(retain.keep_ms);
         let finished = self
@@ -510,66 +520,40 @@ impl State {
             .count();
         let mut excess = finished.saturating_sub(retain.keep_count);
         let before = (self.attempts.len(), self.events.len());
+        let index = &mut self.index;
         // Attempts are in creation order and each finishes within its timeout of its
         // creation: the first finished ones are the oldest.
-        self.attempts.retain(|a| {
-            if a.status == Status::Pending {
-                return true;
+        self.attempts.retain(|a: &Attempt| {
+            let keep = a.status == Status::Pending
+                || if excess > 0 {
+                    excess -= 1;
+                    false
+                } else {
+                    a.finished_at.unwrap_or(a.created_at) >= oldest
+                };
+            if !keep {
+                index.attempts.remove(&a.action_attempt_id);
             }
-            if excess > 0 {
-                excess -= 1;
-                return false;
-            }
-            a.finished_at.unwrap_or(a.created_at) >= oldest
+            keep
         });
         // Events are in time order: the old ones are a prefix, found by bisection.
         let by_time = self
             .events
             .partition_point(|e| event_time(e).is_some_and(|t| t < oldest));
         let by_count = self.events.len().saturating_sub(retain.keep_count);
-        self.events.drain(..by_time.max(by_count));
-        let changed = before != (self.attempts.len(), self.events.len());
-        if changed {
-            self.attempts.shrink_to(self.attempts.len() * 2);
-            self.events.shrink_to(self.events.len() * 2);
-            self.reindex();
-        }
-        changed
-    }
-
-    /// Loads the state file, or seeds a new state when it does not exist.
-    pub fn load_or_seed(path: &Path, now: Millis) -> Result<Self, String> {
-        match fs::read(path) {
-            Ok(bytes) => serde_json::from_slice::<Self>(&bytes)
-                .map(|mut state| {
-                    state.reindex();
-                    state
-                })
-                .map_err(|e| format!("state file {} is not valid: {e}", path.display())),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::seeded(now)),
-            Err(e) => Err(format!("reading state file {}: {e}", path.display())),
-        }
-    }
-
-    /// Writes the whole state atomically: a temporary file beside it, synced, then renamed.
-    pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = std::path::PathBuf::from(tmp);
-        {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // Make the rename itself durable; not every filesystem allows syncing a directory.
-            if let Ok(d) = fs::File::open(dir) {
-                let _ = d.sync_all();
+        let drop = by_time.max(by_count);
+        for event in self.events.get(..drop).unwrap_or_default() {
+            if let Some(id) = event_id(event) {
+                index.events.remove(id);
             }
         }
-        Ok(())
+        self.events.drop_front(drop);
+        let changed = before != (self.attempts.len(), self.events.len());
+        if changed {
+            self.attempts.shrink();
+            self.events.shrink();
+        }
+        changed
     }
 
     /// A credential by id.
@@ -577,7 +561,7 @@ impl State {
         self.index
             .credentials
             .get(id)
-            .and_then(|&i| self.credentials.get(i))
+            .and_then(|&key| self.credentials.by_key(key))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
     }
 
@@ -586,7 +570,8 @@ impl State {
         self.index
             .credentials
             .get(id)
-            .and_then(|&i| self.credentials.get_mut(i))
+            .and_then(|&key| self.credentials.position(key))
+            .and_then(|at| self.credentials.get_mut(at))
             .ok_or_else(|| ApiError::not_found("acs_credential", id))
     }
 
@@ -594,7 +579,7 @@ impl State {
         self.index
             .users
             .get(id)
-            .and_then(|&i| self.users.get(i))
+            .and_then(|&key| self.users.by_key(key))
             .ok_or_else(|| ApiError::not_found("acs_user", id))
     }
 
@@ -686,7 +671,7 @@ impl State {
             .index
             .events
             .get(id)
-            .and_then(|&i| self.events.get(i))
+            .and_then(|&key| self.events.by_key(key))
             .ok_or_else(|| ApiError::not_found("event", id))?;
         Ok(json!({ "event": event }))
     }
@@ -710,10 +695,11 @@ impl State {
             created_at: now,
         };
         let view = user_json(&user);
-        self.index
-            .users
-            .insert(user.acs_user_id.clone(), self.users.len());
-        self.users.push(user);
+        let id = user.acs_user_id.clone();
+        let at = self.users.push(user);
+        if let Some(key) = self.users.key(at) {
+            self.index.users.insert(id, key);
+        }
         Ok(json!({ "acs_user": view }))
     }
 
@@ -761,10 +747,11 @@ impl State {
             changed_at: None,
         };
         let view = credential_json(&credential);
-        self.index
-            .credentials
-            .insert(credential.acs_credential_id.clone(), self.credentials.len());
-        self.credentials.push(credential);
+        let id = credential.acs_credential_id.clone();
+        let at = self.credentials.push(credential);
+        if let Some(key) = self.credentials.key(at) {
+            self.index.credentials.insert(id, key);
+        }
         Ok(json!({ "acs_credential": view }))
     }
 
@@ -1163,21 +1150,5 @@ mod tests {
                 .status,
             404
         );
-    }
-
-    #[test]
-    fn save_and_load() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.json");
-        let mut state = State::load_or_seed(&path, 5).unwrap();
-        state
-            .create_user(6, SYSTEM_ID, None, Some("a@b.c".into()), None)
-            .unwrap();
-        state.save(&path).unwrap();
-        let back = State::load_or_seed(&path, 7).unwrap();
-        assert_eq!(back.users.len(), 1);
-        assert_eq!(back.entrances.len(), ENTRANCES.len());
-        std::fs::write(&path, b"{").unwrap();
-        assert!(State::load_or_seed(&path, 7).is_err());
     }
 }

@@ -279,7 +279,6 @@ impl Core {
         let attempt = self.state.attempts.get_mut(index)?;
         attempt.finish(now, result);
         attempt.result_from = Some("sandbox".to_owned());
-        self.dirty = true;
         Some(attempt.json())
     }
 }
