@@ -47,6 +47,9 @@ impl Default for LinkConfig {
 /// Longest single blocking read: bounds how late a cancellation is noticed.
 const READ_SLICE: Duration = Duration::from_millis(20);
 
+/// The wait of the one read made past a deadline (see `Link::read_frame`).
+const LAST_LOOK: Duration = Duration::from_millis(1);
+
 /// An open serial line to a PN532.
 pub struct Link {
     port: Box<dyn SerialPort>,
@@ -196,8 +199,13 @@ impl Link {
     }
 
     /// Reads until a frame is decoded or `deadline` passes (`Ok(None)`).
+    ///
+    /// Past the deadline the port is looked at once more without waiting: a thread that was
+    /// not scheduled until after the deadline (a loaded machine) still takes a frame that had
+    /// arrived in time, instead of calling it lost.
     fn read_frame(&mut self, deadline: Instant) -> Result<Option<Frame>, HalError> {
         let mut buf = [0u8; 128];
+        let mut last_look = false;
         loop {
             if let Some(frame) = self.decoder.next_frame() {
                 return Ok(Some(frame));
@@ -211,11 +219,16 @@ impl Link {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Ok(None);
+                if last_look {
+                    return Ok(None);
+                }
+                last_look = true;
             }
-            self.port.set_timeout(left.min(READ_SLICE)).map_err(|e| {
-                HalError::new(ErrorKind::ReaderUnavailable, e.to_string()).on_reader(&self.path)
-            })?;
+            self.port
+                .set_timeout(left.clamp(LAST_LOOK, READ_SLICE))
+                .map_err(|e| {
+                    HalError::new(ErrorKind::ReaderUnavailable, e.to_string()).on_reader(&self.path)
+                })?;
             match self.port.read(&mut buf) {
                 Ok(0) => {
                     return Err(HalError::new(ErrorKind::ReaderUnavailable, "device closed")
@@ -324,5 +337,35 @@ impl Link {
 
     fn protocol(&self, detail: String) -> HalError {
         HalError::new(ErrorKind::Protocol, detail).on_reader(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used)]
+
+    use std::io::Write;
+
+    use serialport::TTYPort;
+
+    use super::*;
+
+    /// A frame that arrived before the deadline is taken even when the reader only looks after
+    /// it (a thread scheduled late on a loaded machine), and nothing is made up when none came.
+    #[test]
+    fn a_frame_already_there_is_taken_past_the_deadline() {
+        let (mut chip, host) = TTYPort::pair().expect("pty pair");
+        let mut link = Link::from_port(
+            Box::new(host),
+            "pty",
+            LinkConfig::default(),
+            Canceller::new(),
+        );
+        let past = Instant::now();
+        assert_eq!(link.read_frame(past).expect("read"), None);
+        chip.write_all(&frame::ACK).expect("write");
+        chip.flush().expect("flush");
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(link.read_frame(past).expect("read"), Some(Frame::Ack));
     }
 }
