@@ -7,6 +7,9 @@
 //! - `mifare-desfire-create-ndef` and `mifare-desfire-format` take a factory-fresh card with its
 //!   default DES PICC key (legacy authentication, D40 secure messaging); the card's saved image
 //!   shows what they left.
+//! - `mifare-desfire-access` writes an enciphered file (D40 full mode: CRC16, the PCD's
+//!   deciphering chain) and reads it back, checking the card's cryptogram and CRC, then formats
+//!   the card.
 //!
 //! Tools missing (make deps installs libfreefare-bin) fail these tests loudly.
 
@@ -113,7 +116,7 @@ fn image(path: &Path) -> Value {
 }
 
 #[test]
-fn libfreefare_formats_a_factory_card_and_creates_its_ndef_application() {
+fn libfreefare_takes_a_factory_card_creates_ndef_enciphers_a_file_and_formats() {
     let dir = tempfile::tempdir().expect("tempdir");
     let link = dir.path().join("pn532");
     let save = dir.path().join("card.json");
@@ -158,6 +161,7 @@ fn libfreefare_formats_a_factory_card_and_creates_its_ndef_application() {
         .count();
     assert!(legacy_auths >= 2, "{frames}");
 
+    // mifare-desfire-format takes the card back to factory state.
     emu.insert();
     let out = run(&link, "mifare-desfire-format", &["-y"], dir.path());
     assert!(out.contains("Found Mifare DESFire"), "{out}");
@@ -170,5 +174,26 @@ fn libfreefare_formats_a_factory_card_and_creates_its_ndef_application() {
     );
     assert_eq!(card["picc"]["key_settings"], 0x0F, "{card:#}");
     assert_eq!(card["picc"]["key"], "00".repeat(16), "{card:#}");
+
+    // mifare-desfire-access: an enciphered 20-byte file in a new application, written and
+    // read back by the tool, which compares what it reads; then it formats the card.
+    emu.insert();
+    run(&link, "mifare-desfire-access", &[], dir.path());
+    let frames = std::fs::read_to_string(&log).expect("log");
+    let data: Vec<&str> = frames
+        .lines()
+        .skip_while(|l| !l.starts_with("D4 40 01 90 CD 00 00 07 01 03"))
+        .filter(|l| l.starts_with("D4 40 01 90 3D") || l.starts_with("D4 40 01 90 BD"))
+        .collect();
+    assert_eq!(
+        data.len(),
+        2,
+        "an enciphered file written and read:\n{frames}"
+    );
+    emu.remove();
+    assert_eq!(
+        image(&save)["applications"].as_array().map(Vec::len),
+        Some(0)
+    );
     emu.quit();
 }

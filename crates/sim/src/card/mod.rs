@@ -390,7 +390,7 @@ impl VirtualCard {
     }
 
     /// The memory image: raw for Classic and Ultralight, JSON for DESFire
-    /// (docs/reference/desfire-image.md).
+    /// (docs/reference/desfire-card.md §8).
     pub fn image(&self) -> Vec<u8> {
         match &self.chip {
             Chip::Classic(c) => c.image(),

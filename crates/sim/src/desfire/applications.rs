@@ -1,4 +1,4 @@
-//! Keys, key settings and applications (docs/reference/desfire.md §2.2, §2.4).
+//! Keys, key settings and applications (docs/reference/desfire-card.md §4).
 
 use std::collections::BTreeMap;
 
@@ -114,7 +114,7 @@ impl Key {
     }
 }
 
-/// A DES key's version: bit 0 of each of its first 8 bytes, most significant first (§2.4).
+/// A DES key's version: bit 0 of each of its first 8 bytes, most significant first (§4).
 pub fn des_version(key: &[u8]) -> u8 {
     key.iter().take(8).fold(0u8, |v, b| (v << 1) | (b & 0x01))
 }
@@ -157,7 +157,7 @@ pub struct PiccMaster {
 }
 
 impl Default for PiccMaster {
-    /// Factory state: all-zero DES key, version 0, KS1 0F (§2.2).
+    /// Factory state: all-zero DES key, version 0, KS1 0F (docs/reference/desfire-card.md §4).
     fn default() -> Self {
         Self {
             key_settings: 0x0F,

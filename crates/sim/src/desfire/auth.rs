@@ -1,4 +1,4 @@
-//! The authentication handshakes, card side (docs/reference/desfire.md §3): legacy 0A,
+//! The authentication handshakes, card side (docs/reference/desfire-card.md §5): legacy 0A,
 //! ISO 1A, AES AA, EV2First 71 and EV2NonFirst 77. Step one answers `E(K, RndB)` with `AF`;
 //! the `AF` frame with the PCD's cryptogram finishes it. Any failure ends with `AE` and no
 //! session.

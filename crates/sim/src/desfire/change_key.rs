@@ -1,4 +1,4 @@
-//! ChangeKey's cryptograms, one per secure-messaging scheme (docs/reference/desfire.md §2.4):
+//! ChangeKey's cryptograms, one per secure-messaging scheme (docs/reference/desfire-card.md §4):
 //! what the card decodes into the new key and its AES version byte.
 
 use super::auth::xor;

@@ -1,4 +1,4 @@
-//! The command set (docs/reference/desfire.md §2): each handler checks the key settings or
+//! The command set (docs/reference/desfire-card.md §3): each handler checks the key settings or
 //! access rights, opens the command through the session's secure messaging, acts, and seals
 //! its answer.
 
@@ -9,7 +9,7 @@ use super::session::{Protect, Session};
 use super::{Desfire, MAX_APPLICATIONS, Out, Pending, Split, Status};
 use crate::card::TearMode;
 
-/// KS1 bits (§2.2).
+/// KS1 bits (docs/reference/desfire-card.md §4).
 mod ks {
     pub(super) const MASTER_CHANGEABLE: u8 = 0x01;
     pub(super) const FREE_LISTING: u8 = 0x02;
@@ -326,7 +326,7 @@ impl Desfire {
         Ok(self.seal(&[version], Protect::Mac))
     }
 
-    /// ChangeKey (§2.4): checks the right to change the key, decodes the cryptogram of the
+    /// ChangeKey (docs/reference/desfire-card.md §4): checks the right to change the key, decodes the cryptogram of the
     /// session's scheme, then stores the key.
     fn change_key(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         let (&key_byte, _) = data.split_first().ok_or(Status::LengthError)?;
@@ -349,7 +349,7 @@ impl Desfire {
             }
             (key_no, app.key_type)
         };
-        // The right to change it (§2.2).
+        // The right to change it (§4).
         let ks1 = self.key_settings();
         let allowed = if key_no == 0 {
             auth == 0 && ks1 & ks::MASTER_CHANGEABLE != 0

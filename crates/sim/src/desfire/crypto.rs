@@ -1,5 +1,5 @@
 //! The card's cryptographic primitives, over RustCrypto's block ciphers (`aes`, `des`) and
-//! modes (`cbc`), and the `crc` crate (docs/reference/desfire.md §3-§4, §9).
+//! modes (`cbc`), and the `crc` crate (docs/reference/desfire-card.md §4-§6).
 //!
 //! A [`Cipher`] is one key of a DESFire key type: DES and 2K3DES (16 bytes; DES is 2K3DES with
 //! equal halves, which TDEA-EDE2 computes as single DES), 3K3DES (24 bytes) and AES-128
@@ -15,7 +15,7 @@ use crc::{CRC_16_ISO_IEC_14443_3_A, CRC_32_JAMCRC, Crc};
 use dbl::Dbl;
 use des::{TdesEde2, TdesEde3};
 
-/// CRC32 as DESFire computes it: reflected EDB88320, preset FFFFFFFF, no final XOR (§9.1).
+/// CRC32 as DESFire computes it: reflected EDB88320, preset FFFFFFFF, no final XOR (§4).
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_JAMCRC);
 /// CRC16 of ISO 14443-3 type A (preset 6363), used by the legacy (D40) secure messaging.
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_ISO_IEC_14443_3_A);
@@ -144,7 +144,7 @@ impl Cipher {
     }
 
     /// The inverse of the legacy (D40) "send" chaining, in which the PCD *deciphers* each block
-    /// after XOR with the previous output (§3.1 item 5): the card enciphers each block and XORs
+    /// after XOR with the previous output (§5, §6): the card enciphers each block and XORs
     /// the previous received block, the IV starting at zero.
     pub fn legacy_unwrap(&self, data: &[u8]) -> Option<Vec<u8>> {
         let bs = self.block_size();
@@ -164,7 +164,7 @@ impl Cipher {
     }
 
     /// CMAC (NIST SP 800-38B) whose CBC chain starts from `iv` instead of zero, as EV1 secure
-    /// messaging computes it (§4.1); the full last block is returned (it becomes the next IV).
+    /// messaging computes it (§6); the full last block is returned (it becomes the next IV).
     pub fn cmac_with_iv(&self, iv: &[u8], message: &[u8]) -> Option<Vec<u8>> {
         let bs = self.block_size();
         let (k1, k2) = self.cmac_subkeys();
@@ -270,7 +270,7 @@ pub fn iso_unpad(data: &[u8]) -> Option<&[u8]> {
     (data.get(end) == Some(&0x80) && data.len() - end <= 16).then(|| data.get(..end))?
 }
 
-/// The EV2 truncated MAC: the odd-indexed bytes of the CMAC (§4.2, §9.3).
+/// The EV2 truncated MAC: the odd-indexed bytes of the CMAC (§6).
 pub fn truncate_ev2(cmac: &[u8]) -> Vec<u8> {
     cmac.iter().skip(1).step_by(2).copied().collect()
 }

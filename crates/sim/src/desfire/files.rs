@@ -1,5 +1,5 @@
 //! Data files of an application: standard and backup files, their communication mode and
-//! access rights (docs/reference/desfire.md §2.3).
+//! access rights (docs/reference/desfire-card.md §7).
 
 /// How a file's data travels inside an authenticated session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -1,5 +1,5 @@
 //! The card image of `--load` / `--save`: JSON, every byte string in hex
-//! (docs/reference/desfire-image.md). Keys are in the image in clear: it is a test card.
+//! (docs/reference/desfire-card.md §8). Keys are in the image in clear: it is a test card.
 //!
 //! Uncommitted backup writes are not part of the image (a card saved on removal has lost them,
 //! as a real card in the field loses them).

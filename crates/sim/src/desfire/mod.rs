@@ -1,6 +1,6 @@
 //! A virtual MIFARE DESFire card (EV0, EV1, EV2, EV3), written from
-//! docs/reference/desfire.md (the team's copy: /work/shared/reference/desfire.md) and
-//! independent of the bridge's protocol crate: the card side of the same facts.
+//! the facts of docs/reference/desfire-card.md and independent of the bridge's protocol crate:
+//! the card side of the same facts, so that the two can disagree and the tests see it.
 //!
 //! - [`version`]: the generations and their GetVersion bytes.
 //! - [`status`]: native status codes.
@@ -8,7 +8,7 @@
 //! - [`session`]: authenticated sessions and their secure messaging (D40, EV1, EV2).
 //! - [`applications`] and [`files`]: what the card stores.
 //! - `auth`, `commands`: the handshakes and the command set.
-//! - [`image`]: the `--load` / `--save` JSON image (docs/reference/desfire-image.md).
+//! - [`image`]: the `--load` / `--save` JSON image (docs/reference/desfire-card.md §8).
 //!
 //! [`Desfire::process`] takes one command frame, wrapped (`90 INS 00 00 [Lc data] 00`,
 //! answered `data 91 SW`) or native (`INS data`, answered `SW data`), and never panics. Long

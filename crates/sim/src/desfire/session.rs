@@ -1,12 +1,12 @@
 //! Authenticated sessions and their secure messaging, seen from the card
-//! (docs/reference/desfire.md §3-§4).
+//! (docs/reference/desfire-card.md §5-§6).
 //!
 //! - [`Session::D40`]: after the legacy 0A authentication: CRC16, 4-byte DES MAC, each
-//!   cryptogram from a zero IV; the PCD "deciphers" what it sends (§3.1 item 5).
+//!   cryptogram from a zero IV; the PCD "deciphers" what it sends.
 //! - [`Session::Ev1`]: after AuthenticateISO (1A) or AuthenticateAES (AA): one IV running
-//!   through every CMAC and cryptogram, CRC32, 8-byte CMAC prefix (§4.1).
+//!   through every CMAC and cryptogram, CRC32, 8-byte CMAC prefix.
 //! - [`Session::Ev2`]: after AuthenticateEV2First/NonFirst: TI, command counter, derived
-//!   session keys and IVs, truncated MAC (§4.2).
+//!   session keys and IVs, truncated MAC.
 //!
 //! [`Session::open_command`] takes a command as received and returns its plain data, or the
 //! status that ends the session; [`Session::seal_answer`] protects a successful answer.
@@ -330,7 +330,7 @@ impl Session {
     }
 }
 
-/// EV2 session keys from RndA, RndB and the key (§3.2 item 6-7): (ENC, MAC).
+/// EV2 session keys from RndA, RndB and the key (§5): (ENC, MAC).
 pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (a, b) = (rnd_a, rnd_b);
     let mut sv = vec![0xA5, 0x5A, 0x00, 0x01, 0x00, 0x80];
@@ -349,7 +349,7 @@ pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec
     Some((enc, mac))
 }
 
-/// EV1 session key from RndA, RndB (§3.1 item 4) for the key type's length: AES 16, 3K3DES
+/// EV1 session key from RndA, RndB (§5) for the key type's length: AES 16, 3K3DES
 /// 24, 2K3DES 16 (DES: 8 bytes, doubled by the caller's cipher).
 pub fn ev1_session_key(kind: SessionKeyKind, a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     let parts: &[(bool, std::ops::Range<usize>)] = match kind {

@@ -1,4 +1,4 @@
-//! The card's own tests: the published traces of docs/reference/desfire.md §6 replayed
+//! The card's own tests: the published traces of docs/reference/desfire-card.md §9 replayed
 //! against the card, then the command set, access rights, transactions and tears.
 
 use super::applications::{Application, Key, KeyType};
