@@ -318,8 +318,10 @@ pub fn run_card(
         );
         link.shutdown();
         removed_at = Some(std::time::Instant::now());
-        announce(out, "removed");
+        // Saved before it is announced: a harness that waits for `removed` and then reads
+        // the image finds it complete.
         save(&card)?;
+        announce(out, "removed");
         match end {
             Ok(ServeEnd::PeerClosed) => thread::sleep(POLL),
             Ok(ServeEnd::Torn) => want_present = false,
