@@ -6,13 +6,15 @@ virtual card (tests/tests/pcsc_desfire_pyscard.rs). Nothing here shares code wit
 It creates an AES application (free create on a factory card), authenticates with
 AuthenticateEV2First, creates a full-mode backup file (MAC mode), writes it (full mode),
 commits, reads it back (full mode) and asks GetCardUID (full answer); then a wrong MAC must
-give 91 1E and end the session.
+give 91 1E and end the session. Then the same with EV1 secure messaging in a second
+application: AuthenticateAES, the IV chained through every CMAC and cryptogram, CRC32.
 
 usage: desfire_ev2.py READER  -> one JSON line with what it saw
 """
 import json
 import os
 import sys
+import zlib
 
 from cryptography.hazmat.primitives import cmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -32,6 +34,18 @@ def aes_cmac(key, data):
     c = cmac.CMAC(algorithms.AES(key))
     c.update(data)
     return c.finalize()
+
+
+def cmac_iv(key, iv, msg):
+    """AES-CMAC whose CBC chain starts from `iv` (EV1), for a non-empty message: the CMAC of
+    D(iv) ‖ msg, whose first block enciphers to iv."""
+    first = Cipher(algorithms.AES(key), modes.ECB()).decryptor().update(iv)
+    return aes_cmac(key, first + msg)
+
+
+def crc32(data):
+    """DESFire's CRC32 (no final XOR): the complement of zlib's."""
+    return (zlib.crc32(data) ^ 0xFFFFFFFF).to_bytes(4, "little")
 
 
 def rotl(b):
@@ -128,6 +142,54 @@ def main():
     # A wrong MAC: integrity error, and the session is over.
     seen["tampered"] = s.send(0x6F, tamper=True)[1]
     seen["after"] = card.raw(0x51)[1]  # GetCardUID needs an authentication
+    # EV1: a second AES application, AuthenticateAES, one IV through everything.
+    aid2 = bytes([0x44, 0x22, 0x11])
+    card.raw(0x5A, bytes(3))
+    seen["ev1_create_app"] = card.raw(0xCA, aid2 + bytes([0x0F, 0x81]))[1]
+    card.raw(0x5A, aid2)
+    ek, sw = card.raw(0xAA, b"\x00")
+    rnd_b = aes_cbc(KEY, bytes(16), ek, False)
+    rnd_a = os.urandom(16)
+    sent = aes_cbc(KEY, ek, rnd_a + rotl(rnd_b), True)
+    answer, sw = card.raw(0xAF, sent)
+    seen["ev1_auth"] = sw
+    seen["ev1_rnd_a_ok"] = aes_cbc(KEY, sent[-16:], answer, False) == rotl(rnd_a)
+    key = rnd_a[0:4] + rnd_b[0:4] + rnd_a[12:16] + rnd_b[12:16]
+    iv = bytes(16)
+
+    def plain(ins, data=b""):
+        nonlocal iv
+        iv = cmac_iv(key, iv, bytes([ins]) + data)
+        out, sw = card.raw(ins, data)
+        if sw == 0:
+            mac = cmac_iv(key, iv, out[:-8] + b"\x00")
+            if mac[:8] != out[-8:]:
+                raise RuntimeError("EV1 answer CMAC wrong for %02X" % ins)
+            iv, out = mac, out[:-8]
+        return out, sw
+
+    seen["ev1_create_file"] = plain(0xCD, bytes([2, 0x03, 0x00, 0x00, 40, 0, 0]))[1]
+    secret2 = b"the IV runs through it all"
+    header = bytes([2, 0, 0, 0, len(secret2), 0, 0])
+    body = secret2 + crc32(bytes([0x3D]) + header + secret2)
+    body += bytes(-len(body) % 16)
+    ct = aes_cbc(key, iv, body, True)
+    iv = ct[-16:]
+    out, sw = card.raw(0x3D, header + ct)
+    seen["ev1_write"] = sw
+    if sw == 0:
+        mac = cmac_iv(key, iv, b"\x00")
+        seen["ev1_write_mac_ok"] = mac[:8] == out
+        iv = mac
+    header = bytes([2, 0, 0, 0, len(secret2), 0, 0])
+    iv = cmac_iv(key, iv, bytes([0xBD]) + header)
+    out, sw = card.raw(0xBD, header)
+    p = aes_cbc(key, iv, out, False)
+    iv = out[-16:]
+    n = len(secret2)
+    seen["ev1_read"] = p[:n].decode(errors="replace")
+    seen["ev1_read_crc_ok"] = p[n:n + 4] == crc32(p[:n] + b"\x00")
+    seen["ev1_key_version"] = plain(0x64, b"\x00")[0].hex()
     print(json.dumps(seen))
 
 

@@ -2,7 +2,9 @@
 //! nobody on the card's side wrote: `tests/pyscard/desfire_ev2.py` (pyscard and Python's
 //! `cryptography`). It creates an AES application, authenticates with `EV2First`, writes a
 //! full-mode backup file, commits, reads it back, asks the card's UID in full mode, and sees a
-//! wrong MAC end the session; the card's saved image shows the committed file.
+//! wrong MAC end the session; then, in a second application, `AuthenticateAES` with EV1 secure
+//! messaging (one IV through every CMAC and cryptogram, CRC32) writes and reads a full-mode
+//! file. The card's saved image shows the committed file.
 //!
 //! Needs root (the rig) and `/usr/bin/python3` with python3-pyscard and python3-cryptography
 //! (make deps); without them the test fails loudly.
@@ -13,7 +15,7 @@ use encoder_tests::{Rig, workspace};
 use serde_json::Value;
 
 #[test]
-fn an_independent_ev2_client_through_pcscd() {
+fn an_independent_client_with_ev2_and_ev1_secure_messaging_through_pcscd() {
     let rig = Rig::start(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let save = dir.path().join("card.json");
@@ -66,6 +68,15 @@ fn an_independent_ev2_client_through_pcscd() {
     assert_eq!(seen["ctr"], 5, "every command counted: {seen}");
     assert_eq!(seen["tampered"], 0x1E, "{seen}");
     assert_eq!(seen["after"], 0xAE, "{seen}");
+    // EV1 secure messaging in a second application.
+    for step in ["ev1_create_app", "ev1_auth", "ev1_create_file", "ev1_write"] {
+        assert_eq!(seen[step], 0, "{step}: {seen}");
+    }
+    for check in ["ev1_rnd_a_ok", "ev1_write_mac_ok", "ev1_read_crc_ok"] {
+        assert_eq!(seen[check], true, "{check}: {seen}");
+    }
+    assert_eq!(seen["ev1_read"], "the IV runs through it all", "{seen}");
+    assert_eq!(seen["ev1_key_version"], "00", "{seen}");
     card.remove(); // its image is saved
     let image: Value =
         serde_json::from_slice(&std::fs::read(&save).expect("image")).expect("JSON image");
