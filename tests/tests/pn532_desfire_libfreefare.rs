@@ -97,6 +97,33 @@ fn mifare_desfire_info_reports_each_generation_as_the_real_card() {
         assert_eq!(field(&out, "Use random UID"), "no", "{kind}:\n{out}");
         emu.quit();
     }
+    // libfreefare turns the random-UID option on (SetConfiguration, enciphered under the
+    // legacy session); the card placed again shows it.
+    let link = dir.path().join("pn532-configure");
+    let save = dir.path().join("configured.json");
+    let mut emu = Emulator::start(
+        &link,
+        &[
+            "--type",
+            "desfire-ev1",
+            "--save",
+            &save.display().to_string(),
+        ],
+    );
+    run(
+        &link,
+        "mifare-desfire-ev1-configure-random-uid",
+        &["-y"],
+        dir.path(),
+    );
+    emu.remove();
+    let card: Value = serde_json::from_slice(&std::fs::read(&save).expect("image")).expect("JSON");
+    assert_eq!(card["random_uid"], true, "{card:#}");
+    emu.insert();
+    let out = run(&link, "mifare-desfire-info", &[], dir.path());
+    assert_eq!(field(&out, "Use random UID"), "yes", "{out}");
+    emu.quit();
+
     // The random-UID option: a 4-byte 08... UID at anticollision, zeros in GetVersion.
     let link = dir.path().join("pn532-random");
     let emu = Emulator::start(&link, &["--type", "desfire-ev2", "--random-uid"]);

@@ -59,6 +59,7 @@ impl Desfire {
             0xA7 => self.end_transaction(ins, data, false),
             0x51 if self.generation.has_aes() => self.get_card_uid(ins, data),
             0x6E if self.generation.has_aes() => self.free_memory(ins, data),
+            0x5C if self.generation.has_aes() => self.set_configuration(ins, data),
             _ => Err(Status::IllegalCommand),
         }
     }
@@ -254,6 +255,9 @@ impl Desfire {
         }
         if !self.authed(0) {
             return Err(Status::AuthenticationError);
+        }
+        if self.format_disabled {
+            return Err(Status::PermissionDenied);
         }
         if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
             return Err(Status::CommandAborted);
@@ -692,6 +696,39 @@ impl Desfire {
         }
         let free = u32::try_from(self.free_bytes()).unwrap_or(0).to_le_bytes();
         Ok(self.seal(&free[..3], Protect::Mac))
+    }
+
+    /// SetConfiguration (EV1+), PICC level, PICC master key: option 00 sets the PICC
+    /// configuration byte (bit 0 FormatPICC disabled, bit 1 random UID; irreversible on a
+    /// real card). Other options (default key, ATS) are not modelled (`9E`).
+    fn set_configuration(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
+        if data.first() != Some(&0x00) {
+            return Err(Status::ParameterError);
+        }
+        if self.selected.is_some() || !self.authed(0) {
+            return Err(Status::AuthenticationError);
+        }
+        let plain = self.open(
+            ins,
+            data,
+            Protect::Full {
+                header: 1,
+                plain_len: Some(1),
+            },
+        )?;
+        let byte = plain.get(1).copied().unwrap_or(0);
+        if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
+            return Err(Status::CommandAborted);
+        }
+        self.format_disabled |= byte & 0x01 != 0;
+        self.random_uid |= byte & 0x02 != 0;
+        Ok(self.seal(
+            &[],
+            Protect::Full {
+                header: 1,
+                plain_len: None,
+            },
+        ))
     }
 }
 

@@ -29,6 +29,8 @@ struct Image {
     uid: String,
     #[serde(default)]
     random_uid: bool,
+    #[serde(default)]
+    format_disabled: bool,
     picc: Picc,
     #[serde(default)]
     applications: Vec<App>,
@@ -93,6 +95,7 @@ impl Desfire {
             generation: generation_name(self.generation),
             uid: hex(&self.uid),
             random_uid: self.random_uid,
+            format_disabled: self.format_disabled,
             picc: Picc {
                 key_settings: self.picc.key_settings,
                 key_type: self.picc.key_type.name().to_owned(),
@@ -168,6 +171,7 @@ impl Desfire {
         .ok_or("picc key: wrong length for its type")?;
         let mut card = Self::new(generation, uid);
         card.random_uid = image.random_uid;
+        card.format_disabled = image.format_disabled;
         card.picc = PiccMaster {
             key_settings: image.picc.key_settings,
             key_type: picc_type,

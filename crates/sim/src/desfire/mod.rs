@@ -114,6 +114,8 @@ pub struct Desfire {
     generation: Generation,
     uid: [u8; 7],
     random_uid: bool,
+    /// SetConfiguration's "FormatPICC disabled".
+    format_disabled: bool,
     picc: PiccMaster,
     apps: BTreeMap<[u8; 3], Application>,
     /// The selected application; `None` at PICC level (AID 000000).
@@ -133,6 +135,7 @@ impl Desfire {
             generation,
             uid,
             random_uid: false,
+            format_disabled: false,
             picc: PiccMaster::default(),
             apps: BTreeMap::new(),
             selected: None,

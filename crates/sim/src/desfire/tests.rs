@@ -765,3 +765,82 @@ mod fuzz {
         }
     }
 }
+
+/// AuthenticateISO (1A) with a 2K3DES and a 3K3DES key, then a CMACed answer in the EV1
+/// session (8-byte blocks, 3DES CMAC) and a wrong key.
+#[test]
+fn iso_authentication_with_2k3des_and_3k3des() {
+    for (key_type, key) in [
+        (KeyType::Des, h("00112233445566778899AABBCCDDEEFF")),
+        (
+            KeyType::Tdes3,
+            h("00112233445566778899AABBCCDDEEFF0123456789ABCDEF"),
+        ),
+    ] {
+        let mut card = card_with_app(Generation::Ev1, key_type, 1, 0x0F);
+        card.apps.get_mut(&AID).unwrap().keys[0] = Key::new(key_type, &key, 0).unwrap();
+        let k = Key::new(key_type, &key, 0)
+            .unwrap()
+            .cipher(key_type)
+            .unwrap();
+        let (ek, sw) = cmd(&mut card, 0x1A, &[0]);
+        assert_eq!(sw, 0xAF);
+        let n = ek.len();
+        assert_eq!(n, if key_type == KeyType::Des { 8 } else { 16 });
+        let rnd_b = k.cbc_decrypt(&[0; 8], &ek).unwrap();
+        let rnd_a: Vec<u8> = (0..n).map(|i| u8::try_from(i).unwrap() * 7).collect();
+        let sent = k
+            .cbc_encrypt(&ek[n - 8..], &[rnd_a.clone(), rotate_left(&rnd_b)].concat())
+            .unwrap();
+        let (answer, sw) = cmd(&mut card, 0xAF, &sent);
+        assert_eq!(sw, 0x00, "{key_type:?}");
+        assert_eq!(
+            k.cbc_decrypt(&sent[sent.len() - 8..], &answer).unwrap(),
+            rotate_left(&rnd_a)
+        );
+        let kind = if key_type == KeyType::Des {
+            super::session::SessionKeyKind::Tdes2
+        } else {
+            super::session::SessionKeyKind::Tdes3
+        };
+        let session_key = super::session::ev1_session_key(kind, &rnd_a, &rnd_b).unwrap();
+        let s = if key_type == KeyType::Des {
+            Cipher::des(&session_key).unwrap()
+        } else {
+            Cipher::tdes3(&session_key).unwrap()
+        };
+        // GetKeyVersion: the IV runs through the command's CMAC into the answer's.
+        let iv = s.cmac_with_iv(&[0; 8], &[0x64, 0x00]).unwrap();
+        let (answer, sw) = cmd(&mut card, 0x64, &[0]);
+        assert_eq!(sw, 0x00);
+        // The version of a DES-family key is in its parity bits: 0x55 for this key.
+        let mac = s.cmac_with_iv(&iv, &[0x55, 0x00]).unwrap();
+        assert_eq!(answer, [&[0x55][..], &mac[..8]].concat(), "{key_type:?}");
+        // A wrong key fails and leaves no session.
+        card.apps.get_mut(&AID).unwrap().keys[0] = Key::zero(key_type);
+        let (ek, _) = cmd(&mut card, 0x1A, &[0]);
+        let wrong = k.cbc_encrypt(&ek[n - 8..], &vec![0x42; 2 * n]).unwrap();
+        assert_eq!(cmd(&mut card, 0xAF, &wrong).1, 0xAE);
+        assert!(!card.is_authenticated());
+    }
+}
+
+#[test]
+fn set_configuration_random_uid_and_format_lock() {
+    let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(cmd(&mut card, 0x5C, &[0, 0, 0, 0, 0, 0, 0, 0, 0]).1, 0xAE);
+    assert_eq!(legacy_auth(&mut card, 0, &[0; 8]), 0x00);
+    let Session::D40 { cipher, .. } = card.session.clone() else {
+        panic!("no D40 session");
+    };
+    let mut block = vec![0x03];
+    block.extend_from_slice(&super::crypto::crc16(&[0x03]));
+    block.resize(8, 0);
+    cipher.decrypt_block(&mut block);
+    assert_eq!(
+        cmd(&mut card, 0x5C, &[&[0x00][..], &block].concat()).1,
+        0x00
+    );
+    assert!(card.random_uid());
+    assert_eq!(cmd(&mut card, 0xFC, &[]).1, 0x9D, "FormatPICC disabled");
+}
