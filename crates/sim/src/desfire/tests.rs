@@ -228,8 +228,9 @@ fn an12196_t28_get_card_uid_full_mode() {
     );
 }
 
-#[test]
-fn an12343_mac_mode_write_and_read() {
+/// AN12343's MAC-mode example: a MAC-mode file 0 (key 0 for everything) and the session
+/// (MAC key, TI, counter 0) the example runs in.
+fn an12343_card() -> Desfire {
     let mut card = card_with_app(Generation::Ev3, KeyType::Aes, 1, 0x0F);
     add_file(&mut card, 0, FileKind::Standard, 0x01, [0x00, 0x00], 64);
     card.session = ev2_session(
@@ -239,6 +240,12 @@ fn an12343_mac_mode_write_and_read() {
         0,
         0,
     );
+    card
+}
+
+#[test]
+fn an12343_mac_mode_write_and_read() {
+    let mut card = an12343_card();
     let data = "22".repeat(25);
     assert_eq!(
         tx(
@@ -281,15 +288,7 @@ fn an12343_t40_change_key_0() {
 
 #[test]
 fn ev2_wrong_mac_is_an_integrity_error_and_ends_the_session() {
-    let mut card = card_with_app(Generation::Ev3, KeyType::Aes, 1, 0x0F);
-    add_file(&mut card, 0, FileKind::Standard, 0x01, [0x00, 0x00], 64);
-    card.session = ev2_session(
-        "00000000 00000000 00000000 00000000",
-        "9366FA19 5EB566F5 BD2BAD40 20B83002",
-        "E2D3AF69",
-        0,
-        0,
-    );
+    let mut card = an12343_card();
     let data = "22".repeat(25);
     assert_eq!(
         tx(
