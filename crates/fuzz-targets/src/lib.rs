@@ -22,6 +22,7 @@
 //! | `store_record` | the bridge store's rows |
 //! | `sim_http` | the cloud simulator's HTTP request bodies |
 //! | `sim_ws` | the cloud simulator's bridge websocket messages |
+//! | `desfire_card` | the virtual DESFire card's command frames |
 //! | `whole_job` | encode, re-encode and scan against a fuzzer-controlled card |
 
 #![forbid(unsafe_code)]
@@ -31,6 +32,7 @@
 pub mod input;
 
 mod bridge;
+mod desfire_card;
 mod identify;
 mod job;
 mod mifare;
@@ -42,6 +44,7 @@ mod sim;
 mod status;
 
 pub use bridge::{cloud_message, config, store_record};
+pub use desfire_card::desfire_card;
 pub use identify::card_identify;
 pub use job::{MAX_JOB_APDUS, whole_job};
 pub use mifare::{mad, trailer_access};
@@ -56,7 +59,7 @@ pub use status::status_apdu;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 14] = [
+pub const TARGETS: [Target; 15] = [
     ("status_apdu", status_apdu),
     ("card_identify", card_identify),
     ("mad", mad),
@@ -71,4 +74,5 @@ pub const TARGETS: [Target; 14] = [
     ("sim_http", sim_http),
     ("sim_ws", sim_ws),
     ("whole_job", whole_job),
+    ("desfire_card", desfire_card),
 ];
