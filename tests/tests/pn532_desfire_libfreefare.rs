@@ -7,6 +7,8 @@
 //! - `mifare-desfire-create-ndef` and `mifare-desfire-format` take a factory-fresh card with its
 //!   default DES PICC key (legacy authentication, D40 secure messaging); the card's saved image
 //!   shows what they left.
+//! - `mifare-desfire-write-ndef` and `-read-ndef` put an NDEF message in that application and
+//!   read it back.
 //! - `mifare-desfire-access` writes an enciphered file (D40 full mode: CRC16, the PCD's
 //!   deciphering chain) and reads it back, checking the card's cryptogram and CRC, then formats
 //!   the card.
@@ -187,6 +189,38 @@ fn libfreefare_takes_a_factory_card_creates_ndef_enciphers_a_file_and_formats() 
         .filter(|l| l.starts_with("D4 40 01 90 0A"))
         .count();
     assert!(legacy_auths >= 2, "{frames}");
+
+    // An NDEF message through the Type 4 Tag application: written and read back by the
+    // tools, and in the NDEF file (NLEN, then the message).
+    emu.insert();
+    let message = b"\xd1\x01\x0c\x55\x04example.com";
+    std::fs::write(dir.path().join("message.ndef"), message).expect("ndef");
+    run(
+        &link,
+        "mifare-desfire-write-ndef",
+        &["-y", "-i", "message.ndef"],
+        dir.path(),
+    );
+    run(
+        &link,
+        "mifare-desfire-read-ndef",
+        &["-y", "-o", "read.ndef"],
+        dir.path(),
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("read.ndef")).expect("read"),
+        message
+    );
+    emu.remove();
+    let card = image(&save);
+    let ndef_file = card["applications"][0]["files"][1]["data"]
+        .as_str()
+        .expect("NDEF file");
+    assert!(
+        ndef_file.starts_with("0010D1010C5504"),
+        "{}",
+        &ndef_file[..40]
+    );
 
     // mifare-desfire-format takes the card back to factory state.
     emu.insert();
