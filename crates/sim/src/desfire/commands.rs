@@ -231,18 +231,25 @@ impl Desfire {
             return Err(Status::LengthError);
         };
         let aid = [a, b, c];
-        if self.selected.is_some() {
-            return Err(Status::PermissionDenied);
-        }
         if !self.apps.contains_key(&aid) {
             return Err(Status::ApplicationNotFound);
         }
-        self.master_or(ks::FREE_CREATE)?;
+        // At PICC level with the PICC master key (or free create/delete); inside the
+        // application itself with its master key, which leaves the card at PICC level.
+        match self.selected {
+            None => self.master_or(ks::FREE_CREATE)?,
+            Some(selected) if selected == aid && self.authed(0) => {}
+            Some(_) => return Err(Status::PermissionDenied),
+        }
         if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
             return Err(Status::CommandAborted);
         }
         self.apps.remove(&aid);
-        Ok(self.seal(&[], Protect::Mac))
+        let out = self.seal(&[], Protect::Mac);
+        if self.selected.take().is_some() {
+            self.session = Session::None;
+        }
+        Ok(out)
     }
 
     fn format_picc(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {

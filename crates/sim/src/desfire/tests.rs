@@ -843,3 +843,21 @@ fn set_configuration_random_uid_and_format_lock() {
     assert!(card.random_uid());
     assert_eq!(cmd(&mut card, 0xFC, &[]).1, 0x9D, "FormatPICC disabled");
 }
+
+#[test]
+fn delete_application_from_inside_with_its_master_key() {
+    let mut card = card_with_app(Generation::Ev2, KeyType::Aes, 1, 0x09);
+    // Inside the application without its master key: refused.
+    assert_eq!(cmd(&mut card, 0xDA, &AID).1, 0x9D);
+    ev2_first(&mut card, 0, &[0; 16]).unwrap();
+    let Session::Ev2 { mac, ti, .. } = card.session.clone() else {
+        panic!("no EV2 session");
+    };
+    let m = mact(&mac, 0xDA, 0, &ti, &AID);
+    let (answer, sw) = cmd(&mut card, 0xDA, &[AID.to_vec(), m].concat());
+    assert_eq!((answer, sw), (mact(&mac, 0x00, 1, &ti, &[]), 0x00));
+    assert!(card.apps.is_empty());
+    assert!(!card.is_authenticated());
+    // Back at PICC level: GetApplicationIDs (free listing) answers an empty list.
+    assert_eq!(cmd(&mut card, 0x6A, &[]), (vec![], 0x00));
+}
