@@ -11,9 +11,7 @@
 //! [`Session::open_command`] takes a command as received and returns its plain data, or the
 //! status that ends the session; [`Session::seal_answer`] protects a successful answer.
 
-use super::crypto::{
-    self, Cipher, crc16, crc32, iso_pad, iso_unpad, truncate_ev2, xor_into, zero_pad,
-};
+use super::crypto::{Cipher, crc16, crc32, iso_pad, iso_unpad, truncate_ev2, xor_into, zero_pad};
 use super::status::Status;
 
 /// How a command or answer is protected inside a session.
@@ -320,14 +318,6 @@ impl Session {
             }
         }
     }
-
-    /// EV2: counts a command whose answer carries nothing (ChangeKey of the authenticated
-    /// key ends the session anyway; kept for symmetry).
-    pub fn count(&mut self) {
-        if let Self::Ev2 { ctr, .. } = self {
-            *ctr = ctr.saturating_add(1);
-        }
-    }
 }
 
 /// EV2 session keys from RndA, RndB and the key (§5): (ENC, MAC).
@@ -384,9 +374,6 @@ pub enum SessionKeyKind {
     /// AES-128.
     Aes,
 }
-
-/// Re-exported for the tests of the handshake.
-pub use crypto::rotate_left;
 
 #[cfg(test)]
 mod tests {
