@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use super::crypto::Cipher;
 use super::files::DataFile;
 
-/// The cipher family of a key set (KS2 bits 7-6 at CreateApplication).
+/// The cipher family of a key set (KS2 bits 7-6 at `CreateApplication`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// DES or 2K3DES (16 bytes).
@@ -17,7 +17,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    /// From KS2 (or the PICC ChangeKey KeyNo) bits 7-6; `None` for 11.
+    /// From KS2 (or the PICC `ChangeKey` `KeyNo`) bits 7-6; `None` for 11.
     pub const fn from_bits(b: u8) -> Option<Self> {
         match b & 0xC0 {
             0x00 => Some(Self::Des),
@@ -139,7 +139,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// GetKeySettings' second byte: the key count with the type bits.
+    /// `GetKeySettings`' second byte: the key count with the type bits.
     pub fn ks2(&self) -> u8 {
         u8::try_from(self.keys.len()).unwrap_or(14) | self.key_type.bits()
     }

@@ -337,8 +337,8 @@ impl Desfire {
         Ok(self.seal(&[version], Protect::Mac))
     }
 
-    /// ChangeKey (docs/reference/desfire-card.md §4): checks the right to change the key, decodes the cryptogram of the
-    /// session's scheme, then stores the key.
+    /// `ChangeKey` (docs/reference/desfire-card.md §4): checks the right to change the key,
+    /// decodes the cryptogram of the session's scheme, then stores the key.
     fn change_key(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         let (&key_byte, _) = data.split_first().ok_or(Status::LengthError)?;
         let auth = self.session.key_no().ok_or(Status::AuthenticationError)?;
@@ -580,7 +580,7 @@ impl Desfire {
         Ok(self.seal(&bytes, data_protect(mode, 0, Some(len))))
     }
 
-    /// WriteData (3D, or 8D with ISO chaining). The data may arrive over `AF` frames: the
+    /// `WriteData` (3D, or 8D with ISO chaining). The data may arrive over `AF` frames: the
     /// length the header announces decides when it is complete.
     pub(super) fn write_data(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         let file_no = *data.first().ok_or(Status::LengthError)?;
@@ -705,8 +705,8 @@ impl Desfire {
         Ok(self.seal(&free[..3], Protect::Mac))
     }
 
-    /// SetConfiguration (EV1+), PICC level, PICC master key: option 00 sets the PICC
-    /// configuration byte (bit 0 FormatPICC disabled, bit 1 random UID; irreversible on a
+    /// `SetConfiguration` (EV1+), PICC level, PICC master key: option 00 sets the PICC
+    /// configuration byte (bit 0 `FormatPICC` disabled, bit 1 random UID; irreversible on a
     /// real card). Other options (default key, ATS) are not modelled (`9E`).
     fn set_configuration(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         if data.first() != Some(&0x00) {

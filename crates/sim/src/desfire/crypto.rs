@@ -1,4 +1,4 @@
-//! The card's cryptographic primitives, over RustCrypto's block ciphers (`aes`, `des`) and
+//! The card's cryptographic primitives, over `RustCrypto`'s block ciphers (`aes`, `des`) and
 //! modes (`cbc`), and the `crc` crate (docs/reference/desfire-card.md §4-§6).
 //!
 //! A [`Cipher`] is one key of a DESFire key type: DES and 2K3DES (16 bytes; DES is 2K3DES with
@@ -241,7 +241,7 @@ pub fn xor_into(a: &mut [u8], b: &[u8]) {
     }
 }
 
-/// The bytes rotated left by one (RndB' from RndB).
+/// The bytes rotated left by one (`RndB`' from `RndB`).
 pub fn rotate_left(data: &[u8]) -> Vec<u8> {
     let mut out = data.to_vec();
     if !out.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! - [`Session::D40`]: after the legacy 0A authentication: CRC16, 4-byte DES MAC, each
 //!   cryptogram from a zero IV; the PCD "deciphers" what it sends.
-//! - [`Session::Ev1`]: after AuthenticateISO (1A) or AuthenticateAES (AA): one IV running
+//! - [`Session::Ev1`]: after `AuthenticateISO` (1A) or `AuthenticateAES` (AA): one IV running
 //!   through every CMAC and cryptogram, CRC32, 8-byte CMAC prefix.
 //! - [`Session::Ev2`]: after AuthenticateEV2First/NonFirst: TI, command counter, derived
 //!   session keys and IVs, truncated MAC.
@@ -20,9 +20,9 @@ pub enum Protect {
     /// EV2: nothing; EV1: a CMAC is computed (IV advances) but not sent, and the answer gets
     /// one; D40: nothing.
     Plain,
-    /// A command of MAC mode: EV2 sends MACt; EV1 computes the CMAC without sending it.
+    /// A command of MAC mode: EV2 sends `MACt`; EV1 computes the CMAC without sending it.
     Mac,
-    /// File data in MAC mode: every scheme sends a MAC (EV2 MACt, EV1 CMAC(8), D40 MAC(4)).
+    /// File data in MAC mode: every scheme sends a MAC (EV2 `MACt`, EV1 CMAC(8), D40 MAC(4)).
     MacData,
     /// Full mode: the data after `header` bytes is enciphered; `plain_len`, when known, is
     /// the length of the plaintext (it locates the CRC).
@@ -58,9 +58,9 @@ pub enum Session {
     },
     /// EV2 (71 / 77).
     Ev2 {
-        /// KSesAuthENC.
+        /// `KSesAuthENC`.
         enc: Cipher,
-        /// KSesAuthMAC.
+        /// `KSesAuthMAC`.
         mac: Cipher,
         /// Transaction identifier.
         ti: [u8; 4],
@@ -320,7 +320,7 @@ impl Session {
     }
 }
 
-/// EV2 session keys from RndA, RndB and the key (§5): (ENC, MAC).
+/// EV2 session keys from `RndA`, `RndB` and the key (§5): (ENC, MAC).
 pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (a, b) = (rnd_a, rnd_b);
     let mut sv = vec![0xA5, 0x5A, 0x00, 0x01, 0x00, 0x80];
@@ -339,7 +339,7 @@ pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec
     Some((enc, mac))
 }
 
-/// EV1 session key from RndA, RndB (§5) for the key type's length: AES 16, 3K3DES
+/// EV1 session key from `RndA`, `RndB` (§5) for the key type's length: AES 16, 3K3DES
 /// 24, 2K3DES 16 (DES: 8 bytes, doubled by the caller's cipher).
 pub fn ev1_session_key(kind: SessionKeyKind, a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     let parts: &[(bool, std::ops::Range<usize>)] = match kind {

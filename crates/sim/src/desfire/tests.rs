@@ -113,8 +113,8 @@ fn an12196_t14_ev2_first_key0() {
     assert_eq!(mac.cmac(b"x"), expect_mac.cmac(b"x"));
 }
 
-/// T19 (EV2First with key 3), T21 (full-mode WriteData), T23 (NonFirst with key 0), T25
-/// (ChangeKey of another key) and T26 (ChangeKey of the authenticated key), in one session.
+/// T19 (`EV2First` with key 3), T21 (full-mode `WriteData`), T23 (`NonFirst` with key 0), T25
+/// (`ChangeKey` of another key) and T26 (`ChangeKey` of the authenticated key), in one session.
 #[test]
 fn an12196_t19_to_t26_one_session() {
     let mut card = card_with_app(Generation::Ev2, KeyType::Aes, 5, 0x0F);
@@ -485,7 +485,7 @@ fn legacy_auth(card: &mut Desfire, key_no: u8, key: &[u8]) -> u8 {
     sw
 }
 
-/// EV2First; returns the session (ENC, MAC, TI) or the status.
+/// `EV2First`; returns the session (ENC, MAC, TI) or the status.
 fn ev2_first(card: &mut Desfire, key_no: u8, key: &[u8]) -> Result<(Cipher, Cipher, Vec<u8>), u8> {
     let k = Cipher::aes(key).unwrap();
     let (ek, sw) = cmd(card, 0x71, &[key_no, 0]);
@@ -511,7 +511,7 @@ fn ev2_first(card: &mut Desfire, key_no: u8, key: &[u8]) -> Result<(Cipher, Ciph
     ))
 }
 
-/// EV2 MACt over `head ‖ ctr ‖ TI ‖ data`.
+/// EV2 `MACt` over `head ‖ ctr ‖ TI ‖ data`.
 fn mact(mac: &Cipher, head: u8, ctr: u16, ti: &[u8], data: &[u8]) -> Vec<u8> {
     let input = [&[head][..], &ctr.to_le_bytes(), ti, data].concat();
     super::crypto::truncate_ev2(&mac.cmac(&input))
@@ -557,7 +557,7 @@ fn ev0_has_no_aes_and_no_ev2() {
 }
 
 /// What `mifare-desfire-format` does to a factory card: legacy auth with the zero DES key,
-/// ChangeKeySettings 0F (enciphered, CRC16), FormatPICC.
+/// `ChangeKeySettings` 0F (enciphered, CRC16), `FormatPICC`.
 #[test]
 fn factory_card_takes_legacy_auth_change_key_settings_and_format() {
     let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
@@ -765,7 +765,7 @@ mod fuzz {
     }
 }
 
-/// AuthenticateISO (1A) with a 2K3DES and a 3K3DES key, then a CMACed answer in the EV1
+/// `AuthenticateISO` (1A) with a 2K3DES and a 3K3DES key, then a `CMACed` answer in the EV1
 /// session (8-byte blocks, 3DES CMAC) and a wrong key.
 #[test]
 fn iso_authentication_with_2k3des_and_3k3des() {

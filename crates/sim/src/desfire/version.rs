@@ -1,4 +1,4 @@
-//! Card generations and what GetVersion answers for each (docs/reference/desfire-card.md §2).
+//! Card generations and what `GetVersion` answers for each (docs/reference/desfire-card.md §2).
 
 use std::fmt;
 
@@ -16,12 +16,12 @@ pub enum Generation {
 }
 
 impl Generation {
-    /// Whether AES keys and AuthenticateAES / AuthenticateISO exist (EV1 and later).
+    /// Whether AES keys and `AuthenticateAES` / `AuthenticateISO` exist (EV1 and later).
     pub const fn has_aes(self) -> bool {
         !matches!(self, Self::Ev0)
     }
 
-    /// Whether AuthenticateEV2First / NonFirst exist.
+    /// Whether `AuthenticateEV2First` / `NonFirst` exist.
     pub const fn has_ev2(self) -> bool {
         matches!(self, Self::Ev2 | Self::Ev3)
     }
@@ -66,7 +66,7 @@ impl Generation {
         1usize << (storage >> 1)
     }
 
-    /// The 28 bytes of GetVersion for a card whose GetVersion UID is `uid` (7 bytes; zeros on
+    /// The 28 bytes of `GetVersion` for a card whose `GetVersion` UID is `uid` (7 bytes; zeros on
     /// random-UID cards).
     pub fn version_bytes(self, uid: [u8; 7]) -> Vec<u8> {
         let (hw, sw) = self.hw_sw();
