@@ -19,7 +19,7 @@
 //! What counts as a write for `--tear-after-writes`: every command that changes EEPROM and is
 //! accepted up to that point: `CreateApplication`, `DeleteApplication`, `FormatPICC`,
 //! `ChangeKeySettings`, `ChangeKey`, `CreateStdDataFile`, `CreateBackupDataFile`, `DeleteFile`,
-//! `WriteData` and `CommitTransaction`. When the tear fires the card leaves during that command
+//! `WriteData`, `CommitTransaction` and `SetConfiguration`. When the tear fires the card leaves during that command
 //! and answers nothing: a standard file keeps what the tear mode lets land of the write;
 //! everything else is atomic (new only with `landed`); uncommitted backup writes are lost.
 
