@@ -19,9 +19,10 @@
 //! What counts as a write for `--tear-after-writes`: every command that changes EEPROM and is
 //! accepted up to that point: `CreateApplication`, `DeleteApplication`, `FormatPICC`,
 //! `ChangeKeySettings`, `ChangeKey`, `CreateStdDataFile`, `CreateBackupDataFile`, `DeleteFile`,
-//! `WriteData`, `CommitTransaction` and `SetConfiguration`. When the tear fires the card leaves during that command
-//! and answers nothing: a standard file keeps what the tear mode lets land of the write;
-//! everything else is atomic (new only with `landed`); uncommitted backup writes are lost.
+//! `WriteData`, `CommitTransaction` and `SetConfiguration`. When the tear fires the card
+//! leaves during that command and answers nothing: a standard file keeps what the tear mode
+//! lets land of the write; everything else is atomic (new only with `landed`); uncommitted
+//! backup writes are lost.
 
 pub mod applications;
 mod auth;
