@@ -63,6 +63,21 @@ class Card:
             raise RuntimeError("not a DESFire answer: %02X%02X" % (sw1, sw2))
         return bytes(out), sw2
 
+    def chained(self, ins, data=b""):
+        """A logical command in frames of at most 59 data bytes (AF continuations) and its
+        logical answer, gathered over AF frames."""
+        parts = [data[i:i + 59] for i in range(0, len(data), 59)] or [b""]
+        out, sw = self.raw(ins, parts[0])
+        for part in parts[1:]:
+            if sw != 0xAF:
+                return out, sw
+            out, sw = self.raw(0xAF, part)
+        answer = out
+        while sw == 0xAF:
+            out, sw = self.raw(0xAF)
+            answer += out
+        return answer, sw
+
 
 class Ev2:
     def __init__(self, card, enc, mac, ti):
@@ -84,7 +99,7 @@ class Ev2:
         mac = self.mact(ins, self.ctr, body)
         if tamper:
             mac = bytes([mac[0] ^ 1]) + mac[1:]
-        out, sw = self.card.raw(ins, body + mac)
+        out, sw = self.card.chained(ins, body + mac)
         if sw != 0:
             return None, sw
         self.ctr += 1
@@ -136,6 +151,13 @@ def main():
     seen["commit"] = s.send(0xC7)[1]
     data, sw = s.send(0xBD, bytes([1, 0, 0, 0, len(secret), 0, 0]), full_answer=True)
     seen["read"] = (data or b"").decode(errors="replace")
+    # 100 bytes in full mode: the command (7 + 112 + 8 bytes) and the answer (112 + 8) both
+    # travel in several frames, the MAC covering the whole of each.
+    seen["create_long"] = s.send(0xCD, bytes([2, 0x03, 0x00, 0x00, 128, 0, 0]))[1]
+    long = bytes(range(100))
+    seen["write_long"] = s.send(0x3D, bytes([2, 0, 0, 0, 100, 0, 0]), long)[1]
+    data, sw = s.send(0xBD, bytes([2, 0, 0, 0, 100, 0, 0]), full_answer=True)
+    seen["read_long_ok"] = data == long
     data, sw = s.send(0x51, full_answer=True)
     seen["card_uid"] = (data or b"").hex()
     seen["ctr"] = s.ctr

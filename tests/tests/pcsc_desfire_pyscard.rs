@@ -1,7 +1,8 @@
 //! The virtual `DESFire` card through a real pcscd and vpcd, driven by a reader-side EV2 client
 //! nobody on the card's side wrote: `tests/pyscard/desfire_ev2.py` (pyscard and Python's
 //! `cryptography`). It creates an AES application, authenticates with `EV2First`, writes a
-//! full-mode backup file, commits, reads it back, asks the card's UID in full mode, and sees a
+//! full-mode backup file, commits, reads it back, writes and reads 100 bytes in full mode over
+//! `AF` frames both ways, asks the card's UID in full mode, and sees a
 //! wrong MAC end the session; then, in a second application, `AuthenticateAES` with EV1 secure
 //! messaging (one IV through every CMAC and cryptogram, CRC32) writes and reads a full-mode
 //! file. The card's saved image shows the committed file.
@@ -65,7 +66,13 @@ fn an_independent_client_with_ev2_and_ev1_secure_messaging_through_pcscd() {
     assert_eq!(seen["rnd_a_ok"], true, "{seen}");
     assert_eq!(seen["read"], "encoder-bridge DESFire", "{seen}");
     assert_eq!(seen["card_uid"], "04a1b2c3d4e5f6", "{seen}");
-    assert_eq!(seen["ctr"], 5, "every command counted: {seen}");
+    assert_eq!(seen["create_long"], 0, "{seen}");
+    assert_eq!(seen["write_long"], 0, "{seen}");
+    assert_eq!(
+        seen["read_long_ok"], true,
+        "100 bytes over AF frames: {seen}"
+    );
+    assert_eq!(seen["ctr"], 8, "every command counted: {seen}");
     assert_eq!(seen["tampered"], 0x1E, "{seen}");
     assert_eq!(seen["after"], 0xAE, "{seen}");
     // EV1 secure messaging in a second application.
