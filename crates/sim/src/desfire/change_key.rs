@@ -2,7 +2,7 @@
 //! what the card decodes into the new key and its AES version byte.
 
 use super::auth::xor;
-use super::crypto::{crc16, crc32};
+use super::crypto::{Cipher, crc16, crc32};
 use super::session::{Protect, Session};
 use super::{Desfire, Status};
 
@@ -106,24 +106,42 @@ impl Desfire {
                     },
                 )
             }
-            Session::D40 { cipher, .. } => {
-                let enc = data.get(1..).unwrap_or_default();
-                let plain = cipher.legacy_unwrap(enc).ok_or(Status::LengthError)?;
-                let key_part = plain.get(..len).ok_or(Status::LengthError)?;
-                if plain.get(len..len + 2) != Some(&crc16(key_part)[..]) {
-                    return Err(Status::IntegrityError);
-                }
-                let new = if same {
-                    key_part.to_vec()
-                } else {
-                    let new = xor(key_part, old);
-                    if plain.get(len + 2..len + 4) != Some(&crc16(&new)[..]) {
-                        return Err(Status::IntegrityError);
-                    }
-                    new
-                };
-                (new, 0)
-            }
+            Session::D40 { cipher, .. } => d40_cryptogram(cipher, data, c)?,
         })
     }
+}
+
+/// The legacy (D40) cryptogram, as libfreefare 0.4.0 builds it (`mifare_desfire_change_key`):
+/// an AES key's version byte follows the key, and the CRC16 covers key and version; another
+/// key's cryptogram adds the CRC16 of the new key.
+fn d40_cryptogram(
+    cipher: &Cipher,
+    data: &[u8],
+    c: &Cryptogram<'_>,
+) -> Result<(Vec<u8>, u8), Status> {
+    let len = c.len;
+    let enc = data.get(1..).unwrap_or_default();
+    let plain = cipher.legacy_unwrap(enc).ok_or(Status::LengthError)?;
+    let key_part = plain.get(..len).ok_or(Status::LengthError)?;
+    let vlen = usize::from(c.aes);
+    let head = plain.get(..len + vlen).ok_or(Status::LengthError)?;
+    let at = len + vlen;
+    if plain.get(at..at + 2) != Some(&crc16(head)[..]) {
+        return Err(Status::IntegrityError);
+    }
+    let new = if c.same {
+        key_part.to_vec()
+    } else {
+        let new = xor(key_part, c.old);
+        if plain.get(at + 2..at + 4) != Some(&crc16(&new)[..]) {
+            return Err(Status::IntegrityError);
+        }
+        new
+    };
+    let version = if c.aes {
+        head.get(len).copied().unwrap_or(0)
+    } else {
+        0
+    };
+    Ok((new, version))
 }

@@ -861,3 +861,37 @@ fn delete_application_from_inside_with_its_master_key() {
     // Back at PICC level: GetApplicationIDs (free listing) answers an empty list.
     assert_eq!(cmd(&mut card, 0x6A, &[]), (vec![], 0x00));
 }
+
+/// The legacy (D40) `ChangeKey` of the PICC key to AES, as libfreefare 0.4.0 builds it: the new
+/// key, its version byte, CRC16 over both, zero padding, sent through the PCD's deciphering
+/// chain.
+#[test]
+fn legacy_change_of_the_picc_key_to_aes_keeps_its_version() {
+    let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(legacy_auth(&mut card, 0, &[0; 8]), 0x00);
+    let Session::D40 { cipher, .. } = card.session.clone() else {
+        panic!("no D40 session");
+    };
+    let new = [0x42u8; 16];
+    let mut plain = new.to_vec();
+    plain.push(0x07);
+    let crc = super::crypto::crc16(&plain);
+    plain.extend_from_slice(&crc);
+    plain.resize(24, 0);
+    let mut prev = [0u8; 8];
+    let mut sent = vec![0x80];
+    for block in plain.chunks(8) {
+        let mut x = block.to_vec();
+        super::crypto::xor_into(&mut x, &prev);
+        cipher.decrypt_block(&mut x);
+        prev.copy_from_slice(&x);
+        sent.extend_from_slice(&x);
+    }
+    assert_eq!(cmd(&mut card, 0xC4, &sent), (vec![], 0x00));
+    assert_eq!(card.picc.key_type, KeyType::Aes);
+    assert_eq!(
+        (card.picc.key.bytes.clone(), card.picc.key.version),
+        (new.to_vec(), 7)
+    );
+    assert!(!card.is_authenticated(), "the authenticated key changed");
+}
