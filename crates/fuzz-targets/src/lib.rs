@@ -21,8 +21,8 @@
 //! | `config` | the bridge's configuration file and site key files |
 //! | `store_record` | the bridge store's rows |
 //! | `sim_http` | the cloud simulator's HTTP request bodies |
+//! | `desfire_card` | the virtual `DESFire` card's command frames |
 //! | `sim_ws` | the cloud simulator's bridge websocket messages |
-//! | `desfire_card` | the virtual DESFire card's command frames |
 //! | `whole_job` | encode, re-encode and scan against a fuzzer-controlled card |
 
 #![forbid(unsafe_code)]
@@ -32,7 +32,6 @@
 pub mod input;
 
 mod bridge;
-mod desfire_card;
 mod identify;
 mod job;
 mod mifare;
@@ -42,9 +41,9 @@ mod record;
 mod session;
 mod sim;
 mod status;
+mod virtual_desfire;
 
 pub use bridge::{cloud_message, config, store_record};
-pub use desfire_card::desfire_card;
 pub use identify::card_identify;
 pub use job::{MAX_JOB_APDUS, whole_job};
 pub use mifare::{mad, trailer_access};
@@ -53,6 +52,7 @@ pub use record::classic_record;
 pub use session::pn532_session;
 pub use sim::{sim_http, sim_ws};
 pub use status::status_apdu;
+pub use virtual_desfire::desfire_card;
 
 /// A target: its name (the directory of its corpus under `fuzz/corpus/` and the name of its
 /// binary in `fuzz/fuzz_targets/`) and its body.
@@ -72,7 +72,7 @@ pub const TARGETS: [Target; 15] = [
     ("config", config),
     ("store_record", store_record),
     ("sim_http", sim_http),
+    ("desfire_card", desfire_card),
     ("sim_ws", sim_ws),
     ("whole_job", whole_job),
-    ("desfire_card", desfire_card),
 ];
