@@ -78,10 +78,10 @@ pub struct CardOptions {
     pub tear_after_writes: Option<u32>,
     /// What lands of the torn write.
     pub tear_mode: TearMode,
-    /// A worn-out card: data writes store a flipped bit.
-    pub worn: bool,
     /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
     pub random_uid: bool,
+    /// A worn-out card: data writes store a flipped bit.
+    pub worn: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -100,8 +100,8 @@ impl CardOptions {
             apdu_log: None,
             tear_after_writes: None,
             tear_mode: TearMode::default(),
-            worn: false,
             random_uid: false,
+            worn: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -129,11 +129,11 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
     if options.save.is_some() && !options.card_type.has_image() {
         return Err(SimError::NoImage(options.card_type.name()));
     }
-    card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
-    card.set_worn(options.worn);
     if options.random_uid {
         card.set_random_uid(true)?;
     }
+    card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
+    card.set_worn(options.worn);
     Ok(card)
 }
 

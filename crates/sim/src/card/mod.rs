@@ -5,8 +5,7 @@
 //! and returns the full response (data + status word). The reader side holds the two
 //! volatile key slots and re-selects a halted card before an authentication, as the
 //! ACR122U firmware does; the card side is [`crate::mifare::MifareClassic`],
-//! [`crate::ultralight::Ultralight`] or a [`crate::desfire::Desfire`] (ISO 14443-4), to which
-//! the reader passes every APDU whose class is not `FF`.
+//! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
 
 mod part3;
 
@@ -399,38 +398,6 @@ impl VirtualCard {
         }
     }
 
-    /// The DESFire card, for DESFire types (to inspect applications and files).
-    pub fn desfire(&self) -> Option<&Desfire> {
-        match &self.chip {
-            Chip::Desfire(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// The DESFire card, mutable (to set a card up in tests).
-    pub fn desfire_mut(&mut self) -> Option<&mut Desfire> {
-        match &mut self.chip {
-            Chip::Desfire(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// The card's own log: the last exchanges through [`Self::transmit`], oldest first.
-    pub fn apdu_log(&self) -> &[Exchange] {
-        &self.log
-    }
-
-    /// Exchanges through [`Self::transmit`] since creation or the last clear.
-    pub const fn apdu_count(&self) -> u64 {
-        self.exchanges
-    }
-
-    /// Empties the log and its count.
-    pub fn clear_apdu_log(&mut self) {
-        self.log.clear();
-        self.exchanges = 0;
-    }
-
     /// The card type.
     pub const fn card_type(&self) -> CardType {
         self.card_type
@@ -469,6 +436,38 @@ impl VirtualCard {
             Chip::Classic(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// The DESFire card, for DESFire types (to inspect applications and files).
+    pub fn desfire(&self) -> Option<&Desfire> {
+        match &self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The DESFire card, mutable (to set a card up in tests).
+    pub fn desfire_mut(&mut self) -> Option<&mut Desfire> {
+        match &mut self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The card's own log: the last exchanges through [`Self::transmit`], oldest first.
+    pub fn apdu_log(&self) -> &[Exchange] {
+        &self.log
+    }
+
+    /// Exchanges through [`Self::transmit`] since creation or the last clear.
+    pub const fn apdu_count(&self) -> u64 {
+        self.exchanges
+    }
+
+    /// Empties the log and its count.
+    pub fn clear_apdu_log(&mut self) {
+        self.log.clear();
+        self.exchanges = 0;
     }
 
     fn forget_session(&mut self) {
