@@ -14,7 +14,8 @@ use crate::input::Input;
 ///
 /// Properties: the card answers every frame (unless it tore); a wrapped answer ends in `91 xx`
 /// or a two-byte ISO status; after an error status the card is not authenticated; the image
-/// reads back to the same applications and PICC settings.
+/// reads back to the same applications and PICC settings (those of the card out of the field:
+/// uncommitted writes are not in it).
 pub fn desfire_card(data: &[u8]) {
     let mut input = Input::new(data);
     let head = input.byte();
@@ -78,6 +79,8 @@ pub fn desfire_card(data: &[u8]) {
             assert!(!card.is_authenticated(), "{status:?} left a session open");
         }
     }
+    // The image holds what a card taken from the field keeps: no uncommitted writes.
+    card.deselect();
     let back = match Desfire::from_image(card.to_image().as_bytes()) {
         Ok(back) => back,
         Err(e) => panic!("the card's own image does not read back: {e}"),
