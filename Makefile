@@ -108,12 +108,16 @@ soak: deps
 
 # The bridge's figures in one table (tests/benches/bridge.rs): per job through pcscd and the
 # PN532 emulator next to their floors, daemon overhead, throughput with 1/4/8 readers, memory
-# and CPU idle (BENCH_IDLE_SECS, default 60) and at peak, and a pyscard script side by side.
+# and CPU idle (BENCH_IDLE_SECS, default 60) and at peak, and a pyscard script side by side;
+# then per reader family (tests/benches/reader_profiles.rs) APDUs at the card and wall time
+# per job through pcscd.
 # Not part of `make test`. Needs root (the rig).
 bench: deps
 	$(CARGO) build --locked --release -p encoder-bridge -p encoder-sim
 	ENCODER_BRIDGE=$(TARGET_ABS)/release/encoder-bridge ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
 	$(CARGO) bench --locked -p encoder-tests --bench bridge
+	ENCODER_SIM=$(TARGET_ABS)/release/encoder-sim \
+	$(CARGO) bench --locked -p encoder-tests --bench reader_profiles
 
 # A year at the front desk in minutes (tests/benches/endurance.rs): ENDURANCE_JOBS encodes
 # (default 100,000) one after the other through the real bridge, the cloud simulator and the

@@ -26,8 +26,7 @@
     clippy::too_many_lines
 )] // percentiles and millisecond figures of a benchmark
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -42,7 +41,7 @@ use encoder_tests::jobs::{realistic, realistic_next, site};
 use encoder_tests::soak::{
     Api, BridgeProc, CloudProc, bridge_config, card_timings, clock_ticks, proc_usage,
 };
-use encoder_tests::{Rig, STARTUP, binary, workspace};
+use encoder_tests::{Rig, STARTUP, spawn_pn532, workspace};
 
 const JOBS: [&str; 3] = ["encode blank", "re-encode", "scan"];
 const JOB_RUNS: usize = 10;
@@ -109,6 +108,10 @@ impl Transmit for Counting<'_> {
             _ => 0,
         };
         self.inner.transmit(command)
+    }
+
+    fn reader_caps(&self) -> encoder_protocol::transmit::ReaderCaps {
+        self.inner.reader_caps()
     }
 }
 
@@ -225,28 +228,10 @@ fn pn532_jobs(dir: &std::path::Path) -> JobFigures {
     let mut counts = [(0, 0, 0); 3];
     for run in 0..JOB_RUNS.min(5) {
         let link = dir.join(format!("pn532-{run}"));
-        let mut sim = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL"])
-            .arg(binary("encoder-sim"))
-            .args([
-                "pn532",
-                "--baud",
-                "115200",
-                "--uid",
-                &format!("04C1D2{run:02X}"),
-            ])
-            .arg("--link")
-            .arg(&link)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start encoder-sim pn532");
-        let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
-        assert!(
-            lines.any(|l| l.is_ok_and(|l| l == "ready")),
-            "PN532 emulator did not start"
+        let mut sim = spawn_pn532(
+            &link,
+            &["--baud", "115200", "--uid", &format!("04C1D2{run:02X}")],
         );
-        std::thread::spawn(move || for _ in lines {});
         let mut encoder = Pn532Encoder::new(link.display().to_string());
         assert!(
             encoder.wait_for_card(STARTUP).expect("wait"),
@@ -441,13 +426,7 @@ fn throughput(api: Api, user: &str, encoders: &[String], secs: f64) -> (f64, usi
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing to parse.
-    assert!(
-        Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n"),
-        "the bridge benchmark needs root: the rig runs pcscd in its own namespaces"
-    );
+    encoder_tests::assert_root("the bridge benchmark");
     let idle_secs: f64 = env_or("BENCH_IDLE_SECS", 60.0);
     let tp_secs: f64 = env_or("BENCH_THROUGHPUT_SECS", 15.0);
     let dir = tempfile::Builder::new()

@@ -30,13 +30,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 fn main() {
-    assert!(
-        std::process::Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n"),
-        "pcsc_roundtrip needs root: the rig runs pcscd in its own namespaces"
-    );
+    encoder_tests::assert_root("pcsc_roundtrip");
     let rig = Rig::start(2);
     let _card = rig.card(0, &["--type", "classic-1k", "--uid", "04A1B2C3"]);
     let mut encoder = PcscEncoder::new(&Rig::reader_name(0)).expect("encoder");

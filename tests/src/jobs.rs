@@ -8,7 +8,13 @@
 //! Also here: fixed site keys, a realistic credential, and a hand-made MAD image built from
 //! AN10787 facts (docs/reference/mad.md) without the protocol crate's MAD code.
 
+use std::time::Duration;
+
+use encoder_hal::Encoder;
+use encoder_protocol::error::JobError;
 use encoder_protocol::format::Credential;
+use encoder_protocol::job::desfire::{self, DesfireOptions};
+use encoder_protocol::job::{EncodeOutcome, ScanOutcome};
 use encoder_protocol::keys::{MasterKey, SiteKeys};
 use encoder_protocol::transmit::{Transmit, TransmitError, TransmitErrorKind};
 use encoder_sim::card::{CardType, VirtualCard};
@@ -98,6 +104,45 @@ impl Transmit for InProcessCard {
         }
         Ok(reply)
     }
+}
+
+/// `RndA` for the `DESFire` jobs of the tests: distinct, predictable (the card's `RndB` is
+/// random).
+pub fn nonces() -> impl FnMut() -> [u8; 16] {
+    let mut n = 0u8;
+    move || {
+        n = n.wrapping_add(1);
+        [n; 16]
+    }
+}
+
+/// Waits up to `wait` for a card on `encoder`, opens it and runs the `DESFire` encode of
+/// `credential` (PICC left as found) with [`site`].
+pub fn desfire_encode_on(
+    encoder: &mut dyn Encoder,
+    wait: Duration,
+    credential: &Credential,
+) -> Result<EncodeOutcome, JobError> {
+    assert!(encoder.wait_for_card(wait).expect("wait"), "no card");
+    let mut session = encoder.open_session().expect("session");
+    let info = session.info().clone();
+    let options = DesfireOptions::default();
+    desfire::encode(
+        &mut *session,
+        &info,
+        &site(),
+        credential,
+        options,
+        &mut nonces(),
+    )
+}
+
+/// Waits up to `wait` for a card on `encoder`, opens it and runs the `DESFire` scan.
+pub fn desfire_scan_on(encoder: &mut dyn Encoder, wait: Duration) -> Result<ScanOutcome, JobError> {
+    assert!(encoder.wait_for_card(wait).expect("wait"), "no card");
+    let mut session = encoder.open_session().expect("session");
+    let info = session.info().clone();
+    desfire::scan(&mut *session, &info, &site(), &mut nonces())
 }
 
 /// The site of these tests: master key version 1.

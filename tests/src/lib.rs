@@ -39,6 +39,30 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// Starts `encoder-sim pn532 ARGS --link LINK` (killed when the caller dies) and waits for its
+/// `ready` line; its further output is drained. For benchmarks: the tests have
+/// `pn532_support::Emulator`.
+pub fn spawn_pn532(link: &Path, args: &[&str]) -> Child {
+    let mut sim = Command::new("setpriv")
+        .args(["--pdeathsig", "KILL"])
+        .arg(binary("encoder-sim"))
+        .arg("pn532")
+        .args(args)
+        .arg("--link")
+        .arg(link)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start encoder-sim pn532");
+    let mut lines = BufReader::new(sim.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l == "ready")),
+        "PN532 emulator did not start"
+    );
+    std::thread::spawn(move || for _ in lines {});
+    sim
+}
+
 /// A binary of the workspace (`encoder-sim`, `encoder-bridge`), built next to the test binary.
 ///
 /// `make test` builds them first; `ENCODER_SIM` / `ENCODER_BRIDGE` override the path. A
@@ -78,6 +102,18 @@ fn workspace_path(path: &Path) -> PathBuf {
     }
 }
 
+/// Panics unless this process runs as root (the rig's namespaces need it); `what` names the
+/// program for the message.
+pub fn assert_root(what: &str) {
+    assert!(
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n"),
+        "{what} needs root: the rig runs pcscd in its own namespaces"
+    );
+}
+
 /// A child process killed with the test: `setpriv --pdeathsig KILL`.
 fn guarded(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new("setpriv");
@@ -91,6 +127,8 @@ pub struct Rig {
     holder: Child,
     pcscd: Option<Child>,
     holder_pid: u32,
+    /// The configured names of the vpcd readers (one per two slots), if not the default.
+    names: Vec<String>,
     /// When the last card left each reader slot.
     vacated: Arc<Mutex<HashMap<usize, Instant>>>,
 }
@@ -98,11 +136,21 @@ pub struct Rig {
 impl Rig {
     /// Starts a rig with `readers` virtual readers (named by [`Rig::reader_name`]).
     pub fn start(readers: usize) -> Self {
+        Self::start_named(readers, &[])
+    }
+
+    /// Starts a rig with `readers` virtual readers, reader `2n` (and `2n + 1`) named
+    /// `names[n]` as pcscd's reader.conf FRIENDLYNAME (pcscd appends ` 00 00`, ` 00 01`);
+    /// [`Rig::name_of`] gives the names pcscd reports.
+    pub fn start_named(readers: usize, names: &[&str]) -> Self {
         let script = workspace().join("rig/pcsc-rig");
         let dir = tempfile::Builder::new()
             .prefix("pcsc-rig.")
             .tempdir()
             .expect("tempdir");
+        if !names.is_empty() {
+            std::fs::write(dir.path().join("names"), names.join("\n") + "\n").expect("names");
+        }
         let holder = guarded(&script)
             .arg("holder")
             .arg(dir.path())
@@ -125,6 +173,7 @@ impl Rig {
             holder,
             pcscd: None,
             holder_pid,
+            names: names.iter().map(|n| (*n).to_owned()).collect(),
             vacated: Arc::default(),
         };
         rig.use_in_this_process();
@@ -160,9 +209,18 @@ impl Rig {
         unsafe { std::env::set_var(key, value) };
     }
 
-    /// The PC/SC name of reader `slot` (0-based): vpcd gives each configured reader two slots.
+    /// The PC/SC name of reader `slot` (0-based) of a rig with default names: vpcd gives each
+    /// configured reader two slots.
     pub fn reader_name(slot: usize) -> String {
         format!("Virtual PCD {} 00 {:02}", slot / 2, slot % 2)
+    }
+
+    /// The PC/SC name of reader `slot` of this rig (see [`Rig::start_named`]).
+    pub fn name_of(&self, slot: usize) -> String {
+        match self.names.get(slot / 2) {
+            Some(name) => format!("{name} 00 {:02}", slot % 2),
+            None => Self::reader_name(slot),
+        }
     }
 
     /// Starts pcscd (again) in the rig's namespace and waits for its socket.
@@ -258,7 +316,7 @@ impl Rig {
         let Ok(ctx) = pcsc::Context::establish(pcsc::Scope::User) else {
             return false;
         };
-        let Ok(name) = std::ffi::CString::new(Self::reader_name(slot)) else {
+        let Ok(name) = std::ffi::CString::new(self.name_of(slot)) else {
             return false;
         };
         let mut states = [pcsc::ReaderState::new(name, pcsc::State::UNAWARE)];

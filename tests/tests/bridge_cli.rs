@@ -24,6 +24,8 @@ fn readers_json_shows_the_virtual_card_with_uid_and_type() {
     assert_eq!(readers.len(), 2);
     assert_eq!(readers[0]["name"], Rig::reader_name(0));
     assert_eq!(readers[0]["state"], "card_present");
+    // "Virtual PCD" is no family of the dialect table.
+    assert_eq!(readers[0]["family"], "baseline");
     assert_eq!(readers[0]["card"]["uid"], "CAFEBABE");
     assert_eq!(readers[0]["card"]["type"], "classic-4k");
     assert_eq!(readers[1]["state"], "empty");

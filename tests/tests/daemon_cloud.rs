@@ -185,27 +185,40 @@ fn no_card_within_the_wait() {
     );
 }
 
+/// An Ultralight is refused without a write; a `DESFire` EV2 on the next reader is encoded and
+/// scanned through the daemon like a Classic card (docs/card-format.md §10).
 #[test]
-fn ultralight_and_desfire_are_incompatible() {
+fn ultralight_is_incompatible_and_desfire_is_encoded() {
     let mut w = world(2, 2, 10.0);
     let _ul = w
         .rig
         .card(0, &["--type", "ultralight", "--uid", "04112233445566"]);
     let _df = w
         .rig
-        .card(1, &["--type", "desfire", "--uid", "04A1A2A3A4A5A6"]);
-    for slot in [0, 1] {
-        let encoder = w.encoder(slot);
-        let id = attempt_id();
-        let result = w.run(&encode_offer(&id, &encoder, CREDENTIAL, "1"), 60);
-        assert_eq!(error_type(&result), "incompatible_card_format", "{result}");
-        assert_eq!(result["error"]["sub_code"], "not_mifare_classic");
-        w.conn.send(&ack(&id));
-        let id = attempt_id();
-        let result = w.run(&scan_offer(&id, &encoder), 60);
-        assert_eq!(error_type(&result), "incompatible_card_format", "{result}");
-        w.conn.send(&ack(&id));
-    }
+        .card(1, &["--type", "desfire-ev2", "--uid", "04A1A2A3A4A5A6"]);
+    let encoder = w.encoder(0);
+    let id = attempt_id();
+    let result = w.run(&encode_offer(&id, &encoder, CREDENTIAL, "1"), 60);
+    assert_eq!(error_type(&result), "incompatible_card_format", "{result}");
+    assert_eq!(result["error"]["sub_code"], "not_mifare_classic");
+    w.conn.send(&ack(&id));
+    let id = attempt_id();
+    let result = w.run(&scan_offer(&id, &encoder), 60);
+    assert_eq!(error_type(&result), "incompatible_card_format", "{result}");
+    w.conn.send(&ack(&id));
+
+    let encoder = w.encoder(1);
+    let id = attempt_id();
+    let result = w.run(&encode_offer(&id, &encoder, CREDENTIAL, "1"), 60);
+    assert_eq!(result["status"], "success", "{result}");
+    w.conn.send(&ack(&id));
+    let id = attempt_id();
+    let result = w.run(&scan_offer(&id, &encoder), 60);
+    assert_eq!(result["status"], "success", "{result}");
+    let on_card = &result["result"]["acs_credential_on_encoder"];
+    assert_eq!(on_card["acs_credential_id"], CREDENTIAL, "{result}");
+    assert_eq!(result["result"]["card"]["state"], "ours");
+    w.conn.send(&ack(&id));
 }
 
 #[test]

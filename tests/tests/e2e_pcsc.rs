@@ -175,8 +175,89 @@ fn seed_flow_encode_scan_reencode_blank() {
     drop(w.bridge);
 }
 
+/// The seed flow on a `DESFire` EV2 card (docs/card-format.md §10), end to end through the real
+/// daemon, pcscd and the virtual `DESFire` card: encode, scan in sync, out of sync after an
+/// update, re-encode, and no card; the card's own log shows the APDUs each job cost.
+#[test]
+fn seed_flow_on_a_desfire_card() {
+    let w = world();
+    let cloud = &w.cloud;
+    let credential = cloud.seed_credential();
+    let log = w.rig.dir().join("desfire.apdu");
+    let card = w.card(&[
+        "--type",
+        "desfire-ev2",
+        "--uid",
+        "04A1A2A3A4A5A6",
+        "--apdu-log",
+        log.to_str().expect("path"),
+    ]);
+
+    let result = cloud.succeeded(&cloud.encode(&w.encoder, &credential));
+    assert_eq!(result["acs_credential_id"], credential.as_str(), "{result}");
+    assert_eq!(result["is_issued"], true, "{result}");
+    let card_number = result["card_number"]
+        .as_str()
+        .expect("card number")
+        .to_owned();
+    let after_encode = apdus_in(&log);
+
+    let scanned = cloud.succeeded(&cloud.scan(&w.encoder));
+    let on_encoder = &scanned["acs_credential_on_encoder"];
+    assert_eq!(
+        on_encoder["acs_credential_id"],
+        credential.as_str(),
+        "{scanned}"
+    );
+    assert_eq!(on_encoder["card_number"], card_number.as_str(), "{scanned}");
+    assert_same_time(&on_encoder["ends_at"], ENDS_AT);
+    assert_eq!(scanned["warnings"], json!([]), "{scanned}");
+    let after_scan = apdus_in(&log);
+
+    let new_end = "2024-12-06T12:00:00.000Z";
+    cloud.ok(
+        "/acs/credentials/update",
+        &json!({"acs_credential_id": credential, "ends_at": new_end}),
+    );
+    let scanned = cloud.succeeded(&cloud.scan(&w.encoder));
+    let warnings = scanned["warnings"].as_array().expect("warnings");
+    assert_eq!(warnings.len(), 1, "{scanned}");
+    assert_eq!(
+        warnings[0]["warning_code"], "acs_credential_on_encoder_out_of_sync",
+        "{scanned}"
+    );
+    let before_reencode = apdus_in(&log);
+    let result = cloud.succeeded(&cloud.encode(&w.encoder, &credential));
+    assert_same_time(&result["ends_at"], new_end);
+    let after_reencode = apdus_in(&log);
+    let scanned = cloud.succeeded(&cloud.scan(&w.encoder));
+    assert_eq!(scanned["warnings"], json!([]), "{scanned}");
+    println!(
+        "DESFire EV2 through pcscd, APDUs in the card's log: encode blank {}, scan {}, re-encode {}",
+        after_encode,
+        after_scan - after_encode,
+        after_reencode - before_reencode
+    );
+
+    drop(card);
+    let error = cloud.failed(&cloud.scan(&w.encoder));
+    assert_eq!(error["type"], "no_card_on_encoder", "{error}");
+    drop(w.bridge);
+}
+
+/// `DESFire` commands in an `--apdu-log` file (one `command -> answer` line each), not counting
+/// the PC/SC Part 3 pseudo-APDUs (`FF …`: the hal's UID read, answered by a real reader
+/// itself, never by the card).
+fn apdus_in(log: &std::path::Path) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("->") && !l.starts_with("FF"))
+        .count()
+}
+
 /// The encode table of the seed: `no_card_on_encoder`, `incompatible_card_format`
-/// (Ultralight and `DESFire`), `uncategorized_error` (a worn card: read-back mismatch). Nothing
+/// (Ultralight), `uncategorized_error` (a worn card: read-back mismatch). Nothing
 /// of these is issued.
 #[test]
 fn seed_encode_error_table() {
@@ -188,14 +269,25 @@ fn seed_encode_error_table() {
     let error = cloud.failed(&cloud.encode(&w.encoder, &credential));
     assert_eq!(error["type"], "no_card_on_encoder", "{error}");
 
-    // Cards of another format, untouched.
-    for kind in ["ultralight", "desfire"] {
+    // Cards of another format, untouched: an Ultralight, and a first-generation DESFire without
+    // AES (a DESFire EV1-EV3 is encoded: seed_flow_on_a_desfire_card).
+    for (kind, sub_code) in [
+        ("ultralight", "not_mifare_classic"),
+        ("desfire-ev0", "ev0_not_supported"),
+    ] {
         let log = w.rig.dir().join(format!("{kind}.apdu"));
         let card = w.card(&["--type", kind, "--apdu-log", log.to_str().expect("path")]);
         let error = cloud.failed(&cloud.encode(&w.encoder, &credential));
         assert_eq!(error["type"], "incompatible_card_format", "{kind}: {error}");
-        expect_failure_logged(&w.bridge, "incompatible_card_format", "not_mifare_classic");
+        expect_failure_logged(&w.bridge, "incompatible_card_format", sub_code);
         assert_eq!(writes_in(&log), 0, "{kind} was written to");
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("90 CA") && l.ends_with("91 00")),
+            "{kind}: an application was created:\n{text}"
+        );
         drop(card);
     }
 

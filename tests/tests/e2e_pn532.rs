@@ -1,6 +1,6 @@
 //! End to end on the PN532: the seeds' flows as real HTTP requests against the `encoder-sim
 //! cloud` binary, the real `encoder-bridge run` process, and PN532 emulators
-//! (`encoder-sim pn532`, MIFARE Classic cards only) behind pseudo-terminals.
+//! (`encoder-sim pn532`, with MIFARE Classic and `DESFire` cards) behind pseudo-terminals.
 
 mod pn532_support;
 
@@ -253,4 +253,57 @@ fn credential_on_another_card_is_refused_on_pn532() {
         Value::Null,
         "{scanned}"
     );
+}
+
+/// The seed flow on a `DESFire` EV2 in a PN532 emulator's field, through the real daemon: the
+/// hal's `CardInfo` (SAK `20`, the ATS) sends the card down the `DESFire` path; encode, scan in
+/// sync, out of sync after an update, re-encode, no card.
+#[test]
+fn seed_flow_on_a_desfire_card_on_pn532() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut front = Emulator::start(
+        &link(dir.path(), "front"),
+        &["--type", "desfire-ev2", "--uid", "04A1A2A3A4A5A6"],
+    );
+    let cloud = Cloud::start();
+    let credential = cloud.seed_credential();
+    let (_setup, _bridge) = bridge_for(&cloud, &[("Front Desk", &front)]);
+    assert_eq!(cloud.encoders(1).len(), 1);
+    let encoder = cloud.encoder_named("Front Desk");
+
+    let result = cloud.succeeded(&cloud.encode(&encoder, &credential));
+    assert_eq!(result["acs_credential_id"], credential.as_str(), "{result}");
+    assert_eq!(result["is_issued"], true, "{result}");
+    let scanned = cloud.succeeded(&cloud.scan(&encoder));
+    assert_eq!(
+        scanned["acs_credential_on_encoder"]["acs_credential_id"],
+        credential.as_str(),
+        "{scanned}"
+    );
+    assert_eq!(scanned["warnings"], json!([]), "{scanned}");
+
+    let new_end = "2024-12-06T12:00:00.000Z";
+    cloud.ok(
+        "/acs/credentials/update",
+        &json!({"acs_credential_id": credential, "ends_at": new_end}),
+    );
+    let scanned = cloud.succeeded(&cloud.scan(&encoder));
+    assert_eq!(
+        scanned["warnings"][0]["warning_code"], "acs_credential_on_encoder_out_of_sync",
+        "{scanned}"
+    );
+    cloud.succeeded(&cloud.encode(&encoder, &credential));
+    let scanned = cloud.succeeded(&cloud.scan(&encoder));
+    assert_eq!(scanned["warnings"], json!([]), "{scanned}");
+    assert_eq!(
+        scanned["acs_credential_on_encoder"]["ends_at"]
+            .as_str()
+            .map(|t| t.starts_with("2024-12-06T12:00")),
+        Some(true),
+        "{scanned}"
+    );
+
+    front.remove();
+    let error = cloud.failed(&cloud.scan(&encoder));
+    assert_eq!(error["type"], "no_card_on_encoder", "{error}");
 }

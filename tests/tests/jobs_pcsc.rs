@@ -8,7 +8,7 @@ use encoder_hal::pcsc::PcscEncoder;
 use encoder_protocol::error::JobError;
 use encoder_protocol::format::Credential;
 use encoder_protocol::job::{CardState, EncodeOutcome, ScanOutcome, encode, scan};
-use encoder_tests::jobs::{realistic, realistic_next, site};
+use encoder_tests::jobs::{desfire_encode_on, desfire_scan_on, realistic, realistic_next, site};
 use encoder_tests::{Rig, STARTUP};
 
 const UID: &str = "04A1B2C3";
@@ -180,4 +180,84 @@ fn no_card_within_a_short_wait() {
         "{:?}",
         start.elapsed()
     );
+}
+
+fn run_desfire_encode(
+    encoder: &mut PcscEncoder,
+    credential: &Credential,
+) -> Result<EncodeOutcome, JobError> {
+    desfire_encode_on(encoder, STARTUP, credential)
+}
+
+fn run_desfire_scan(encoder: &mut PcscEncoder) -> Result<ScanOutcome, JobError> {
+    desfire_scan_on(encoder, STARTUP)
+}
+
+/// The `DESFire` jobs through pcscd and vpcd to the virtual `DESFire` card: the hal sees an
+/// ISO 14443-4 card (ATR `3B 81 80 01 80 80`) and passes the wrapped native commands through.
+#[test]
+fn desfire_encode_scan_reencode_through_pcscd() {
+    let rig = Rig::start(2);
+    let _card = rig.card(0, &["--type", "desfire-ev2", "--uid", "04A1A2A3A4A5A6"]);
+    let mut enc = encoder(0);
+    let blank = run_desfire_scan(&mut enc).expect("scan blank");
+    assert_eq!(blank.state, CardState::Blank);
+    let out = run_desfire_encode(&mut enc, &realistic(8))
+        .unwrap_or_else(|e| panic!("{e} ({})", e.detail()));
+    assert!(out.first_encode);
+    let got = run_desfire_scan(&mut enc).expect("scan");
+    assert_eq!(got.credential.map(|c| c.credential), Some(realistic(8)));
+    let again = run_desfire_encode(&mut enc, &realistic_next(8)).expect("re-encode");
+    assert!(!again.first_encode);
+    let got = run_desfire_scan(&mut enc).expect("scan");
+    assert_eq!(
+        got.credential.map(|c| c.credential),
+        Some(realistic_next(8))
+    );
+    eprintln!(
+        "pcsc DESFire EV2: encode blank {}, re-encode {}, scan {} APDUs",
+        out.apdu_count, again.apdu_count, got.apdu_count
+    );
+}
+
+/// A `DESFire` re-encode torn at each of its writes (the card leaves mid-command): the job
+/// says `encoding_interrupted`, and the card reads as the old or the new credential.
+#[test]
+fn desfire_card_pulled_mid_reencode_through_pcscd() {
+    let rig = Rig::start(2);
+    // A first encode makes 6 writes (create application, create file, 3 ChangeKey, write)
+    // plus the commit; the re-encode's are its WriteData and CommitTransaction.
+    for (slot, after, mode) in [(0, "7", "half"), (1, "8", "lost")] {
+        let uid = format!("04A1A2A3A4A5B{slot}");
+        let mut card = rig.card(
+            slot,
+            &[
+                "--type",
+                "desfire-ev2",
+                "--uid",
+                &uid,
+                "--tear-after-writes",
+                after,
+                "--tear-mode",
+                mode,
+            ],
+        );
+        let mut enc = encoder(slot);
+        run_desfire_encode(&mut enc, &realistic(8)).expect("first encode");
+        let err = run_desfire_encode(&mut enc, &realistic_next(8)).expect_err("torn");
+        assert_torn(&err);
+        card.insert();
+        let got = run_desfire_scan(&mut enc).expect("scan after tear");
+        assert_eq!(
+            got.credential.map(|c| c.credential),
+            Some(realistic(8)),
+            "tear after {after} writes ({mode})"
+        );
+        run_desfire_encode(&mut enc, &realistic_next(8)).expect("encode after tear");
+        let got = run_desfire_scan(&mut enc).expect("scan");
+        assert_eq!(
+            got.credential.map(|c| c.credential),
+            Some(realistic_next(8))
+        );
+    }
 }

@@ -95,6 +95,10 @@ impl<T: Transmit + ?Sized> Transmit for Guard<'_, T> {
         }
         self.inner.before_first_write()
     }
+
+    fn reader_caps(&self) -> encoder_protocol::transmit::ReaderCaps {
+        self.inner.reader_caps()
+    }
 }
 
 /// A command for the trace: card data of writes (`FF D6`) and key bytes masked

@@ -11,7 +11,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
-use encoder_hal::{CardInfo, CardSession, Encoder, ErrorKind};
+use encoder_hal::{CardInfo, CardSession, Encoder, ErrorKind, Feedback};
 use encoder_protocol::card::CardType;
 use encoder_protocol::cloud_error::{CloudError, ErrorType, SubCode};
 use encoder_protocol::hex;
@@ -19,6 +19,7 @@ use encoder_protocol::job::{self, CardState};
 use encoder_protocol::keys::SiteKeys;
 
 use crate::apdu_guard::{BeforeFirstWrite, Guard, Timing};
+use crate::config::MediaConfig;
 use crate::job::{CardJob, EncodeRequest, JobAction, JobReport, Success};
 use crate::runner::Control;
 use crate::store::{Store, Writing};
@@ -27,6 +28,10 @@ use crate::store::{Store, Writing};
 pub struct Exec<'a> {
     /// How long to wait for a card.
     pub card_wait: Duration,
+    /// Beep and light at the end of the card operation (where the reader can).
+    pub feedback: bool,
+    /// The media this site writes (`[media]`): the card placed picks the path.
+    pub media: MediaConfig,
     /// The site keys.
     pub site: &'a SiteKeys,
     /// Where the phase `writing` is recorded (none for the operator commands).
@@ -172,6 +177,9 @@ pub fn execute(encoder: &mut dyn Encoder, job: &CardJob, exec: &Exec<'_>) -> Job
         JobAction::Encode(request) => card.encode(session.as_mut(), &job.id, request),
         JobAction::Verify { request, writing } => card.verify(session.as_mut(), request, writing),
     };
+    if exec.feedback {
+        signal(session.as_mut(), outcome.is_ok());
+    }
     drop(session);
     timing.log();
     match &outcome {
@@ -184,6 +192,21 @@ pub fn execute(encoder: &mut dyn Encoder, job: &CardJob, exec: &Exec<'_>) -> Job
         ),
     }
     end(JobReport::now(outcome))
+}
+
+/// The beep and light at the desk for the job's outcome. Never fails the job: a reader that
+/// cannot, a card already gone or a refused command is logged and forgotten.
+fn signal(session: &mut dyn CardSession, ok: bool) {
+    let feedback = if ok {
+        Feedback::Success
+    } else {
+        Feedback::Failure
+    };
+    match session.feedback(feedback) {
+        Ok(true) => tracing::debug!(?feedback, "feedback sent"),
+        Ok(false) => {}
+        Err(e) => tracing::info!(?feedback, "feedback not given (the job is unaffected): {e}"),
+    }
 }
 
 /// A credential already written to a card (`card_uid`) goes on no other card: the error comes
@@ -209,6 +232,29 @@ pub fn check_card_uid(expected: Option<&str>, uid: &[u8], reader: &str) -> Resul
     ))
 }
 
+/// The job path a card takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Medium {
+    Classic,
+    Desfire,
+}
+
+/// 16 random bytes from the operating system (`RndA` of a `DESFire` authentication). Should the
+/// system refuse (it does not on Linux after boot), the clock stands in, with a warning: `RndA`
+/// protects the reader against a replayed card, not the card's secrets.
+fn nonce() -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    if let Err(e) = getrandom::fill(&mut bytes) {
+        tracing::warn!("no system randomness ({e}); RndA from the clock");
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = now.to_le_bytes();
+    }
+    bytes
+}
+
 /// The opened card and what a job on it needs.
 struct Card<'a> {
     info: &'a CardInfo,
@@ -232,13 +278,54 @@ impl Card<'_> {
         }
     }
 
+    /// Which job the placed card gets (`[media]`): a `DESFire` (an ISO 14443-4 card) the
+    /// `DESFire` path, a MIFARE Classic the Classic one; a card of a medium the site does not
+    /// write is incompatible. Anything else takes the Classic path, which refuses it.
+    fn route(&self) -> Result<Medium, CloudError> {
+        let card_type = self.card_type();
+        let refuse = |sub: SubCode, message: &str| {
+            Err(CloudError::new(
+                ErrorType::IncompatibleCardFormat,
+                sub,
+                message,
+                format!(
+                    "card type {} (uid {}) on reader \"{}\"; [media] classic = {}, desfire = {}",
+                    card_type.name(),
+                    hex::encode(&self.info.uid),
+                    self.reader,
+                    self.exec.media.classic,
+                    self.exec.media.desfire
+                ),
+            ))
+        };
+        match card_type {
+            CardType::Iso14443_4 if self.exec.media.desfire => Ok(Medium::Desfire),
+            CardType::Iso14443_4 => refuse(
+                SubCode::MediaNotEnabled,
+                "This site does not write DESFire cards. Use a MIFARE Classic card.",
+            ),
+            t if t.is_mifare_classic() && !self.exec.media.classic => refuse(
+                SubCode::MediaNotEnabled,
+                "This site does not write MIFARE Classic cards. Use a DESFire card.",
+            ),
+            _ => Ok(Medium::Classic),
+        }
+    }
+
     fn scan(&self, session: &mut dyn CardSession) -> Result<Success, CloudError> {
+        let medium = self.route()?;
         let mut guard = self.guard(session, None);
-        match job::scan(&mut guard, self.info, self.exec.site) {
+        let result = match medium {
+            Medium::Desfire => {
+                job::desfire::scan(&mut guard, self.info, self.exec.site, &mut nonce)
+            }
+            Medium::Classic => job::scan(&mut guard, self.info, self.exec.site),
+        };
+        match result {
             Ok(scan) if scan.state == CardState::Unsupported => Err(CloudError::new(
                 ErrorType::IncompatibleCardFormat,
                 SubCode::NotMifareClassic,
-                "This card type is not supported. Use a MIFARE Classic card.",
+                "This card type is not supported. Use a MIFARE Classic or DESFire card.",
                 format!(
                     "card type {} (uid {}) on reader \"{}\"",
                     scan.card_type.name(),
@@ -258,6 +345,7 @@ impl Card<'_> {
         request: &EncodeRequest,
     ) -> Result<Success, CloudError> {
         check_card_uid(request.card_uid.as_deref(), &self.info.uid, self.reader)?;
+        let medium = self.route()?;
         let credential = request.credential.clone()?.for_card(&self.info.uid);
         let writing = Writing {
             uid: hex::encode(&self.info.uid),
@@ -268,7 +356,18 @@ impl Card<'_> {
                 as BeforeFirstWrite<'_>
         });
         let mut guard = self.guard(session, hook);
-        match job::encode(&mut guard, self.info, self.exec.site, &credential) {
+        let result = match medium {
+            Medium::Desfire => job::desfire::encode(
+                &mut guard,
+                self.info,
+                self.exec.site,
+                &credential,
+                self.exec.media.desfire_options(),
+                &mut nonce,
+            ),
+            Medium::Classic => job::encode(&mut guard, self.info, self.exec.site, &credential),
+        };
+        match result {
             Ok(done) => Ok(Success::Encoded {
                 written: done.written,
                 uid: done.uid,
@@ -297,8 +396,15 @@ impl Card<'_> {
         }
         let mut expected = request.credential.clone()?.for_card(&self.info.uid);
         expected.card_number.clone_from(&writing.card_number);
+        let medium = self.route()?;
         let mut guard = self.guard(session, None);
-        match job::scan(&mut guard, self.info, self.exec.site) {
+        let result = match medium {
+            Medium::Desfire => {
+                job::desfire::scan(&mut guard, self.info, self.exec.site, &mut nonce)
+            }
+            Medium::Classic => job::scan(&mut guard, self.info, self.exec.site),
+        };
+        match result {
             Ok(scan) => match scan.credential {
                 Some(found) if found.credential == expected => {
                     tracing::info!("verifying scan after restart: the credential is complete");
@@ -344,14 +450,86 @@ mod tests {
     };
 
     fn run(encoder: &mut MockEnc, job: &CardJob, card_wait: Duration) -> JobReport {
+        run_with(encoder, job, card_wait, MediaConfig::default())
+    }
+
+    fn run_with(
+        encoder: &mut MockEnc,
+        job: &CardJob,
+        card_wait: Duration,
+        media: MediaConfig,
+    ) -> JobReport {
         let site = site();
         let exec = Exec {
+            media,
             card_wait,
+            feedback: false,
             site: &site,
             store: None,
             control: None,
         };
         execute(encoder, job, &exec)
+    }
+
+    /// The placed card picks the job: a `DESFire` gets the `DESFire` encode (and its scan finds
+    /// the credential); a medium `[media]` turns off is refused before any APDU.
+    #[test]
+    fn the_card_placed_picks_the_path_and_media_can_be_turned_off() {
+        use encoder_sim::card::CardType as SimCard;
+        const UID7: [u8; 7] = [0x04, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66];
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let session = crate::test_support::session_on_type(
+            SimCard::DesfireEv2,
+            &UID7,
+            sent.clone(),
+            |_, _| None,
+        );
+        let report = run(
+            &mut encoder_with(session),
+            &job(true, None, None),
+            Duration::from_secs(1),
+        );
+        let JobReport::Done {
+            outcome: Ok(Success::Encoded { uid, .. }),
+            ..
+        } = &report
+        else {
+            panic!("{report:?}");
+        };
+        assert_eq!(uid, &UID7);
+        assert!(
+            sent.lock()
+                .expect("lock")
+                .iter()
+                .all(|c| c.first() == Some(&0x90))
+        );
+
+        let off = |classic, desfire| MediaConfig {
+            classic,
+            desfire,
+            ..MediaConfig::default()
+        };
+        for (card_type, media) in [
+            (SimCard::DesfireEv2, off(true, false)),
+            (SimCard::Classic1k, off(false, true)),
+        ] {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let session =
+                crate::test_support::session_on_type(card_type, &UID7, sent.clone(), |_, _| None);
+            let report = run_with(
+                &mut encoder_with(session),
+                &job(true, None, None),
+                Duration::from_secs(1),
+                media,
+            );
+            let error = error_of(&report);
+            assert_eq!(error.kind, ErrorType::IncompatibleCardFormat, "{error:?}");
+            assert_eq!(error.sub_code, Some(SubCode::MediaNotEnabled), "{error:?}");
+            assert!(
+                sent.lock().expect("lock").is_empty(),
+                "{card_type}: APDUs sent"
+            );
+        }
     }
 
     fn error_of(report: &JobReport) -> CloudError {
@@ -471,6 +649,42 @@ mod tests {
         assert!(sent.lock().expect("lock").is_empty());
     }
 
+    /// Feedback follows the outcome, and a reader that fails to beep fails no job.
+    #[test]
+    fn feedback_follows_the_outcome_and_never_fails_a_job() {
+        let site = site();
+        let exec = Exec {
+            media: MediaConfig::default(),
+            card_wait: Duration::from_secs(5),
+            feedback: true,
+            site: &site,
+            store: None,
+            control: None,
+        };
+        for (encode, card_uid, expected) in [
+            (false, None, Feedback::Success),
+            (true, Some("DEADBEEF"), Feedback::Failure),
+        ] {
+            let sent = Arc::new(Mutex::new(Vec::new()));
+            let mut session = session_on(&[0x04, 0xA1, 0xB2, 0xC3], Arc::clone(&sent), |_, _| None);
+            session
+                .expect_feedback()
+                .withf(move |f| *f == expected)
+                .times(1)
+                .returning(|_| Err(HalError::new(ErrorKind::CardRemoved, "card gone")));
+            let mut e = encoder_with(session);
+            let report = execute(&mut e, &job(encode, None, card_uid), &exec);
+            let JobReport::Done { outcome, .. } = report else {
+                panic!("not done");
+            };
+            assert_eq!(
+                outcome.is_ok(),
+                expected == Feedback::Success,
+                "{outcome:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_credential_for_another_card_is_refused_before_any_write() {
         let sent = Arc::new(Mutex::new(Vec::new()));
@@ -564,7 +778,9 @@ mod tests {
         let job = job(true, Some(Duration::from_secs(60)), None);
         let site = site();
         let exec = Exec {
+            media: crate::config::MediaConfig::default(),
             card_wait: Duration::from_secs(5),
+            feedback: false,
             site: &site,
             store: Some(&store),
             control: None,

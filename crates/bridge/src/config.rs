@@ -71,6 +71,75 @@ pub struct Config {
     /// `[control]`: the local control socket (docs/control-protocol.md).
     #[serde(default)]
     pub control: ControlConfig,
+    /// `[media]`: which cards the site writes (docs/configuration.md).
+    #[serde(default)]
+    pub media: MediaConfig,
+}
+
+/// `[media]`: the card families this site writes and reads; the card placed on the encoder
+/// decides the path. Both by default. Ultralight and other cards are always incompatible.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaConfig {
+    /// MIFARE Classic (docs/card-format.md §1-§8).
+    #[serde(default = "yes")]
+    pub classic: bool,
+    /// MIFARE `DESFire` EV1/EV2/EV3 (docs/card-format.md §10).
+    #[serde(default = "yes")]
+    pub desfire: bool,
+    /// The `DESFire` PICC master key policy: `leave_as_found` (default) or `take_ownership`
+    /// (docs/card-format.md §10.5).
+    #[serde(default)]
+    pub desfire_picc_key: PiccKeyPolicy,
+}
+
+/// `media.desfire_picc_key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PiccKeyPolicy {
+    /// Never change a card's PICC master key.
+    #[default]
+    LeaveAsFound,
+    /// Give a card with the factory PICC key the site's diversified AES PICC key.
+    TakeOwnership,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            classic: true,
+            desfire: true,
+            desfire_picc_key: PiccKeyPolicy::LeaveAsFound,
+        }
+    }
+}
+
+impl MediaConfig {
+    fn validate(self) -> Result<(), ConfigError> {
+        if self.classic || self.desfire {
+            return Ok(());
+        }
+        Err(ConfigError::new(
+            "media",
+            "classic and desfire are both false: no card could be written",
+            "set media.classic or media.desfire to true (both are by default)",
+        ))
+    }
+
+    /// The protocol crate's `DESFire` options.
+    pub fn desfire_options(self) -> encoder_protocol::job::desfire::DesfireOptions {
+        use encoder_protocol::job::desfire::{DesfireOptions, PiccPolicy};
+        DesfireOptions {
+            picc: match self.desfire_picc_key {
+                PiccKeyPolicy::LeaveAsFound => PiccPolicy::LeaveAsFound,
+                PiccKeyPolicy::TakeOwnership => PiccPolicy::TakeOwnership,
+            },
+        }
+    }
 }
 
 /// `[control]`: where the daemon's control socket is and who may use it.
@@ -247,6 +316,25 @@ fn default_card_wait() -> f64 {
     DEFAULT_CARD_WAIT_SECS
 }
 
+/// `feedback = "on" | "off"`: whether an encoder beeps and lights at the end of a job, on
+/// readers that can (docs/configuration.md; the hal's dialect table says which can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FeedbackSetting {
+    /// A short beep and green light on success, a distinct pattern on failure.
+    #[default]
+    On,
+    /// Silent.
+    Off,
+}
+
+impl FeedbackSetting {
+    /// Whether feedback is on.
+    pub fn is_on(self) -> bool {
+        self == Self::On
+    }
+}
+
 /// `[encoders]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +345,9 @@ pub struct EncodersConfig {
     /// Default card wait in seconds.
     #[serde(default = "default_card_wait")]
     pub card_wait_secs: f64,
+    /// Default feedback (beep and light) at the end of a job.
+    #[serde(default)]
+    pub feedback: FeedbackSetting,
     /// `[[encoders.pcsc]]`.
     #[serde(default)]
     pub pcsc: Vec<PcscEntry>,
@@ -270,6 +361,7 @@ impl Default for EncodersConfig {
         Self {
             auto_pcsc: true,
             card_wait_secs: DEFAULT_CARD_WAIT_SECS,
+            feedback: FeedbackSetting::On,
             pcsc: Vec::new(),
             pn532: Vec::new(),
         }
@@ -288,6 +380,9 @@ pub struct PcscEntry {
     /// Card wait in seconds; default `encoders.card_wait_secs`.
     #[serde(default)]
     pub card_wait_secs: Option<f64>,
+    /// Feedback at the end of a job; default `encoders.feedback`.
+    #[serde(default)]
+    pub feedback: Option<FeedbackSetting>,
     /// `false`: never drive matching readers (also not automatically).
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -316,6 +411,8 @@ pub enum ReaderPolicy {
         display_name: String,
         /// Card wait.
         card_wait: Duration,
+        /// Beep and light at the end of a job.
+        feedback: bool,
         /// Named in the config (stays known while unplugged), rather than picked up.
         configured: bool,
     },
@@ -381,6 +478,7 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
+        self.media.validate()?;
         let url = self.cloud.url.trim();
         if url.starts_with("ws://") {
             if !self.cloud.allow_insecure {
@@ -507,6 +605,7 @@ impl Config {
                         .clone()
                         .unwrap_or_else(|| name.to_owned()),
                     card_wait: entry.card_wait_secs.map_or_else(|| self.card_wait(), secs),
+                    feedback: entry.feedback.unwrap_or(self.encoders.feedback).is_on(),
                     configured: true,
                 };
             }
@@ -515,6 +614,7 @@ impl Config {
             ReaderPolicy::Drive {
                 display_name: name.to_owned(),
                 card_wait: self.card_wait(),
+                feedback: self.encoders.feedback.is_on(),
                 configured: false,
             }
         } else {
@@ -638,6 +738,27 @@ file = "key"
     }
 
     #[test]
+    fn media_default_to_both_and_are_checked() {
+        let c = Config::parse(MINIMAL).expect("valid");
+        assert_eq!(c.media, MediaConfig::default());
+        assert!(c.media.classic && c.media.desfire);
+        let c = Config::parse(&format!(
+            "{MINIMAL}\n[media]\nclassic = false\ndesfire_picc_key = \"take_ownership\"\n"
+        ))
+        .expect("valid");
+        assert!(!c.media.classic && c.media.desfire);
+        assert_eq!(c.media.desfire_picc_key, PiccKeyPolicy::TakeOwnership);
+        let e = Config::parse(&format!(
+            "{MINIMAL}\n[media]\nclassic = false\ndesfire = false\n"
+        ))
+        .expect_err("no media");
+        assert_eq!(e.key, "media");
+        let e = Config::parse(&format!("{MINIMAL}\n[media]\nultralight = true\n"))
+            .expect_err("unknown medium");
+        assert!(e.to_string().contains("ultralight"), "{e}");
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let text = include_str!("../../../examples/encoder-bridge.toml");
         let c = Config::parse(text).expect("example");
@@ -673,7 +794,7 @@ file = "key"
     #[test]
     fn patterns_and_disabled_readers() {
         let c = Config::parse(&format!(
-            "{MINIMAL}\n[[encoders.pcsc]]\nreader = \"ACS*\"\ndisplay_name = \"Desk\"\ncard_wait_secs = 5\n[[encoders.pcsc]]\nreader = \"Vendor ?\"\nenabled = false\n"
+            "{MINIMAL}\n[[encoders.pcsc]]\nreader = \"ACS*\"\ndisplay_name = \"Desk\"\ncard_wait_secs = 5\nfeedback = \"off\"\n[[encoders.pcsc]]\nreader = \"Vendor ?\"\nenabled = false\n"
         ))
         .expect("valid");
         assert_eq!(
@@ -681,10 +802,21 @@ file = "key"
             ReaderPolicy::Drive {
                 display_name: "Desk".into(),
                 card_wait: Duration::from_secs(5),
+                feedback: false,
                 configured: true
             }
         );
         assert_eq!(c.reader_policy("Vendor X"), ReaderPolicy::Ignore);
+        assert!(matches!(
+            c.reader_policy("Other"),
+            ReaderPolicy::Drive { feedback: true, .. }
+        ));
+        let e = Config::parse(&format!("{MINIMAL}\n[encoders]\nfeedback = \"loud\"\n"))
+            .expect_err("not on/off");
+        assert!(
+            e.problem.contains("on") && e.problem.contains("off"),
+            "{e:?}"
+        );
         assert!(c.exact_readers().is_empty());
     }
 

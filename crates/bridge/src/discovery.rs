@@ -21,6 +21,8 @@ pub struct Wanted {
     pub display_name: String,
     /// Card wait.
     pub card_wait: Duration,
+    /// Beep and light at the end of a job (readers that can).
+    pub feedback: bool,
     /// Named in the configuration (stays known while absent).
     pub configured: bool,
 }
@@ -32,6 +34,7 @@ pub fn configured(config: &Config) -> Vec<Wanted> {
         if let ReaderPolicy::Drive {
             display_name,
             card_wait,
+            feedback,
             ..
         } = config.reader_policy(&name)
         {
@@ -40,6 +43,7 @@ pub fn configured(config: &Config) -> Vec<Wanted> {
                 reader: name,
                 display_name,
                 card_wait,
+                feedback,
                 configured: true,
             });
         }
@@ -54,6 +58,8 @@ pub fn configured(config: &Config) -> Vec<Wanted> {
                 .card_wait_secs
                 .and_then(|s| Duration::try_from_secs_f64(s).ok())
                 .unwrap_or_else(|| config.card_wait()),
+            // A PN532 has no buzzer.
+            feedback: false,
             configured: true,
         });
     }
@@ -66,12 +72,14 @@ pub fn pcsc_reader(config: &Config, name: &str) -> Option<Wanted> {
         ReaderPolicy::Drive {
             display_name,
             card_wait,
+            feedback,
             configured,
         } => Some(Wanted {
             kind: EncoderKind::Pcsc,
             reader: name.to_owned(),
             display_name,
             card_wait,
+            feedback,
             configured,
         }),
         ReaderPolicy::Ignore => None,

@@ -157,11 +157,15 @@ pub struct RunnerSpec {
     pub encoder_id: String,
     /// Card wait.
     pub card_wait: Duration,
+    /// Beep and light at the end of each job.
+    pub feedback: bool,
     /// Creates the encoder.
     pub factory: EncoderFactory,
     /// Probe the encoder while idle and report its state (PN532); `None`: never (PC/SC,
     /// whose state the hot-plug monitor reports).
     pub probe: Option<Probe>,
+    /// The media this site writes (`[media]`).
+    pub media: crate::config::MediaConfig,
 }
 
 /// Whether an encoder works and holds a card, as an idle probe found it.
@@ -256,6 +260,8 @@ impl Runner {
                     let Cmd::Run(job) = cmd else { break };
                     let exec = Exec {
                         card_wait: spec.card_wait,
+                        feedback: spec.feedback,
+                        media: spec.media,
                         site: &site,
                         // An operator job is no attempt: nothing of it is stored.
                         store: if job.is_local() {
@@ -380,8 +386,10 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
+                feedback: false,
                 factory,
                 probe: Some(Probe {
                     every: Duration::from_millis(20),
@@ -448,8 +456,10 @@ mod tests {
         let tx = Mutex::new(tx);
         let runner = Runner::spawn(
             RunnerSpec {
+                media: crate::config::MediaConfig::default(),
                 encoder_id: "enc-1".into(),
                 card_wait: Duration::from_secs(30),
+                feedback: false,
                 factory,
                 probe: None,
             },

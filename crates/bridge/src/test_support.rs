@@ -13,7 +13,9 @@ use std::sync::atomic::AtomicI64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use encoder_hal::{Canceller, CardInfo, CardSession, Encoder, EncoderKind, ErrorKind, HalError};
+use encoder_hal::{
+    Canceller, CardInfo, CardSession, Encoder, EncoderKind, ErrorKind, Feedback, HalError,
+};
 use encoder_protocol::keys::{MasterKey, SiteKeys};
 use encoder_protocol::transmit::{Transmit, TransmitError};
 use encoder_sim::card::{CardType, VirtualCard};
@@ -39,6 +41,7 @@ mock! {
     }
     impl CardSession for Sess {
         fn info(&self) -> &CardInfo;
+        fn feedback(&mut self, feedback: Feedback) -> Result<bool, HalError>;
     }
 }
 
@@ -98,9 +101,19 @@ pub fn is_write(command: &[u8]) -> bool {
 pub fn session_on(
     uid: &[u8],
     sent: Arc<Mutex<Vec<Vec<u8>>>>,
+    fail: impl FnMut(&[u8], usize) -> Option<TransmitError> + Send + 'static,
+) -> MockSess {
+    session_on_type(CardType::Classic1k, uid, sent, fail)
+}
+
+/// [`session_on`] for a card of `card_type`.
+pub fn session_on_type(
+    card_type: CardType,
+    uid: &[u8],
+    sent: Arc<Mutex<Vec<Vec<u8>>>>,
     mut fail: impl FnMut(&[u8], usize) -> Option<TransmitError> + Send + 'static,
 ) -> MockSess {
-    let mut card = VirtualCard::new(CardType::Classic1k, Some(uid)).expect("card");
+    let mut card = VirtualCard::new(card_type, Some(uid)).expect("card");
     let info = CardInfo::new(uid.to_vec(), Some(card.atr()), None, None);
     let mut s = MockSess::new();
     s.expect_info().return_const(info);

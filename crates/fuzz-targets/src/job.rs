@@ -55,14 +55,16 @@ pub(crate) struct Exchange {
 }
 
 /// The card in the reader, with the fuzzer choosing each reply.
-struct FuzzCard<'a> {
-    card: VirtualCard,
-    input: Input<'a>,
+pub(crate) struct FuzzCard<'a> {
+    pub(crate) card: VirtualCard,
+    pub(crate) input: Input<'a>,
     /// `false`: every reply is the card's own (the fuzzer is not asked).
-    fuzzed: bool,
-    removed: bool,
-    deviated: bool,
-    log: Vec<Exchange>,
+    pub(crate) fuzzed: bool,
+    pub(crate) removed: bool,
+    pub(crate) deviated: bool,
+    pub(crate) log: Vec<Exchange>,
+    /// The status words a changed reply ends with.
+    pub(crate) statuses: &'static [[u8; 2]],
 }
 
 const STATUS_WORDS: [[u8; 2]; 8] = [
@@ -78,7 +80,7 @@ const STATUS_WORDS: [[u8; 2]; 8] = [
 
 impl FuzzCard<'_> {
     /// Puts the card back on the reader for the next job.
-    fn next_job(&mut self, fuzzed: bool) {
+    pub(crate) fn next_job(&mut self, fuzzed: bool) {
         self.card.insert();
         self.removed = false;
         self.deviated = false;
@@ -99,8 +101,10 @@ impl FuzzCard<'_> {
             200..=215 => Ok(self.input.slice(24).to_vec()),
             216..=229 => {
                 let mut reply = self.card.transmit(command);
-                let sw = STATUS_WORDS
-                    .get(usize::from(self.input.byte() % 8))
+                let n = self.statuses.len().max(1);
+                let sw = self
+                    .statuses
+                    .get(usize::from(self.input.byte()) % n)
                     .copied()
                     .unwrap_or([0x63, 0x00]);
                 let at = reply.len().saturating_sub(2);
@@ -381,6 +385,8 @@ pub(crate) fn check_read_back(log: &[Exchange]) {
     }
 }
 
+/// Every error is one of the cloud's types with its exact APDU count (and a sub-code where the
+/// type has them).
 pub(crate) fn check_error(e: &JobError, log: &[Exchange]) {
     assert!(ERROR_TYPES.contains(&e.name()), "{}", e.name());
     assert_eq!(e.apdu_count(), log.len(), "{e:?}");
@@ -389,6 +395,45 @@ pub(crate) fn check_error(e: &JobError, log: &[Exchange]) {
         JobError::Incompatible { .. } | JobError::Uncategorized { .. }
     ) {
         assert!(e.sub_code().is_some());
+    }
+}
+
+/// The properties of one scan's outcome over its exchanges: exact count, no credential nobody
+/// asked for, and after an honest encode an honest scan finds it. Its state or error name.
+pub(crate) fn check_scan(
+    log: &[Exchange],
+    result: Result<job::ScanOutcome, encoder_protocol::error::JobError>,
+    fuzzed: bool,
+    asked: &[Credential],
+    last_good: Option<&Credential>,
+) -> Result<CardState, &'static str> {
+    match result {
+        Ok(outcome) => {
+            assert_eq!(outcome.apdu_count, log.len());
+            if let Some(found) = &outcome.credential {
+                assert!(
+                    asked.contains(&found.credential),
+                    "a credential nobody wrote: {found:?}"
+                );
+                assert_eq!(outcome.state, CardState::Ours);
+            }
+            if !fuzzed && let Some(good) = last_good {
+                assert_eq!(
+                    outcome.credential.as_ref().map(|c| &c.credential),
+                    Some(good),
+                    "an honest scan after an honest encode"
+                );
+            }
+            Ok(outcome.state)
+        }
+        Err(e) => {
+            check_error(&e, log);
+            assert!(
+                fuzzed || last_good.is_none(),
+                "an honest scan after an honest encode failed: {e:?}"
+            );
+            Err(e.name())
+        }
     }
 }
 
@@ -418,6 +463,7 @@ fn run(data: &[u8]) -> Option<Summary> {
         removed: false,
         deviated: false,
         log: Vec::new(),
+        statuses: &STATUS_WORDS,
     };
     let mut asked: Vec<Credential> = Vec::new();
     if flags & 2 != 0 {
@@ -467,34 +513,13 @@ fn run(data: &[u8]) -> Option<Summary> {
                 .any(|e| e.command.starts_with(&[0xFF, 0xD6])),
             "a scan wrote to the card"
         );
-        match result {
-            Ok(outcome) => {
-                summary.scans.push(Ok(outcome.state));
-                assert_eq!(outcome.apdu_count, card.log.len());
-                if let Some(found) = &outcome.credential {
-                    assert!(
-                        asked.contains(&found.credential),
-                        "a credential nobody wrote: {found:?}"
-                    );
-                    assert_eq!(outcome.state, CardState::Ours);
-                }
-                if !fuzzed && let Some(good) = &last_good {
-                    assert_eq!(
-                        outcome.credential.as_ref().map(|c| &c.credential),
-                        Some(good),
-                        "an honest scan after an honest encode"
-                    );
-                }
-            }
-            Err(e) => {
-                summary.scans.push(Err(e.name()));
-                check_error(&e, &card.log);
-                assert!(
-                    fuzzed || last_good.is_none(),
-                    "an honest scan after an honest encode failed: {e:?}"
-                );
-            }
-        }
+        summary.scans.push(check_scan(
+            &card.log,
+            result,
+            fuzzed,
+            &asked,
+            last_good.as_ref(),
+        ));
     }
     Some(summary)
 }

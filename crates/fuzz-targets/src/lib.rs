@@ -24,6 +24,7 @@
 //! | `desfire_card` | the virtual `DESFire` card's command frames |
 //! | `sim_ws` | the cloud simulator's bridge websocket messages |
 //! | `whole_job` | encode, re-encode and scan against a fuzzer-controlled card |
+//! | `desfire_job` | the `DESFire` encode, re-encode and scan against a fuzzer-controlled `DESFire` |
 
 #![forbid(unsafe_code)]
 // A broken property panics: that is what a fuzz target reports (documented once, here).
@@ -32,6 +33,7 @@
 pub mod input;
 
 mod bridge;
+mod desfire;
 mod identify;
 mod job;
 mod mifare;
@@ -44,6 +46,7 @@ mod status;
 mod virtual_desfire;
 
 pub use bridge::{cloud_message, config, store_record};
+pub use desfire::desfire_job;
 pub use identify::card_identify;
 pub use job::{MAX_JOB_APDUS, whole_job};
 pub use mifare::{mad, trailer_access};
@@ -59,7 +62,7 @@ pub use virtual_desfire::desfire_card;
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 15] = [
+pub const TARGETS: [Target; 16] = [
     ("status_apdu", status_apdu),
     ("card_identify", card_identify),
     ("mad", mad),
@@ -75,4 +78,5 @@ pub const TARGETS: [Target; 15] = [
     ("desfire_card", desfire_card),
     ("sim_ws", sim_ws),
     ("whole_job", whole_job),
+    ("desfire_job", desfire_job),
 ];

@@ -139,6 +139,10 @@ impl<T: Transmit + ?Sized> Transmit for Recorder<'_, T> {
         });
         reply
     }
+
+    fn reader_caps(&self) -> encoder_protocol::transmit::ReaderCaps {
+        self.inner.reader_caps()
+    }
 }
 
 fn job_bound() -> usize {

@@ -41,6 +41,15 @@ pub fn hex(bytes: &[u8]) -> String {
     parts.join(" ")
 }
 
+/// What a job's end sounds and looks like at the desk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Feedback {
+    /// The card is done: a short beep and green light.
+    Success,
+    /// The job failed: a distinct (longer, red) pattern.
+    Failure,
+}
+
 /// An open, exclusive session with the card on an encoder.
 ///
 /// Dropping the session releases the card (and leaves it powered, so another session can
@@ -48,6 +57,14 @@ pub fn hex(bytes: &[u8]) -> String {
 pub trait CardSession: Transmit {
     /// ATR, UID and SAK of the card this session talks to.
     fn info(&self) -> &CardInfo;
+
+    /// Beeps and lights for `feedback` where the reader can (with the card present). `Ok(false)`
+    /// when the reader has no such command (the PN532 has no buzzer: the default). Callers
+    /// never fail a job on an error here.
+    fn feedback(&mut self, feedback: Feedback) -> Result<bool, HalError> {
+        let _ = feedback;
+        Ok(false)
+    }
 }
 
 /// One card encoder: a reader with at most one card in its field.

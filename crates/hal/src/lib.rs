@@ -24,6 +24,6 @@ pub mod pn532;
 
 pub use backoff::Backoff;
 pub use cancel::{Canceller, WakeHook};
-pub use encoder::{CardInfo, CardSession, Encoder, EncoderKind, hex};
+pub use encoder::{CardInfo, CardSession, Encoder, EncoderKind, Feedback, hex};
 pub use error::{ErrorKind, HalError};
 pub use pn532::{Pn532Config, Pn532Encoder};

@@ -158,24 +158,32 @@ impl Response {
     }
 }
 
-/// One of the reader's two volatile key slots.
+/// A key slot of the reader, by number (`FF 82 .. <slot>` and the key number of an
+/// authentication). Every reader has at least slots `00` and `01`; how many more it offers is
+/// [`ReaderCaps::key_slots`](crate::transmit::ReaderCaps::key_slots).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum KeySlot {
-    /// Key number 00.
-    Slot0,
-    /// Key number 01.
-    Slot1,
-}
+pub struct KeySlot(u8);
 
 impl KeySlot {
+    /// Key number 00.
+    pub const SLOT0: Self = Self(0);
+    /// Key number 01.
+    pub const SLOT1: Self = Self(1);
+
+    /// Slot `number`.
+    pub const fn new(number: u8) -> Self {
+        Self(number)
+    }
+
     /// The key number byte.
-    pub fn number(self) -> u8 {
-        match self {
-            Self::Slot0 => 0x00,
-            Self::Slot1 => 0x01,
-        }
+    pub const fn number(self) -> u8 {
+        self.0
     }
 }
+
+/// The most blocks one canonical read may ask for: the 15 data blocks of a large MIFARE
+/// Classic 4K sector (Le `F0`).
+pub const MAX_READ_BLOCKS: u8 = 15;
 
 /// `FF CA 00 00 00`: the UID of the card in the field.
 pub fn get_uid() -> Command {
@@ -209,6 +217,150 @@ pub fn authenticate(block: u8, key_type: KeyType, slot: KeySlot) -> Command {
 /// `FF B0 00 <block> 10`: reads one block.
 pub fn read_block(block: u8) -> Command {
     Command::new(CLA_PCSC, INS_READ_BINARY, 0x00, block).with_le(0x10)
+}
+
+/// `FF B0 00 <block> <16·count>`: reads `count` consecutive blocks (1 to
+/// [`MAX_READ_BLOCKS`]; out-of-range counts are clamped). This is the canonical request a
+/// job sends; the hal spells it for the reader's family (docs/reference/pcsc-part3.md §1,
+/// docs/reference/readers.md §5), splitting it where the reader reads fewer blocks at once.
+pub fn read_blocks(block: u8, count: u8) -> Command {
+    let count = count.clamp(1, MAX_READ_BLOCKS);
+    Command::new(CLA_PCSC, INS_READ_BINARY, 0x00, block).with_le(count * 16)
+}
+
+/// A storage-card command in its canonical (PC/SC Part 3 baseline) form, as the protocol's
+/// jobs send it: what the hal's PC/SC backend recognises and spells in the reader's dialect.
+///
+/// Why canonical bytes and a parser, rather than a second method on
+/// [`Transmit`](crate::transmit::Transmit): the byte seam stays the one seam (`DESFire` APDUs,
+/// the bridge's guard, APDU counting, redacted traces and every fake keep working on bytes),
+/// the canonical form *is* the Part 3 baseline (a baseline reader needs no translation at
+/// all), and the typed view below is the contract between protocol and hal: every command a
+/// job sends through a [`Session`](crate::job) parses into exactly one of these, and
+/// [`StorageCommand::to_bytes`] gives the bytes back (round-trip tested).
+#[derive(Clone, PartialEq, Eq)]
+pub enum StorageCommand {
+    /// `FF CA 00 00 Le`: the UID.
+    GetUid,
+    /// `FF 82 00 <slot> 06 <key>`: put `key` into the reader's key slot `slot`.
+    LoadKey {
+        /// The slot.
+        slot: KeySlot,
+        /// The key (never printed).
+        key: Crypto1Key,
+    },
+    /// `FF 86 00 00 05 01 00 <block> <60|61> <slot>`: authenticate the sector of `block`.
+    Authenticate {
+        /// The block (its sector is authenticated).
+        block: u8,
+        /// `60` key A, `61` key B.
+        key_type: u8,
+        /// The slot holding the key.
+        slot: KeySlot,
+    },
+    /// `FF B0 00 <block> <16·count>`: read `count` consecutive blocks of one sector.
+    Read {
+        /// The first block.
+        block: u8,
+        /// How many blocks.
+        count: u8,
+    },
+    /// `FF D6 00 <block> 10 <16 bytes>`: write one block.
+    Write {
+        /// The block.
+        block: u8,
+        /// The 16 bytes.
+        data: Block,
+    },
+}
+
+impl fmt::Debug for StorageCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StorageCommand({})", redact_apdu(&self.to_bytes()))
+    }
+}
+
+impl StorageCommand {
+    /// The command `bytes` spell in canonical form, or `None` for anything else (`DESFire`
+    /// APDUs, vendor pseudo-APDUs, malformed bytes). Never panics.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        match *bytes {
+            [CLA_PCSC, INS_GET_DATA, 0x00, 0x00, _] => Some(Self::GetUid),
+            [
+                CLA_PCSC,
+                INS_LOAD_KEY,
+                0x00,
+                slot,
+                0x06,
+                k0,
+                k1,
+                k2,
+                k3,
+                k4,
+                k5,
+            ] => Some(Self::LoadKey {
+                slot: KeySlot(slot),
+                key: Crypto1Key::new([k0, k1, k2, k3, k4, k5]),
+            }),
+            [
+                CLA_PCSC,
+                INS_AUTHENTICATE,
+                0x00,
+                0x00,
+                0x05,
+                0x01,
+                0x00,
+                block,
+                key_type @ (0x60 | 0x61),
+                slot,
+            ] => Some(Self::Authenticate {
+                block,
+                key_type,
+                slot: KeySlot(slot),
+            }),
+            [CLA_PCSC, INS_READ_BINARY, 0x00, block, le]
+                if le % 16 == 0 && (1..=MAX_READ_BLOCKS).contains(&(le / 16)) =>
+            {
+                Some(Self::Read {
+                    block,
+                    count: le / 16,
+                })
+            }
+            [
+                CLA_PCSC,
+                INS_UPDATE_BINARY,
+                0x00,
+                block,
+                0x10,
+                ref data @ ..,
+            ] => Some(Self::Write {
+                block,
+                data: <Block>::try_from(data).ok()?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The canonical bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::GetUid => get_uid().to_bytes(),
+            Self::LoadKey { slot, key } => load_key(*slot, *key).to_bytes(),
+            Self::Authenticate {
+                block,
+                key_type,
+                slot,
+            } => {
+                let mut out = authenticate(*block, KeyType::A, *slot).to_bytes();
+                if let Some(kt) = out.get_mut(8) {
+                    *kt = *key_type;
+                }
+                out
+            }
+            Self::Read { block, count } => read_blocks(*block, *count).to_bytes(),
+            Self::Write { block, data } => update_binary(*block, data).to_bytes(),
+        }
+    }
 }
 
 /// `FF D6 00 <block> 10 <16 bytes>`: writes a data block. Refuses trailer blocks.
@@ -309,11 +461,11 @@ mod tests {
     fn storage_commands_bytes() {
         assert_eq!(hex::encode(&get_uid().to_bytes()), "FFCA000000");
         assert_eq!(
-            hex::encode(&load_key(KeySlot::Slot1, Crypto1Key::FACTORY).to_bytes()),
+            hex::encode(&load_key(KeySlot::SLOT1, Crypto1Key::FACTORY).to_bytes()),
             "FF82000106FFFFFFFFFFFF"
         );
         assert_eq!(
-            hex::encode(&authenticate(7, KeyType::B, KeySlot::Slot0).to_bytes()),
+            hex::encode(&authenticate(7, KeyType::B, KeySlot::SLOT0).to_bytes()),
             "FF860000050100076100"
         );
         assert_eq!(hex::encode(&read_block(4).to_bytes()), "FFB0000410");
@@ -329,7 +481,7 @@ mod tests {
     #[test]
     fn redaction_masks_keys() {
         let key = Crypto1Key::new([0x12, 0x34, 0x56, 0x78, 0x9A, 0xBC]);
-        let text = redact_apdu(&load_key(KeySlot::Slot0, key).to_bytes());
+        let text = redact_apdu(&load_key(KeySlot::SLOT0, key).to_bytes());
         assert_eq!(text, "FF 82 00 00 06 ** ** ** ** ** **");
         let trailer = Trailer::new(key, AccessConditions::READ_A_WRITE_B, 0x69, key);
         let text = redact_apdu(&write_trailer(7, &trailer).unwrap().to_bytes());
@@ -347,7 +499,55 @@ mod tests {
         assert!(text.contains("78 77 88 69") && !text.contains("12 34") && text.ends_with("90 00"));
     }
 
+    #[test]
+    fn canonical_storage_commands_round_trip() {
+        let key = Crypto1Key::new([1, 2, 3, 4, 5, 6]);
+        let commands = [
+            get_uid(),
+            load_key(KeySlot::new(7), key),
+            authenticate(9, KeyType::B, KeySlot::SLOT1),
+            read_block(4),
+            read_blocks(4, 3),
+            read_blocks(128, 15),
+            write_block(5, &[0xA5; 16]).unwrap(),
+        ];
+        for command in commands {
+            let bytes = command.to_bytes();
+            let parsed = StorageCommand::parse(&bytes).unwrap();
+            assert_eq!(parsed.to_bytes(), bytes, "{parsed:?}");
+        }
+        assert_eq!(
+            StorageCommand::parse(&read_blocks(4, 3).to_bytes()),
+            Some(StorageCommand::Read { block: 4, count: 3 })
+        );
+        // Not canonical: vendor pseudo-APDUs, DESFire, odd Le.
+        for other in [
+            "FF00400104010101",
+            "905A00000300000000",
+            "FFB0000411",
+            "FF82200006FFFFFFFFFFFF",
+        ] {
+            assert_eq!(
+                StorageCommand::parse(&hex::decode(other).unwrap()),
+                None,
+                "{other}"
+            );
+        }
+        let text = format!(
+            "{:?}",
+            StorageCommand::parse(&load_key(KeySlot::SLOT0, key).to_bytes()).unwrap()
+        );
+        assert!(!text.contains("01 02 03"), "{text}");
+    }
+
     proptest! {
+        #[test]
+        fn storage_parse_round_trips(bytes in proptest::collection::vec(any::<u8>(), 0..24)) {
+            if let Some(c) = StorageCommand::parse(&bytes) {
+                prop_assert_eq!(StorageCommand::parse(&c.to_bytes()), Some(c));
+            }
+        }
+
         #[test]
         fn response_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             match Response::parse(&bytes) {

@@ -78,6 +78,18 @@ named! {
         DirectoryLocked => "directory_locked",
         /// A record of a format version this software does not know.
         UnknownFormatVersion => "unknown_format_version",
+        /// A `DESFire` card without room for our application (memory or application count).
+        NoRoom => "no_room",
+        /// Creating our application needs a PICC master key this site cannot derive.
+        PiccKeyUnknown => "picc_key_unknown",
+        /// Our application is on the card with keys this site cannot derive.
+        ApplicationKeyUnknown => "application_key_unknown",
+        /// A first-generation `DESFire` (MF3ICD40): no AES.
+        Ev0NotSupported => "ev0_not_supported",
+        /// An ISO 14443-4 card that does not answer as a `DESFire`.
+        NotDesfire => "not_desfire",
+        /// A card of a medium the site does not write (`[media]` in the configuration).
+        MediaNotEnabled => "media_not_enabled",
         // uncategorized_error, from a job
         /// What was read back differs from what was written.
         ReadBackMismatch => "read_back_mismatch",
@@ -202,7 +214,7 @@ mod tests {
             assert!(
                 s.name()
                     .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b == b'_'),
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{s}"
             );
         }

@@ -57,6 +57,18 @@ pub enum Incompatibility {
     DirectoryLocked,
     /// A record of a format version this software does not know.
     UnknownFormat,
+    /// A `DESFire` card without room for our application.
+    NoRoomDesfire,
+    /// Creating our application needs a PICC master key this site cannot derive.
+    PiccKeyUnknown,
+    /// Our `DESFire` application is there, with keys this site cannot derive.
+    ApplicationKeyUnknown,
+    /// A `DESFire` EV0 (MF3ICD40), which has no AES.
+    Ev0NotSupported,
+    /// An ISO 14443-4 card that is not a `DESFire`.
+    NotDesfire,
+    /// A medium the site does not write (`[media]`).
+    MediaNotEnabled(CardType),
 }
 
 impl Incompatibility {
@@ -68,6 +80,12 @@ impl Incompatibility {
             Self::SectorsLocked => SubCode::SectorsLocked,
             Self::DirectoryLocked => SubCode::DirectoryLocked,
             Self::UnknownFormat => SubCode::UnknownFormatVersion,
+            Self::NoRoomDesfire => SubCode::NoRoom,
+            Self::PiccKeyUnknown => SubCode::PiccKeyUnknown,
+            Self::ApplicationKeyUnknown => SubCode::ApplicationKeyUnknown,
+            Self::Ev0NotSupported => SubCode::Ev0NotSupported,
+            Self::NotDesfire => SubCode::NotDesfire,
+            Self::MediaNotEnabled(_) => SubCode::MediaNotEnabled,
         }
     }
 
@@ -187,8 +205,22 @@ fn incompatible_message(reason: Incompatibility) -> &'static str {
         Incompatibility::NotMifareClassic(_) => {
             "This card type is not supported. Use a MIFARE Classic card."
         }
-        Incompatibility::NoRoom => "This card has no room left for the credential.",
-        Incompatibility::SectorsLocked | Incompatibility::DirectoryLocked => {
+        Incompatibility::NoRoom | Incompatibility::NoRoomDesfire => {
+            "This card has no room left for the credential."
+        }
+        Incompatibility::Ev0NotSupported => {
+            "This DESFire card is too old (no AES). Use a DESFire EV1, EV2 or EV3 card."
+        }
+        Incompatibility::NotDesfire => {
+            "This card type is not supported. Use a MIFARE Classic or DESFire card."
+        }
+        Incompatibility::MediaNotEnabled(_) => {
+            "This site does not write this card type. Use another card."
+        }
+        Incompatibility::SectorsLocked
+        | Incompatibility::DirectoryLocked
+        | Incompatibility::PiccKeyUnknown
+        | Incompatibility::ApplicationKeyUnknown => {
             "This card is locked by another system. Use another card."
         }
         Incompatibility::UnknownFormat => {

@@ -303,6 +303,85 @@ impl CardKeys {
     }
 }
 
+/// The AES keys of one `DESFire` card under one master key version (docs/card-format.md §10.2):
+/// `AN10922(K_v, UID ‖ AID ‖ key number ‖ "encoder-bridge")` for the application's keys (AID
+/// in wire order, LSB first) and the PICC master key (AID `000000`, key number 0), plus the
+/// record's MAC key, derived as for Classic ([`CardKeys`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DesfireKeys {
+    version: u8,
+    app: [AesKey; 3],
+    picc: AesKey,
+    record: CardKeys,
+}
+
+impl DesfireKeys {
+    /// Derives the keys of the card `uid` for the application `aid` (wire order) from `master`.
+    pub fn derive(
+        master: &MasterKey,
+        version: u8,
+        uid: &[u8],
+        aid: [u8; 3],
+    ) -> Result<Self, KeyError> {
+        let record = CardKeys::derive(master, version, uid)?;
+        let div = |aid: [u8; 3], key_no: u8| -> Result<AesKey, KeyError> {
+            let mut m = Vec::with_capacity(uid.len() + 4 + DIVERSIFICATION_DOMAIN.len());
+            m.extend_from_slice(uid);
+            m.extend_from_slice(&aid);
+            m.push(key_no);
+            m.extend_from_slice(DIVERSIFICATION_DOMAIN);
+            master.diversify(&m)
+        };
+        Ok(Self {
+            version,
+            app: [div(aid, 0)?, div(aid, 1)?, div(aid, 2)?],
+            picc: div([0; 3], 0)?,
+            record,
+        })
+    }
+
+    /// The master key version (also each key's `DESFire` key version).
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// Application key `key_no` (0 master, 1 read, 2 write); `None` beyond.
+    pub fn app_key(&self, key_no: u8) -> Option<[u8; 16]> {
+        self.app.get(usize::from(key_no)).map(AesKey::to_bytes)
+    }
+
+    /// The PICC master key the site sets when it takes a card over.
+    pub fn picc_key(&self) -> [u8; 16] {
+        self.picc.to_bytes()
+    }
+
+    /// The record's keys (its MAC key, as for Classic).
+    pub fn record_keys(&self) -> &CardKeys {
+        &self.record
+    }
+}
+
+impl fmt::Debug for DesfireKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DesfireKeys")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SiteKeys {
+    /// The `DESFire` keys of `uid` for application `aid` under master key `version`.
+    pub fn desfire_keys(
+        &self,
+        version: u8,
+        uid: &[u8],
+        aid: [u8; 3],
+    ) -> Result<DesfireKeys, KeyError> {
+        let master = self.get(version).ok_or(KeyError::UnknownVersion(version))?;
+        DesfireKeys::derive(master, version, uid, aid)
+    }
+}
+
 impl fmt::Debug for CardKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CardKeys")
@@ -439,5 +518,45 @@ mod tests {
         assert!(site.clone().with_key(1, MasterKey::new([9; 16])).is_err());
         assert!(site.card_keys(9, &[0; 4]).is_err());
         assert!(site.card_keys(2, &[0; 5]).is_err());
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod desfire_key_tests {
+    use super::*;
+
+    /// The golden vector of docs/card-format.md §10.2: master `000102…0F` (version 1), UID
+    /// `04782E21801D80`, application `FF0EB0`.
+    #[test]
+    fn desfire_keys_of_the_documented_vector() {
+        let master = MasterKey::from_hex("000102030405060708090A0B0C0D0E0F").unwrap();
+        let uid = [0x04, 0x78, 0x2E, 0x21, 0x80, 0x1D, 0x80];
+        let keys = DesfireKeys::derive(&master, 1, &uid, [0xB0, 0x0E, 0xFF]).unwrap();
+        let hex = |k: [u8; 16]| crate::hex::encode(&k).replace(' ', "");
+        let got = [
+            hex(keys.app_key(0).unwrap()),
+            hex(keys.app_key(1).unwrap()),
+            hex(keys.app_key(2).unwrap()),
+            hex(keys.picc_key()),
+        ];
+        // The input of key 1: UID ‖ B00EFF ‖ 01 ‖ "encoder-bridge".
+        let mut m = uid.to_vec();
+        m.extend_from_slice(&[0xB0, 0x0E, 0xFF, 0x01]);
+        m.extend_from_slice(DIVERSIFICATION_DOMAIN);
+        assert_eq!(hex(master.diversify(&m).unwrap().to_bytes()), got[1]);
+        // Cross-checked with Python's `cryptography` CMAC (for 17-31 byte inputs AN10922 is
+        // the plain CMAC of `01 ‖ M`).
+        assert_eq!(
+            got,
+            [
+                "809E2B977D88D6DD4AFA8976EEA695C8",
+                "A8EBEC3A32B07681DA3E482420A24854",
+                "296EA3368DDA9A716E61FD4C4F8E2DDD",
+                "CD92A8C6AB4165252B295129E02EA0A7",
+            ]
+        );
+        assert!(keys.app_key(3).is_none());
+        assert_eq!(format!("{keys:?}"), "DesfireKeys { version: 1, .. }");
     }
 }

@@ -71,6 +71,43 @@ impl fmt::Display for TransmitError {
 
 impl std::error::Error for TransmitError {}
 
+/// What the reader behind a [`Transmit`] offers for storage cards, in dialect-free terms
+/// (the hal derives it from the reader family's entry in its dialect table,
+/// docs/reference/readers.md §3 and §5). Jobs use it to send fewer APDUs; they never
+/// learn how a command is spelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ReaderCaps {
+    /// How many key slots the jobs may use (`00` up to `key_slots - 1`); at least 2.
+    pub key_slots: u8,
+    /// How many consecutive blocks of one sector one read may ask for; at least 1.
+    pub read_blocks: u8,
+}
+
+impl ReaderCaps {
+    /// The PC/SC Part 3 baseline: two volatile key slots, one block per read
+    /// (docs/reference/pcsc-part3.md §1).
+    pub const BASELINE: Self = Self {
+        key_slots: 2,
+        read_blocks: 1,
+    };
+
+    /// `self` with both figures raised to at least the baseline and `read_blocks` to at
+    /// most [`crate::apdu::MAX_READ_BLOCKS`].
+    #[must_use]
+    pub fn sane(self) -> Self {
+        Self {
+            key_slots: self.key_slots.max(2),
+            read_blocks: self.read_blocks.clamp(1, crate::apdu::MAX_READ_BLOCKS),
+        }
+    }
+}
+
+impl Default for ReaderCaps {
+    fn default() -> Self {
+        Self::BASELINE
+    }
+}
+
 /// Exchanges one APDU with the card in the reader.
 ///
 /// Contract: `command` is a complete command APDU; the `Ok` reply is the complete response
@@ -87,6 +124,12 @@ pub trait Transmit {
     fn before_first_write(&mut self) -> Result<(), TransmitError> {
         Ok(())
     }
+
+    /// What the reader offers (key slots, blocks per read); the baseline unless the
+    /// transport knows better. Wrappers must forward it.
+    fn reader_caps(&self) -> ReaderCaps {
+        ReaderCaps::BASELINE
+    }
 }
 
 impl<T: Transmit + ?Sized> Transmit for &mut T {
@@ -96,6 +139,10 @@ impl<T: Transmit + ?Sized> Transmit for &mut T {
 
     fn before_first_write(&mut self) -> Result<(), TransmitError> {
         (**self).before_first_write()
+    }
+
+    fn reader_caps(&self) -> ReaderCaps {
+        (**self).reader_caps()
     }
 }
 
@@ -136,5 +183,9 @@ impl<T: Transmit> Transmit for Counting<T> {
 
     fn before_first_write(&mut self) -> Result<(), TransmitError> {
         self.inner.before_first_write()
+    }
+
+    fn reader_caps(&self) -> ReaderCaps {
+        self.inner.reader_caps()
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use encoder_sim::card::{CardType, TearMode};
+use encoder_sim::card::{CardType, ReaderProfile, TearMode};
 use encoder_sim::error::parse_hex;
 use encoder_sim::pn532;
 use encoder_sim::runner::{self, CardOptions};
@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// A virtual contactless card on pcscd's vpcd reader, as behind an ACR122U.
+    /// A virtual contactless card on pcscd's vpcd reader, behind an ACR122U or another reader
+    /// family (`--reader-profile`).
     ///
     /// Prints `present` / `removed` as the card comes and goes. Reads commands on stdin, one
     /// per line: `remove`, `insert`, `quit`. SIGTERM/SIGINT remove the card and exit.
@@ -162,6 +163,12 @@ impl CardModelArgs {
 struct CardArgs {
     #[command(flatten)]
     card: CardModelArgs,
+    /// The reader family in front of the card: how it spells and answers PC/SC Part 3 (acr122u,
+    /// acr1252u, omnikey5022, omnikey5422, omnikey5427ck, utrust3700f, utrust3720f, scl3711,
+    /// baseline). Give the vpcd reader the family's pcscd name (`rig/pcsc-rig`) to have
+    /// clients recognise it.
+    #[arg(long, default_value = "acr122u", value_parser = parse_reader_profile)]
+    reader_profile: ReaderProfile,
     /// vpcd address.
     #[arg(long, default_value = vpcd::DEFAULT_ADDR, value_name = "HOST:PORT")]
     vpcd: String,
@@ -174,6 +181,10 @@ struct CardArgs {
 struct HexBytes(Vec<u8>);
 
 fn parse_card_type(s: &str) -> Result<CardType, String> {
+    s.parse().map_err(|e: encoder_sim::SimError| e.to_string())
+}
+
+fn parse_reader_profile(s: &str) -> Result<ReaderProfile, String> {
     s.parse().map_err(|e: encoder_sim::SimError| e.to_string())
 }
 
@@ -198,6 +209,7 @@ fn run_card(args: CardArgs) -> Result<(), encoder_sim::SimError> {
         ));
     };
     let mut options = args.card.options();
+    options.reader_profile = args.reader_profile;
     options.vpcd = args.vpcd;
     options.connect_timeout = timeout;
     let stop = stop_on_signals()?;

@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::thread;
 use std::time::Duration;
 
-use crate::card::{CardType, TearMode, VirtualCard};
+use crate::card::{CardType, ReaderProfile, TearMode, VirtualCard};
 use crate::error::{SimError, hex};
 use crate::vpcd::{self, Link, ServeEnd};
 
@@ -82,6 +82,8 @@ pub struct CardOptions {
     pub random_uid: bool,
     /// A worn-out card: data writes store a flipped bit.
     pub worn: bool,
+    /// The reader family in front of the card (vpcd only).
+    pub reader_profile: ReaderProfile,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -102,6 +104,7 @@ impl CardOptions {
             tear_mode: TearMode::default(),
             random_uid: false,
             worn: false,
+            reader_profile: ReaderProfile::DEFAULT,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -134,6 +137,7 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
     }
     card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
     card.set_worn(options.worn);
+    card.set_reader_profile(options.reader_profile);
     Ok(card)
 }
 

@@ -82,6 +82,7 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
             reader: device.clone(),
             display_name: device.clone(),
             card_wait: wait,
+            feedback: false,
             configured: false,
         }));
     }
@@ -92,6 +93,7 @@ fn pick(config: &Config, target: &Target) -> Result<Wanted, String> {
                 reader: reader.clone(),
                 display_name: reader.clone(),
                 card_wait: wait,
+                feedback: config.encoders.feedback.is_on(),
                 configured: false,
             },
         )));
@@ -206,6 +208,8 @@ fn go(
     }
     let exec = Exec {
         card_wait: wanted.card_wait,
+        feedback: wanted.feedback,
+        media: config.media,
         site: &site,
         store: None,
         control: None,

@@ -105,6 +105,9 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
         checks.extend(state_store(config));
     }
     checks.push(pcscd(config.as_ref()));
+    checks.extend(reader_setup(&usb_devices(), &|m| {
+        std::path::Path::new("/sys/module").join(m).exists()
+    }));
     if let Some(config) = &config {
         for entry in &config.encoders.pn532 {
             let path = entry.device.display().to_string();
@@ -254,6 +257,49 @@ fn state_dir(config: &Config) -> Check {
     }
 }
 
+/// The USB devices present (vendor, product), from sysfs; empty where there is none.
+fn usb_devices() -> Vec<(u16, u16)> {
+    let id = |dir: &std::path::Path, file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .and_then(|s| u16::from_str_radix(s.trim(), 16).ok())
+    };
+    std::fs::read_dir("/sys/bus/usb/devices")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((id(&e.path(), "idVendor")?, id(&e.path(), "idProduct")?)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Readers plugged in that need setup before pcscd can use them (the dialect table's
+/// `setup`): an OMNIKEY 5427CK in keyboard-wedge mode, an ACR122U or SCL3711 claimed by the
+/// kernel's pn533 driver. One failed check with the fix for each.
+fn reader_setup(usb: &[(u16, u16)], module_loaded: &dyn Fn(&str) -> bool) -> Vec<Check> {
+    use encoder_hal::pcsc::dialect::{SetupNeed, TABLE};
+    TABLE
+        .iter()
+        .filter_map(|d| {
+            let setup = d.setup?;
+            let needed = match setup.need {
+                SetupNeed::KernelModule(module) => {
+                    d.usb.iter().any(|id| usb.contains(id)) && module_loaded(module)
+                }
+                SetupNeed::UsbId(vendor, product) => usb.contains(&(vendor, product)),
+            };
+            needed.then(|| {
+                fail(
+                    "reader_setup",
+                    format!("{} plugged in, but pcscd cannot use it", d.family),
+                    setup.fix,
+                )
+            })
+        })
+        .collect()
+}
+
 fn pcscd(config: Option<&Config>) -> Check {
     if let Some(config) = config
         && !config.encoders.auto_pcsc
@@ -363,4 +409,43 @@ fn cloud(config: &Config, token: &secrets::Token) -> Vec<Check> {
         });
         out
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::reader_setup;
+
+    #[test]
+    fn readers_needing_setup_are_named_with_their_fix() {
+        let none: &dyn Fn(&str) -> bool = &|_| false;
+        let pn533: &dyn Fn(&str) -> bool = &|m| m == "pn533_usb";
+        // Nothing plugged in, or an ACR122U with the driver blacklisted: nothing to say.
+        assert!(reader_setup(&[], pn533).is_empty());
+        assert!(reader_setup(&[(0x072F, 0x2200)], none).is_empty());
+        let checks = reader_setup(&[(0x072F, 0x2200), (0x1D6B, 0x0002)], pn533);
+        assert_eq!(checks.len(), 1);
+        assert!(!checks[0].ok && checks[0].message.contains("ACR122U"));
+        assert!(
+            checks[0]
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("modprobe -r"))
+        );
+        let checks = reader_setup(&[(0x076B, 0x5428)], none);
+        assert_eq!(checks.len(), 1);
+        assert!(
+            checks[0].message.contains("5427CK"),
+            "{}",
+            checks[0].message
+        );
+        assert!(
+            checks[0]
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("CCID mode"))
+        );
+        // In CCID mode it is a reader like any other.
+        assert!(reader_setup(&[(0x076B, 0x5427)], none).is_empty());
+    }
 }

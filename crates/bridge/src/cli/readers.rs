@@ -1,4 +1,5 @@
-//! `encoder-bridge readers`: every reader, its state, and the card on it.
+//! `encoder-bridge readers`: every reader, its recognised family (the hal's dialect table,
+//! or `baseline` for a reader it does not know), its state, and the card on it.
 //!
 //! When the daemon runs, it is asked (over its control socket) for the encoders it drives:
 //! opening them here would fight it for the devices. `--direct` lists the readers from this
@@ -67,6 +68,7 @@ fn print_daemon(
                 serde_json::json!({
                     "name": e.reader,
                     "kind": e.kind,
+                    "family": family_of(&e.reader, &e.kind),
                     "state": daemon_state(e),
                     "display_name": e.display_name,
                     "encoder_id": e.encoder_id,
@@ -81,7 +83,13 @@ fn print_daemon(
     } else {
         println!("(as the running encoder-bridge service drives them; --direct to look yourself)");
         for e in encoders {
-            let mut line = format!("{:<28} {:<5} {:<12}", e.reader, e.kind, daemon_state(e));
+            let mut line = format!(
+                "{:<28} {:<5} {:<13} {:<12}",
+                e.reader,
+                e.kind,
+                family_of(&e.reader, &e.kind),
+                daemon_state(e)
+            );
             if let Some(busy) = &e.busy_with {
                 line.push_str(" busy with ");
                 line.push_str(busy);
@@ -185,6 +193,16 @@ pub(crate) fn run(args: &Args) -> Result<ExitCode, Box<dyn std::error::Error>> {
     })
 }
 
+/// The reader family: the dialect the hal speaks to a PC/SC reader of this name (`baseline`
+/// when unknown); `pn532` for a PN532.
+fn family_of(name: &str, kind: &str) -> &'static str {
+    if kind == "pcsc" {
+        encoder_hal::pcsc::dialect::recognise(name).id
+    } else {
+        "pn532"
+    }
+}
+
 /// Serial devices are named by path; PC/SC readers never start with `/`.
 fn kind(reader: &ReaderSnapshot) -> &'static str {
     if reader.name.starts_with('/') {
@@ -206,6 +224,7 @@ struct ListJson<'a> {
 struct ReaderJson<'a> {
     name: &'a str,
     kind: &'static str,
+    family: &'static str,
     state: &'static str,
     card: Option<CardJson>,
     error: Option<ErrorJson<'a>>,
@@ -231,6 +250,7 @@ impl<'a> ReaderJson<'a> {
         Self {
             name: &reader.name,
             kind: kind(reader),
+            family: family_of(&reader.name, kind(reader)),
             state: reader.state.name(),
             card: reader.card.as_ref().map(|card| CardJson {
                 card_type: card.card_type().name(),
@@ -255,9 +275,10 @@ impl<'a> ErrorJson<'a> {
 fn reader_line(reader: &ReaderSnapshot) -> String {
     use std::fmt::Write as _;
     let mut line = format!(
-        "{:<28} {:<5} {:<12}",
+        "{:<28} {:<5} {:<13} {:<12}",
         reader.name,
         kind(reader),
+        family_of(&reader.name, kind(reader)),
         reader.state.name()
     );
     // Writing to a String cannot fail.

@@ -7,6 +7,8 @@ use std::thread::JoinHandle;
 use encoder_hal::EncoderKind;
 use encoder_protocol::cloud_error::{CloudError, ErrorType, SubCode};
 use encoder_protocol::keys::SiteKeys;
+
+use crate::config::MediaConfig;
 use tokio::sync::mpsc;
 
 use super::Event;
@@ -25,6 +27,7 @@ struct Encoder {
 pub(super) struct Encoders {
     hardware: Arc<dyn Hardware>,
     site: Arc<SiteKeys>,
+    media: MediaConfig,
     store: Arc<Store>,
     events: mpsc::UnboundedSender<Event>,
     by_id: HashMap<String, Encoder>,
@@ -38,12 +41,14 @@ impl Encoders {
     pub(super) fn new(
         hardware: Arc<dyn Hardware>,
         site: Arc<SiteKeys>,
+        media: MediaConfig,
         store: Arc<Store>,
         events: mpsc::UnboundedSender<Event>,
     ) -> Self {
         Self {
             hardware,
             site,
+            media,
             store,
             events,
             by_id: HashMap::new(),
@@ -79,8 +84,10 @@ impl Encoders {
         let spec = RunnerSpec {
             encoder_id: id.clone(),
             card_wait: wanted.card_wait,
+            feedback: wanted.feedback,
             factory: self.hardware.factory(wanted),
             probe,
+            media: self.media,
         };
         let runner = Runner::spawn(
             spec,

@@ -213,6 +213,7 @@ pub async fn serve<C: Connect>(
         encoders: Encoders::new(
             Arc::clone(&hardware),
             site,
+            config.media,
             Arc::clone(&store),
             events.clone(),
         ),

@@ -3,15 +3,46 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use encoder_protocol::transmit::{Transmit, TransmitError};
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
+use encoder_protocol::apdu::StorageCommand;
+use encoder_protocol::transmit::{ReaderCaps, Transmit, TransmitError};
 
 use crate::cancel::Canceller;
-use crate::encoder::{CardInfo, CardSession, Encoder, EncoderKind};
+use crate::encoder::{CardInfo, CardSession, Encoder, EncoderKind, Feedback};
 use crate::error::{ErrorKind, HalError};
 
 use super::context::ContextSlot;
+use super::dialect::{self, Dialect};
 use super::errors::hal_error;
+use super::spelling::{Speller, StoredKeys};
 use super::uid::{GET_UID, uid_from_reply};
+
+/// Readers already logged as unknown (the bridge makes an encoder again after each cancelled
+/// wait: the line appears once per reader and process).
+static LOGGED_UNKNOWN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// The reader's family, logging once when it is not in the table.
+fn dialect_of(name: &str) -> &'static Dialect {
+    let d = dialect::recognise(name);
+    if d.is_baseline() {
+        let mut logged = LOGGED_UNKNOWN
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if logged
+            .get_or_insert_with(HashSet::new)
+            .insert(name.to_owned())
+        {
+            tracing::info!(
+                reader = %name,
+                "reader not in the dialect table: speaking the PC/SC Part 3 baseline to it \
+                 (see the README's supported readers to add it)"
+            );
+        }
+    }
+    d
+}
 
 /// The longest single `SCardGetStatusChange` of a card wait: how late a cancel that pcsc-lite
 /// dropped is noticed.
@@ -22,12 +53,16 @@ pub struct PcscEncoder {
     name: String,
     reader: CString,
     slot: ContextSlot,
+    dialect: &'static Dialect,
+    /// What this process wrote into the reader's non-volatile key store.
+    stored_keys: StoredKeys,
 }
 
 impl std::fmt::Debug for PcscEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PcscEncoder")
             .field("name", &self.name)
+            .field("family", &self.dialect.id)
             .finish_non_exhaustive()
     }
 }
@@ -44,7 +79,22 @@ impl PcscEncoder {
             name: name.to_owned(),
             reader,
             slot: ContextSlot::new(Canceller::new()),
+            dialect: dialect_of(name),
+            stored_keys: StoredKeys::default(),
         })
+    }
+
+    /// An encoder that speaks `dialect` to the reader whatever its name (to force a family on
+    /// a reader the table does not know yet, and to compare dialects in tests).
+    pub fn with_dialect(name: &str, dialect: &'static Dialect) -> Result<Self, HalError> {
+        let mut encoder = Self::new(name)?;
+        encoder.dialect = dialect;
+        Ok(encoder)
+    }
+
+    /// The reader family recognised from the name (the baseline when unknown).
+    pub fn dialect(&self) -> &'static Dialect {
+        self.dialect
     }
 
     fn error(&mut self, call: &str, e: pcsc::Error) -> HalError {
@@ -158,6 +208,8 @@ impl Encoder for PcscEncoder {
             card,
             reader: self.name.clone(),
             info: CardInfo::new(Vec::new(), Some(atr), None, None),
+            speller: Speller::new(self.dialect, Some(self.stored_keys.clone())),
+            caps: self.dialect.caps(),
         };
         // The one `FF CA` of a job: the protocol's jobs take the UID from this CardInfo.
         let reply = session.exchange(&GET_UID)?;
@@ -178,6 +230,8 @@ pub struct PcscSession {
     card: pcsc::Card,
     reader: String,
     info: CardInfo,
+    speller: Speller,
+    caps: ReaderCaps,
 }
 
 impl PcscSession {
@@ -218,14 +272,113 @@ impl PcscSession {
     }
 }
 
+impl PcscSession {
+    /// Resets the card (it was halted by a failed authentication and the reader does not
+    /// select it again): `SCardReconnect` with `SCARD_RESET_CARD`; the reader's keys stay.
+    fn reset_card(&mut self) -> Result<(), HalError> {
+        tracing::debug!(reader = %self.reader, "resetting the card after a failed authentication");
+        self.card
+            .reconnect(
+                pcsc::ShareMode::Exclusive,
+                pcsc::Protocols::ANY,
+                pcsc::Disposition::ResetCard,
+            )
+            .map_err(|e| hal_error("SCardReconnect", e).on_reader(&self.reader))
+    }
+}
+
+/// Canonical storage-card commands ([`StorageCommand`]) are spelled in the reader's dialect;
+/// anything else (`DESFire` APDUs, vendor commands) goes to the reader as it is.
 impl Transmit for PcscSession {
     fn transmit(&mut self, command: &[u8]) -> Result<Vec<u8>, TransmitError> {
-        self.exchange(command).map_err(TransmitError::from)
+        let Some(op) = StorageCommand::parse(command) else {
+            return self.exchange(command).map_err(TransmitError::from);
+        };
+        // The speller needs the exchange and the reset while it holds its own state.
+        let mut speller =
+            std::mem::replace(&mut self.speller, Speller::new(&dialect::BASELINE, None));
+        let result = {
+            let this = std::cell::RefCell::new(&mut *self);
+            speller.run(
+                &op,
+                command,
+                &mut |apdu| this.borrow_mut().exchange(apdu),
+                &mut || this.borrow_mut().reset_card(),
+            )
+        };
+        self.speller = speller;
+        result.map_err(TransmitError::from)
+    }
+
+    fn reader_caps(&self) -> ReaderCaps {
+        self.caps
     }
 }
 
 impl CardSession for PcscSession {
     fn info(&self) -> &CardInfo {
         &self.info
+    }
+
+    fn feedback(&mut self, feedback: Feedback) -> Result<bool, HalError> {
+        let Some(apdu) = self.speller.signal_apdu(feedback) else {
+            return Ok(false);
+        };
+        let reply = match self.exchange(&apdu) {
+            Ok(reply) => reply,
+            // The card is gone: the reader still beeps through an escape.
+            Err(e) if e.kind() == ErrorKind::CardRemoved => return self.escape(&apdu),
+            Err(e) => return Err(e),
+        };
+        if self.speller.signal_ok(&reply) {
+            Ok(true)
+        } else {
+            Err(HalError::new(
+                ErrorKind::Other,
+                format!(
+                    "the reader refused the LED/buzzer command ({})",
+                    crate::encoder::hex(
+                        reply
+                            .get(reply.len().saturating_sub(2)..)
+                            .unwrap_or_default()
+                    )
+                ),
+            )
+            .on_reader(&self.reader))
+        }
+    }
+}
+
+impl PcscSession {
+    /// Sends `command` to the reader itself (`SCardControl` on this connection turned direct:
+    /// no card needed; the session's exclusive hold on the reader would refuse a second
+    /// connection), trying each of [`dialect::ESCAPE_FUNCTIONS`].
+    fn escape(&mut self, command: &[u8]) -> Result<bool, HalError> {
+        self.card
+            .reconnect(
+                pcsc::ShareMode::Direct,
+                pcsc::Protocols::UNDEFINED,
+                pcsc::Disposition::LeaveCard,
+            )
+            .map_err(|e| hal_error("SCardReconnect (direct)", e).on_reader(&self.reader))?;
+        let direct = &self.card;
+        let mut buffer = [0u8; 64];
+        let mut last = None;
+        for function in dialect::ESCAPE_FUNCTIONS {
+            match direct.control(pcsc::ctl_code(function.into()), command, &mut buffer) {
+                Ok(reply) if self.speller.signal_ok(reply) => return Ok(true),
+                Ok(reply) => last = Some(crate::encoder::hex(reply)),
+                Err(e) => last = Some(e.to_string()),
+            }
+        }
+        Err(HalError::new(
+            ErrorKind::Other,
+            format!(
+                "SCardControl escape not accepted ({}): the reader's driver must allow escapes \
+                 (ACS's acsccid, or libccid with ifdDriverOptions 0x0001)",
+                last.unwrap_or_default()
+            ),
+        )
+        .on_reader(&self.reader))
     }
 }

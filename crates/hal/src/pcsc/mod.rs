@@ -5,10 +5,12 @@
 //! waits are interrupted with `SCardCancel` on that context through a [`crate::Canceller`].
 
 mod context;
+pub mod dialect;
 mod encoder;
 mod errors;
 mod monitor;
 mod snapshot;
+mod spelling;
 mod uid;
 
 pub use encoder::{PcscEncoder, PcscSession};

@@ -8,9 +8,11 @@
 //! messaging and the virtual card follow); nothing drives it yet.
 
 pub mod channel;
+pub mod command;
 pub mod crypto;
 pub mod ev1;
 pub mod ev2;
 pub mod frame;
+pub mod legacy;
 pub mod status;
 pub mod version;

@@ -14,6 +14,7 @@
 //! 48-byte sector, because times are whole minutes in 24 bits, the issue counter is one byte
 //! and the key version is authenticated but not stored (§5.2 argues each).
 
+pub mod desfire;
 pub mod number;
 pub mod v1;
 pub mod v2;

@@ -171,8 +171,9 @@ pub fn encode<T: Transmit + ?Sized>(
                 "directory key not accepted",
             ));
         }
-        for (block, expected) in [(1u8, blocks[0]), (2u8, blocks[1])] {
-            if s.read(block, step)? != expected {
+        let read = s.read_many(&[1, 2], step)?;
+        for ((block, expected), got) in [(1u8, blocks[0]), (2u8, blocks[1])].into_iter().zip(read) {
+            if got != expected {
                 return Err(s.fail(
                     Uncategorized::ReadBackMismatch,
                     step,
@@ -408,7 +409,7 @@ fn choose_slot<T: Transmit + ?Sized>(
         let head = probe::read_slot_head(s, &layout, slot, site, uid, preferred)?;
         let record = match (&head.keys, &head.block, &head.header) {
             (SectorKeys::Ours(keys), Some(block), Ok(header)) => {
-                probe::read_record(s, &layout, slot, keys, header, block)?
+                probe::read_record(s, &layout, slot, keys, header, block, &head.prefetched)?
             }
             _ => None,
         };
@@ -502,6 +503,26 @@ fn choose_slot<T: Transmit + ?Sized>(
 
 /// Writes the record into the target slot, sector by sector: open, diff, write the changed
 /// blocks, read them back.
+/// Reads `written` back (in as few reads as the reader allows) and compares.
+fn read_back<T: Transmit + ?Sized>(
+    s: &mut Session<'_, T>,
+    written: &[(u8, Block)],
+) -> Result<(), JobError> {
+    let blocks: Vec<u8> = written.iter().map(|(b, _)| *b).collect();
+    let read = s.read_many(&blocks, "read_back")?;
+    for ((block, data), got) in written.iter().zip(read) {
+        if got != *data {
+            return Err(s.fail(
+                Uncategorized::ReadBackMismatch,
+                "read_back",
+                Some(*block),
+                "block differs",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn write_record<T: Transmit + ?Sized>(
     s: &mut Session<'_, T>,
     plan: &mut Plan,
@@ -566,17 +587,35 @@ fn write_record<T: Transmit + ?Sized>(
         if !s.auth(sector, KeyType::B, keys.key_b(), step)? {
             return Err(s.incompatible(Incompatibility::SectorsLocked, step, None));
         }
-        let mut changed: Vec<(u8, Block)> = Vec::new();
-        for (block, data) in items
+        let mine: Vec<&(u8, Block)> = items
             .iter()
             .filter(|(b, _)| geometry::sector_of(*b) == sector)
-        {
+            .collect();
+        // What the card holds now: known, or read (the unknown ones in as few reads as the
+        // reader allows); nothing for a freshly claimed sector (written whole).
+        let unknown: Vec<u8> = if fresh {
+            Vec::new()
+        } else {
+            mine.iter()
+                .map(|(b, _)| *b)
+                .filter(|b| !plan.known.iter().any(|(k, _)| k == b))
+                .collect()
+        };
+        let read: Vec<(u8, Block)> = unknown
+            .iter()
+            .copied()
+            .zip(s.read_many(&unknown, "diff_record")?)
+            .collect();
+        let mut changed: Vec<(u8, Block)> = Vec::new();
+        for (block, data) in mine {
             let old = if fresh {
                 None
-            } else if let Some((_, known)) = plan.known.iter().find(|(b, _)| b == block) {
-                Some(*known)
             } else {
-                Some(s.read(*block, "diff_record")?)
+                plan.known
+                    .iter()
+                    .chain(read.iter())
+                    .find(|(b, _)| b == block)
+                    .map(|(_, d)| *d)
             };
             if old.as_ref() != Some(data) {
                 changed.push((*block, *data));
@@ -585,16 +624,7 @@ fn write_record<T: Transmit + ?Sized>(
         for (block, data) in &changed {
             s.write(*block, data, step)?;
         }
-        for (block, data) in &changed {
-            if s.read(*block, "read_back")? != *data {
-                return Err(s.fail(
-                    Uncategorized::ReadBackMismatch,
-                    "read_back",
-                    Some(*block),
-                    "block differs",
-                ));
-            }
-        }
+        read_back(s, &changed)?;
     }
     Ok(written)
 }

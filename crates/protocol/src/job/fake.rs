@@ -9,7 +9,7 @@
 
 use crate::mifare::access::{AccessBits, KeyType};
 use crate::mifare::geometry::{self, Geometry};
-use crate::transmit::{Transmit, TransmitError, TransmitErrorKind};
+use crate::transmit::{ReaderCaps, Transmit, TransmitError, TransmitErrorKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TearMode {
@@ -22,7 +22,9 @@ pub(crate) enum TearMode {
 pub(crate) struct FakeCard {
     pub(crate) blocks: Vec<[u8; 16]>,
     pub(crate) uid: Vec<u8>,
-    slots: [Option<[u8; 6]>; 2],
+    slots: [Option<[u8; 6]>; 16],
+    /// What the fake reader advertises (key slots up to 16, blocks per read).
+    pub(crate) caps: ReaderCaps,
     auth: Option<(u8, KeyType)>,
     pub(crate) count: usize,
     pub(crate) tear_at: Option<usize>,
@@ -55,7 +57,8 @@ impl FakeCard {
         Self {
             blocks,
             uid: uid.to_vec(),
-            slots: [None, None],
+            slots: [None; 16],
+            caps: ReaderCaps::BASELINE,
             auth: None,
             count: 0,
             tear_at: None,
@@ -71,7 +74,7 @@ impl FakeCard {
         self.removed = false;
         self.tear_at = None;
         self.auth = None;
-        self.slots = [None, None];
+        self.slots = [None; 16];
         self.count = 0;
         self.log.clear();
     }
@@ -195,7 +198,9 @@ impl FakeCard {
                 out.extend_from_slice(&OK);
                 out
             }
-            [0xFF, 0x82, 0x00, slot @ (0 | 1), 0x06, key @ ..] if key.len() == 6 => {
+            [0xFF, 0x82, 0x00, slot, 0x06, key @ ..]
+                if key.len() == 6 && *slot < self.caps.key_slots =>
+            {
                 let mut k = [0u8; 6];
                 k.copy_from_slice(key);
                 self.slots[usize::from(*slot)] = Some(k);
@@ -205,6 +210,24 @@ impl FakeCard {
                 self.authenticate(*block, *kt, *slot).to_vec()
             }
             [0xFF, 0xB0, 0x00, block, 0x10] => self.read(*block),
+            // Multi-block reads, as far as the advertised caps go; never a trailer.
+            [0xFF, 0xB0, 0x00, block, le]
+                if le % 16 == 0 && (2..=self.caps.read_blocks).contains(&(le / 16)) =>
+            {
+                let mut out = Vec::new();
+                for b in *block..block.saturating_add(le / 16) {
+                    if geometry::is_trailer(b) {
+                        return FAIL.to_vec();
+                    }
+                    let one = self.read(b);
+                    if one.len() != 18 {
+                        return one;
+                    }
+                    out.extend_from_slice(&one[..16]);
+                }
+                out.extend_from_slice(&OK);
+                out
+            }
             [0xFF, 0xD6, 0x00, block, 0x10, data @ ..] if data.len() == 16 => {
                 self.write(*block, data, torn).to_vec()
             }
@@ -232,5 +255,9 @@ impl Transmit for FakeCard {
             ));
         }
         Ok(self.handle(command, None))
+    }
+
+    fn reader_caps(&self) -> ReaderCaps {
+        self.caps
     }
 }

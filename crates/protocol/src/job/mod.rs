@@ -16,6 +16,7 @@
 //! card each is one more, the hal's `FF CA` (see the tests, `cargo bench -p encoder-tests
 //! --bench apdu_budget` and docs/card-format.md §7).
 
+pub mod desfire;
 mod encode;
 mod probe;
 mod scan;

@@ -82,9 +82,7 @@ pub(crate) fn read_mad<T: Transmit + ?Sized>(
         return Ok(None);
     }
     let step = "read_directory";
-    let b1 = s.read(1, step)?;
-    let b2 = s.read(2, step)?;
-    let bytes = [b1, b2].concat();
+    let bytes = s.read_many(&[1, 2], step)?.concat();
     Mad1::parse(&bytes).map(Some).map_err(|e| {
         s.fail(
             Uncategorized::DirectoryCorrupt,
@@ -183,9 +181,13 @@ pub(crate) struct SlotHead {
     /// The header block as read (when the sector opened with our keys).
     pub(crate) block: Option<Block>,
     pub(crate) header: Result<Header, FormatError>,
+    /// The slot's other blocks of the same sector, read with the header where the reader
+    /// reads several blocks at once (then [`read_record`] needs no read for them).
+    pub(crate) prefetched: Vec<(u8, Block)>,
 }
 
-/// Opens the first sector of `slot` and reads its header block.
+/// Opens the first sector of `slot` and reads its header block; where the reader reads several
+/// blocks at once, with the slot's other blocks of that sector in the same read.
 pub(crate) fn read_slot_head<T: Transmit + ?Sized>(
     s: &mut Session<'_, T>,
     layout: &Layout,
@@ -201,17 +203,40 @@ pub(crate) fn read_slot_head<T: Transmit + ?Sized>(
     let sector = geometry::sector_of(first);
     let keys = open_sector(s, sector, site, uid, preferred, false, step)?;
     if let SectorKeys::Ours(_) = keys {
-        let block = s.read(first, step)?;
+        // One block (the header), or the slot's blocks of this sector where the reader reads
+        // several at once: the same APDU count, and read_record needs no read for them.
+        let take = if s.caps().read_blocks > 1 {
+            usize::MAX
+        } else {
+            1
+        };
+        let blocks: Vec<u8> = layout
+            .slot_blocks(slot)
+            .into_iter()
+            .take_while(|b| geometry::sector_of(*b) == sector)
+            .take(take)
+            .collect();
+        let mut read = blocks.iter().copied().zip(s.read_many(&blocks, step)?);
+        let Some((_, block)) = read.next() else {
+            return Err(s.fail(
+                Uncategorized::UnexpectedResponse,
+                step,
+                Some(first),
+                "no block read",
+            ));
+        };
         Ok(SlotHead {
             keys,
             block: Some(block),
             header: Header::parse(&block),
+            prefetched: read.collect(),
         })
     } else {
         Ok(SlotHead {
             keys,
             block: None,
             header: Err(FormatError::Empty),
+            prefetched: Vec::new(),
         })
     }
 }
@@ -226,6 +251,7 @@ pub(crate) fn read_record<T: Transmit + ?Sized>(
     keys: &CardKeys,
     header: &Header,
     head_block: &Block,
+    prefetched: &[(u8, Block)],
 ) -> Result<Option<Vec<u8>>, JobError> {
     let step = "read_record";
     let blocks = layout.slot_blocks(slot);
@@ -233,12 +259,32 @@ pub(crate) fn read_record<T: Transmit + ?Sized>(
         return Ok(None);
     };
     let mut bytes = head_block.to_vec();
-    for &block in rest {
-        let sector = geometry::sector_of(block);
-        if !s.auth(sector, KeyType::B, keys.key_b(), step)? {
-            return Ok(None);
+    // Sector by sector, each sector's blocks in as few reads as the reader allows; blocks
+    // read with the header are not read again.
+    let mut rest = rest;
+    while let Some(&first) = rest.first() {
+        let sector = geometry::sector_of(first);
+        let run = rest
+            .iter()
+            .take_while(|b| geometry::sector_of(**b) == sector)
+            .count();
+        let blocks = rest.get(..run).unwrap_or_default();
+        let known: Option<Vec<Block>> = blocks
+            .iter()
+            .map(|b| prefetched.iter().find(|(p, _)| p == b).map(|(_, d)| *d))
+            .collect();
+        let read = if let Some(known) = known {
+            known
+        } else {
+            if !s.auth(sector, KeyType::B, keys.key_b(), step)? {
+                return Ok(None);
+            }
+            s.read_many(blocks, step)?
+        };
+        for block in read {
+            bytes.extend_from_slice(&block);
         }
-        bytes.extend_from_slice(&s.read(block, step)?);
+        rest = rest.get(run..).unwrap_or_default();
     }
     Ok(Some(bytes))
 }

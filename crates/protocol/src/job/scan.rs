@@ -143,10 +143,12 @@ pub fn scan<T: Transmit + ?Sized>(
         else {
             continue;
         };
-        let verdict = match probe::read_record(&mut s, &layout, slot, keys, header, block)? {
-            Some(bytes) => format::decode_record(&bytes, &uid, keys),
-            None => Err(FormatError::BadLength),
-        };
+        let verdict =
+            match probe::read_record(&mut s, &layout, slot, keys, header, block, &head.prefetched)?
+            {
+                Some(bytes) => format::decode_record(&bytes, &uid, keys),
+                None => Err(FormatError::BadLength),
+            };
         match verdict {
             Ok(credential) => return Ok(done(&s, CardState::Ours, Some(credential))),
             Err(e) => {

@@ -1,6 +1,11 @@
-//! The APDU layer of a job: one [`Session`] per job, which counts APDUs, keeps track of the two
-//! volatile key slots and the current authentication so that each key is loaded once and each
-//! sector authenticated once per pass, and maps every failure to a [`JobError`].
+//! The APDU layer of a job: one [`Session`] per job, which counts APDUs, keeps track of the
+//! reader's key slots and the current authentication so that each key is loaded once (as long
+//! as the reader has a slot for each, [`ReaderCaps::key_slots`]) and each sector authenticated
+//! once per pass, reads runs of blocks in as few reads as the reader allows
+//! ([`ReaderCaps::read_blocks`]), and maps every failure to a [`JobError`].
+//!
+//! Everything it sends is a canonical storage-card command
+//! ([`StorageCommand`](crate::apdu::StorageCommand)); the hal spells it for the reader.
 
 use crate::apdu::{self, Command, KeySlot, Response};
 use crate::card::{CardInfo, CardType};
@@ -11,14 +16,32 @@ use crate::mifare::access::KeyType;
 use crate::mifare::geometry;
 use crate::mifare::trailer::Trailer;
 use crate::status::StatusWord;
-use crate::transmit::{Transmit, TransmitError, TransmitErrorKind};
+use crate::transmit::{ReaderCaps, Transmit, TransmitError, TransmitErrorKind};
+
+/// A failed transmission as a job error: a card removed after the first write (`wrote`) is
+/// `encoding_interrupted`, before it `no_card_on_encoder` (docs/cloud-protocol.md §6).
+pub(crate) fn transmit_job_error(e: &TransmitError, wrote: bool, mut detail: Detail) -> JobError {
+    detail.note = e.to_string();
+    match e.kind() {
+        TransmitErrorKind::CardRemoved if wrote => JobError::EncodingInterrupted(detail),
+        TransmitErrorKind::CardRemoved => JobError::NoCard(detail),
+        TransmitErrorKind::ReaderUnavailable => JobError::EncoderNotOnline(detail),
+        TransmitErrorKind::Timeout => JobError::CommunicationTimeout(detail),
+        _ => JobError::Uncategorized {
+            code: Uncategorized::TransmitFailed,
+            detail,
+        },
+    }
+}
 
 pub(crate) struct Session<'t, T: Transmit + ?Sized> {
     tx: &'t mut T,
     pub(crate) apdus: usize,
     /// A write has been sent (or attempted): from now on a lost card is `encoding_interrupted`.
     pub(crate) wrote: bool,
-    slots: [Option<(Crypto1Key, u64)>; 2],
+    /// Key slot `i` holds this key, last used at this tick.
+    slots: Vec<Option<(Crypto1Key, u64)>>,
+    caps: ReaderCaps,
     tick: u64,
     authed: Option<(u8, KeyType, Crypto1Key)>,
     pub(crate) last_status: Option<StatusWord>,
@@ -27,11 +50,13 @@ pub(crate) struct Session<'t, T: Transmit + ?Sized> {
 
 impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     pub(crate) fn new(tx: &'t mut T, card_type: CardType) -> Self {
+        let caps = tx.reader_caps().sane();
         Self {
             tx,
             apdus: 0,
             wrote: false,
-            slots: [None, None],
+            slots: vec![None; usize::from(caps.key_slots)],
+            caps,
             tick: 0,
             authed: None,
             last_status: None,
@@ -74,18 +99,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     }
 
     fn transmit_error(&self, e: &TransmitError, step: &'static str, block: Option<u8>) -> JobError {
-        let mut detail = self.detail(step, block);
-        detail.note = e.to_string();
-        match e.kind() {
-            TransmitErrorKind::CardRemoved if self.wrote => JobError::EncodingInterrupted(detail),
-            TransmitErrorKind::CardRemoved => JobError::NoCard(detail),
-            TransmitErrorKind::ReaderUnavailable => JobError::EncoderNotOnline(detail),
-            TransmitErrorKind::Timeout => JobError::CommunicationTimeout(detail),
-            _ => JobError::Uncategorized {
-                code: Uncategorized::TransmitFailed,
-                detail,
-            },
-        }
+        transmit_job_error(e, self.wrote, self.detail(step, block))
     }
 
     fn send(
@@ -112,6 +126,11 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
         Ok(response)
     }
 
+    /// What the reader offers.
+    pub(crate) fn caps(&self) -> ReaderCaps {
+        self.caps
+    }
+
     /// The UID the hal read when it opened the card (4, 7 or 10 bytes), checked; no APDU.
     pub(crate) fn uid(&self, info: &CardInfo) -> Result<Vec<u8>, JobError> {
         if !crate::keys::UID_LENGTHS.contains(&info.uid.len()) {
@@ -128,13 +147,7 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
     fn slot_for(&mut self, key: Crypto1Key, step: &'static str) -> Result<KeySlot, JobError> {
         self.tick += 1;
         let tick = self.tick;
-        let index_of = |i: usize| {
-            if i == 0 {
-                KeySlot::Slot0
-            } else {
-                KeySlot::Slot1
-            }
-        };
+        let index_of = |i: usize| KeySlot::new(u8::try_from(i).unwrap_or(0));
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if let Some((k, used)) = slot
                 && *k == key
@@ -144,11 +157,18 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
             }
         }
         // An empty slot, else the least recently used one.
-        let i = match self.slots {
-            [None, _] => 0,
-            [_, None] => 1,
-            [Some((_, a)), Some((_, b))] => usize::from(b < a),
-        };
+        let i = self
+            .slots
+            .iter()
+            .position(Option::is_none)
+            .or_else(|| {
+                self.slots
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, s)| s.map_or(0, |(_, used)| used))
+                    .map(|(i, _)| i)
+            })
+            .unwrap_or(0);
         let slot = index_of(i);
         // Forget the slot before loading: a failed load leaves it unknown.
         if let Some(s) = self.slots.get_mut(i) {
@@ -209,7 +229,57 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
 
     /// Reads one block of the currently authenticated sector.
     pub(crate) fn read(&mut self, block: u8, step: &'static str) -> Result<Block, JobError> {
-        let response = self.send(&apdu::read_block(block), step, Some(block))?;
+        let mut blocks = self.read_run(block, 1, step)?;
+        blocks.pop().ok_or_else(|| {
+            self.fail(
+                Uncategorized::UnexpectedResponse,
+                step,
+                Some(block),
+                "no block read",
+            )
+        })
+    }
+
+    /// Reads `blocks` (of currently authenticated sectors: one sector at a time, the caller
+    /// authenticates in between) in order, each run of consecutive blocks of one sector in as
+    /// few reads as the reader allows. Trailers are read on their own (some readers refuse
+    /// them in multi-block reads, docs/reference/readers.md §5).
+    pub(crate) fn read_many(
+        &mut self,
+        blocks: &[u8],
+        step: &'static str,
+    ) -> Result<Vec<Block>, JobError> {
+        let mut out = Vec::with_capacity(blocks.len());
+        let mut rest = blocks;
+        while let Some((&first, _)) = rest.split_first() {
+            let max = usize::from(self.caps.read_blocks);
+            let run = if geometry::is_trailer(first) {
+                1
+            } else {
+                rest.iter()
+                    .zip(first..)
+                    .take_while(|(b, expect)| {
+                        **b == *expect
+                            && !geometry::is_trailer(**b)
+                            && geometry::sector_of(**b) == geometry::sector_of(first)
+                    })
+                    .count()
+                    .clamp(1, max)
+            };
+            out.extend(self.read_run(first, u8::try_from(run).unwrap_or(1), step)?);
+            rest = rest.get(run..).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    /// One canonical read of `count` consecutive blocks from `block`.
+    fn read_run(
+        &mut self,
+        block: u8,
+        count: u8,
+        step: &'static str,
+    ) -> Result<Vec<Block>, JobError> {
+        let response = self.send(&apdu::read_blocks(block, count), step, Some(block))?;
         if !response.status().is_success() {
             self.authed = None;
             return Err(self.fail(
@@ -219,14 +289,23 @@ impl<'t, T: Transmit + ?Sized> Session<'t, T> {
                 "read refused",
             ));
         }
-        response.data().try_into().map_err(|_| {
-            self.fail(
+        let data = response.data();
+        if data.len() != usize::from(count) * 16 {
+            return Err(self.fail(
                 Uncategorized::UnexpectedResponse,
                 step,
                 Some(block),
-                format!("{} bytes instead of 16", response.data().len()),
-            )
-        })
+                format!(
+                    "{} bytes instead of {}",
+                    data.len(),
+                    usize::from(count) * 16
+                ),
+            ));
+        }
+        Ok(data
+            .chunks_exact(16)
+            .filter_map(|c| Block::try_from(c).ok())
+            .collect())
     }
 
     fn check_write(

@@ -91,6 +91,67 @@ fn blank_encode_scan_reencode_within_budgets() {
     eprintln!("re-encode same credential: {} APDUs", again.apdu_count);
 }
 
+/// A reader with more key slots and multi-block reads: the same cards and results, fewer
+/// APDUs, and each key loaded once per job.
+#[test]
+fn reader_caps_save_apdus_and_reloads() {
+    let site = site();
+    let load_keys = |card: &FakeCard| card.log.iter().filter(|c| c.get(1) == Some(&0x82)).count();
+    let distinct_keys = |card: &FakeCard| {
+        let mut keys: Vec<&[u8]> = card
+            .log
+            .iter()
+            .filter(|c| c.get(1) == Some(&0x82))
+            .filter_map(|c| c.get(5..))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.len()
+    };
+    for geometry in [Geometry::CLASSIC_1K, Geometry::CLASSIC_4K] {
+        let mut plain = FakeCard::blank(geometry, &UID);
+        let mut rich = FakeCard::blank(geometry, &UID);
+        rich.caps = crate::transmit::ReaderCaps {
+            key_slots: 8,
+            read_blocks: 3,
+        };
+        for n in 1..4 {
+            for card in [&mut plain, &mut rich] {
+                card.reinsert();
+                card.log.clear();
+                card.count = 0;
+            }
+            let a = encode(&mut plain, &info(), &site, &cred(n)).unwrap();
+            let b = encode(&mut rich, &info(), &site, &cred(n)).unwrap();
+            assert_eq!(a.written, b.written);
+            assert!(
+                b.apdu_count < a.apdu_count,
+                "{} vs {}",
+                b.apdu_count,
+                a.apdu_count
+            );
+            assert_eq!(load_keys(&rich), distinct_keys(&rich), "a key loaded twice");
+            assert!(
+                rich.log
+                    .iter()
+                    .any(|c| c.starts_with(&[0xFF, 0xB0]) && c.get(4) != Some(&0x10))
+            );
+            let a = fresh_scan(&mut plain, &site).unwrap();
+            rich.log.clear();
+            let b = fresh_scan(&mut rich, &site).unwrap();
+            assert_eq!(a.credential, b.credential);
+            assert!(
+                b.apdu_count < a.apdu_count,
+                "scan {} vs {}",
+                b.apdu_count,
+                a.apdu_count
+            );
+            assert_eq!(load_keys(&rich), distinct_keys(&rich));
+        }
+        assert_eq!(plain.blocks, rich.blocks);
+    }
+}
+
 #[test]
 fn a_factory_keyed_sector_without_transport_conditions_is_not_claimed() {
     // Regression (whole_job fuzz target): sector 1 opens with the factory key A but its

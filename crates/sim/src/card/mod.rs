@@ -1,13 +1,16 @@
 //! A virtual card of any supported type behind a PC/SC Part 3 reader front end that answers
-//! as an ACS reader (ACR122U / ACR1252U) does (docs/reference/pcsc-part3.md §5).
+//! as a reader family does ([`ReaderProfile`]; by default the ACS ACR122U,
+//! docs/reference/pcsc-part3.md §5, docs/reference/readers.md).
 //!
 //! [`VirtualCard::transmit`] takes a command APDU as a PC/SC client sends it to the reader
-//! and returns the full response (data + status word). The reader side holds the two
-//! volatile key slots and re-selects a halted card before an authentication, as the
-//! ACR122U firmware does; the card side is [`crate::mifare::MifareClassic`],
-//! [`crate::ultralight::Ultralight`] or a bare ISO 14443-4 (DESFire) card.
+//! and returns the full response (data + status word). The reader side holds the profile's
+//! key slots and, behind an ACR122U, re-selects a halted card before an authentication; the
+//! card side is [`crate::mifare::MifareClassic`], [`crate::ultralight::Ultralight`] or a
+//! [`crate::desfire::Desfire`] (ISO 14443-4), to which the reader passes every APDU whose
+//! class is not `FF`.
 
 mod part3;
+pub mod profile;
 
 use std::fmt;
 use std::str::FromStr;
@@ -19,6 +22,7 @@ use crate::mifare::{self, Geometry, MifareClassic};
 use crate::ultralight::{self, Ultralight};
 
 pub use part3::sw;
+pub use profile::ReaderProfile;
 
 /// The kinds of card the simulator can be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -269,9 +273,11 @@ pub struct VirtualCard {
     card_type: CardType,
     uid: Vec<u8>,
     chip: Chip,
-    /// Reader-side volatile key slots 00 and 01 (`FF 82`). They belong to the reader, so
-    /// they survive card removal and power cycles.
-    keys: [Option<[u8; 6]>; 2],
+    /// How the reader in front of the card speaks (`--reader-profile`).
+    profile: ReaderProfile,
+    /// Reader-side key slots (`FF 82`; for key-type readers: key A, key B). They belong to
+    /// the reader, so they survive card removal and power cycles.
+    keys: Vec<Option<[u8; 6]>>,
     /// Tear at the write attempt made when `writes` reaches this count.
     tear_at: Option<(u32, TearMode)>,
     torn: bool,
@@ -379,7 +385,8 @@ impl VirtualCard {
             card_type,
             uid,
             chip,
-            keys: [None; 2],
+            profile: ReaderProfile::DEFAULT,
+            keys: vec![None; ReaderProfile::DEFAULT.slot_count()],
             tear_at: None,
             torn: false,
             writes: 0,
@@ -396,6 +403,17 @@ impl VirtualCard {
             Chip::Ultralight(u) => u.image(),
             Chip::Desfire(d) => d.to_image().into_bytes(),
         }
+    }
+
+    /// Puts the card behind a reader of `profile` (with empty key slots).
+    pub fn set_reader_profile(&mut self, profile: ReaderProfile) {
+        self.keys = vec![None; profile.slot_count()];
+        self.profile = profile;
+    }
+
+    /// The reader profile.
+    pub const fn reader_profile(&self) -> &ReaderProfile {
+        &self.profile
     }
 
     /// The card type.

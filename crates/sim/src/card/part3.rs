@@ -1,7 +1,9 @@
-//! PC/SC Part 3 storage-card commands (CLA `FF`) with ACS status words
-//! (docs/reference/pcsc-part3.md §1-§2): any failure `63 00`, unsupported function `6A 81`, wrong
-//! length `67 00`, wrong Le `6C xx`, class other than `FF` `6E 00`.
+//! PC/SC Part 3 storage-card commands (CLA `FF`, docs/reference/pcsc-part3.md §1-§2) as the
+//! card's [`ReaderProfile`] spells and answers them: ACS readers answer `63 00` to any
+//! failure, others their finer words; wrong length `67 00`, wrong Le `6C xx`, class other than
+//! `FF` `6E 00`.
 
+use super::profile::{KeyMemory, ReaderProfile};
 use super::{Chip, DESFIRE_ATS, VirtualCard};
 use crate::mifare::KeyType;
 
@@ -60,20 +62,26 @@ impl VirtualCard {
                     if (p1, p2, version, msb) == (0, 0, 0x01, 0x00) {
                         self.authenticate(block, key_type, key_no)
                     } else {
-                        status(sw::FAILED)
+                        status(self.profile.words.refused)
                     }
                 }
                 _ => status(sw::WRONG_LENGTH),
             },
             // Obsolete form: FF 88 00 <block> <key type> <key no>.
+            0x88 if !self.profile.obsolete_auth => status(self.profile.words.unsupported),
             0x88 => match body {
                 [key_type, key_no] if p1 == 0 => self.authenticate(p2, *key_type, *key_no),
-                [_, _] => status(sw::FAILED),
+                [_, _] => status(self.profile.words.refused),
                 _ => status(sw::WRONG_LENGTH),
             },
             0xB0 => match body {
                 [le] if p1 == 0 => self.read_binary(p2, *le),
-                [_] => status(sw::FAILED),
+                [_] => status(self.profile.words.refused),
+                _ => status(sw::WRONG_LENGTH),
+            },
+            // uTrust 3720F: FF B1 00 <sector> 00, the sector's three data blocks.
+            0xB1 if self.profile.sector_read => match body {
+                [_] if p1 == 0 => self.read_sector(p2),
                 _ => status(sw::WRONG_LENGTH),
             },
             0xD6 => match body {
@@ -81,12 +89,21 @@ impl VirtualCard {
                     if p1 == 0 {
                         self.update_binary(p2, data)
                     } else {
-                        status(sw::FAILED)
+                        status(self.profile.words.refused)
                     }
                 }
                 _ => status(sw::WRONG_LENGTH),
             },
-            _ => status(sw::UNSUPPORTED),
+            // ACS LED and buzzer (ACR122U API §6.2, §6.7): answered `90 <LED state>`.
+            0x00 if self.profile.acs_led && p1 == 0x40 && p2 != 0 => match body {
+                [0x04, _, _, _, _] => {
+                    let state = p2 & 0x03;
+                    with_sw(&[], [0x90, state])
+                }
+                _ => status(sw::WRONG_LENGTH),
+            },
+            0x00 if self.profile.acs_led && p1 == 0x52 => with_sw(&[], [0x90, p2]),
+            _ => status(self.profile.words.unsupported),
         }
     }
 
@@ -102,7 +119,7 @@ impl VirtualCard {
         }
     }
 
-    /// `FF 82 00 <00|01> 06 <key>`: load a key into a volatile slot.
+    /// `FF 82 <P1> <P2> 06 <key>`: load a key, addressed as the profile's reader does.
     fn load_key(&mut self, p1: u8, p2: u8, body: &[u8]) -> Vec<u8> {
         let [0x06, key @ ..] = body else {
             return status(sw::WRONG_LENGTH);
@@ -110,49 +127,109 @@ impl VirtualCard {
         let Ok(key) = <[u8; 6]>::try_from(key) else {
             return status(sw::WRONG_LENGTH);
         };
-        match (p1, self.keys.get_mut(usize::from(p2))) {
-            (0x00, Some(slot)) => {
+        let words = self.profile.words;
+        let index = match self.profile.keys {
+            KeyMemory::Slots { p1: want, .. } if p1 != want => {
+                return status(words.bad_key_memory);
+            }
+            KeyMemory::Slots { .. } => usize::from(p2),
+            KeyMemory::ByKeyType { .. } if p1 != 0 => return status(words.bad_key_memory),
+            KeyMemory::ByKeyType { .. } => match p2 {
+                0x60 => 0,
+                0x61 => 1,
+                _ => return status(words.bad_key),
+            },
+        };
+        match self.keys.get_mut(index) {
+            Some(slot) => {
                 *slot = Some(key);
                 status(sw::OK)
             }
-            _ => status(sw::FAILED),
+            None => status(words.bad_key),
         }
     }
 
     fn authenticate(&mut self, block: u8, key_type: u8, key_no: u8) -> Vec<u8> {
+        let words = self.profile.words;
         let key_type = match key_type {
             0x60 => KeyType::A,
             0x61 => KeyType::B,
-            _ => return status(sw::FAILED),
+            _ => return status(words.bad_key),
         };
-        let Some(Some(key)) = self.keys.get(usize::from(key_no)).copied() else {
-            return status(sw::FAILED);
+        let index = match self.profile.keys {
+            KeyMemory::Slots { .. } => usize::from(key_no),
+            KeyMemory::ByKeyType { auth_key_no } if key_no == auth_key_no => {
+                usize::from(key_type == KeyType::B)
+            }
+            KeyMemory::ByKeyType { .. } => return status(words.bad_key),
+        };
+        let Some(Some(key)) = self.keys.get(index).copied() else {
+            return status(words.bad_key);
         };
         let Chip::Classic(card) = &mut self.chip else {
-            return status(sw::FAILED);
+            return status(words.auth_failed);
         };
-        // The ACR122U firmware re-selects a halted card before authenticating.
-        if card.is_halted() {
+        // A reader that re-selects a halted card does so before authenticating; another
+        // leaves it halted, and the card does not answer until a reset.
+        if card.is_halted() && self.profile.reselects {
             card.select();
         }
         match card.authenticate(block, key_type, key) {
             Ok(()) => status(sw::OK),
-            Err(_) => status(sw::FAILED),
+            Err(_) => status(words.auth_failed),
         }
+    }
+
+    /// The profile's reading of Le for a Classic READ BINARY: how many blocks, or the status
+    /// word refusing it.
+    fn blocks_for_le(profile: &ReaderProfile, le: u8) -> Result<u8, [u8; 2]> {
+        match le {
+            _ if profile.any_le => Ok(1),
+            0x10 => Ok(1),
+            0x00 if profile.le_zero => Ok(1),
+            _ if le.is_multiple_of(16) && (2..=profile.multi_read).contains(&(le / 16)) => {
+                Ok(le / 16)
+            }
+            _ => Err(sw::wrong_le(0x10)),
+        }
+    }
+
+    /// `FF B1 00 <sector> 00`: the three data blocks of a small sector.
+    fn read_sector(&self, sector: u8) -> Vec<u8> {
+        if sector >= 32 {
+            return status(self.profile.words.refused);
+        }
+        self.read_classic(sector * 4, 3)
+    }
+
+    /// `count` consecutive blocks of one sector from a Classic card, never a trailer among
+    /// several.
+    fn read_classic(&self, block: u8, count: u8) -> Vec<u8> {
+        let (Chip::Classic(card), Some(geometry)) = (&self.chip, self.card_type.geometry()) else {
+            return status(self.profile.words.refused);
+        };
+        let mut data = Vec::with_capacity(usize::from(count) * 16);
+        for b in block..block.saturating_add(count) {
+            let several_cross = count > 1
+                && (geometry.sector_of(b) != geometry.sector_of(block) || geometry.is_trailer(b));
+            if several_cross {
+                return status(self.profile.words.refused);
+            }
+            match card.read(b) {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(_) => return status(self.profile.words.refused),
+            }
+        }
+        with_sw(&data, sw::OK)
     }
 
     /// `FF B0 00 <block> Le`.
     fn read_binary(&self, block: u8, le: u8) -> Vec<u8> {
         match &self.chip {
-            Chip::Classic(card) => {
-                if le != 0x10 && le != 0x00 {
-                    return status(sw::wrong_le(0x10));
-                }
-                match card.read(block) {
-                    Ok(data) => with_sw(&data, sw::OK),
-                    Err(_) => status(sw::FAILED),
-                }
-            }
+            Chip::Classic(_) => match Self::blocks_for_le(&self.profile, le) {
+                Ok(count) => self.read_classic(block, count),
+                Err(word) => status(word),
+            },
             Chip::Ultralight(card) => {
                 if le > 0x10 {
                     return status(sw::wrong_le(0x10));
@@ -170,6 +247,7 @@ impl VirtualCard {
     /// `FF D6 00 <block> Lc <data>`: 16 bytes for Classic; 4 bytes (one page) or 16 bytes
     /// (compatibility write: the first 4 land) for Ultralight.
     fn update_binary(&mut self, block: u8, data: &[u8]) -> Vec<u8> {
+        let refused = self.profile.words.refused;
         let tear = match self.tear_at {
             Some((at, mode)) if at == self.writes => Some(mode),
             _ => None,
@@ -222,7 +300,7 @@ impl VirtualCard {
             self.writes = self.writes.saturating_add(1);
             status(sw::OK)
         } else {
-            status(sw::FAILED)
+            status(refused)
         }
     }
 }

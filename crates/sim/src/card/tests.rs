@@ -466,3 +466,71 @@ proptest! {
         }
     }
 }
+
+fn behind(profile: &str) -> VirtualCard {
+    let mut card = classic();
+    card.set_reader_profile(profile.parse().unwrap());
+    card
+}
+
+/// Each profile takes its own family's forms and refuses the others' as that reader does
+/// (docs/reference/readers.md §3-§7, §9).
+#[test]
+fn profiles_speak_their_dialects_and_refuse_the_others() {
+    let acs_load = "FF 82 00 00 06 FF FF FF FF FF FF";
+    // The ACR122U form: taken by ACS and the baseline, refused by OMNIKEY (key memory) and
+    // the key-type readers (key number).
+    for (profile, want) in [
+        ("acr122u", "90 00"),
+        ("acr1252u", "90 00"),
+        ("baseline", "90 00"),
+        ("omnikey5422", "69 86"),
+        ("utrust3720f", "69 88"),
+        ("scl3711", "69 88"),
+    ] {
+        assert_eq!(tx(&mut behind(profile), acs_load), want, "{profile}");
+    }
+    // OMNIKEY: P1 20, slots up to 1F.
+    let mut card = behind("omnikey5022");
+    assert_eq!(tx(&mut card, "FF 82 20 1F 06 FF FF FF FF FF FF"), "90 00");
+    assert_eq!(tx(&mut card, "FF 86 00 00 05 01 00 04 60 1F"), "90 00");
+    assert_eq!(tx(&mut card, "FF B0 00 04 00").len(), 16 * 3 + 5);
+    assert_eq!(tx(&mut card, "FF 88 00 04 60 1F"), "6A 81");
+    assert_eq!(tx(&mut card, "FF 00 40 A8 04 01 01 01 01"), "6A 81");
+    // uTrust 3720F: key type in P2, key number 01, whole block whatever Le, FF B1.
+    let mut card = behind("utrust3720f");
+    assert_eq!(tx(&mut card, "FF 82 00 60 06 FF FF FF FF FF FF"), "90 00");
+    assert_eq!(tx(&mut card, "FF 86 00 00 05 01 00 04 60 00"), "69 88");
+    assert_eq!(tx(&mut card, "FF 86 00 00 05 01 00 04 60 01"), "90 00");
+    assert_eq!(card.transmit(&h("FF B0 00 04 02")).len(), 18);
+    assert_eq!(card.transmit(&h("FF B1 00 01 00")).len(), 50);
+    // ACR1252U: up to three blocks, never a trailer or across a sector; the ACR122U one.
+    let mut card = behind("acr1252u");
+    assert_eq!(auth_factory(&mut card, 4), "90 00");
+    assert_eq!(card.transmit(&h("FF B0 00 04 30")).len(), 50);
+    assert_eq!(tx(&mut card, "FF B0 00 05 30"), "63 00");
+    assert_eq!(tx(&mut card, "FF 00 40 AA 04 01 01 01 01"), "90 02");
+    let mut card = behind("acr122u");
+    assert_eq!(auth_factory(&mut card, 4), "90 00");
+    assert_eq!(tx(&mut card, "FF B0 00 04 30"), "6C 10");
+    assert_eq!(tx(&mut card, "FF 00 40 54 04 02 01 03 01"), "90 00");
+}
+
+/// After a wrong key the card is halted: the ACR122U selects it again by itself; a reader
+/// that does not leaves it halted until a reset.
+#[test]
+fn a_halted_card_needs_a_reset_behind_readers_that_do_not_reselect() {
+    for (profile, reselects) in [("acr122u", true), ("acr1252u", false), ("baseline", false)] {
+        let mut card = behind(profile);
+        assert_eq!(tx(&mut card, "FF 82 00 01 06 12 34 56 78 9A BC"), "90 00");
+        assert_eq!(tx(&mut card, "FF 86 00 00 05 01 00 04 60 01"), "63 00");
+        let again = auth_factory(&mut card, 4);
+        assert_eq!(again == "90 00", reselects, "{profile}: {again}");
+        card.reset();
+        assert_eq!(
+            auth_factory(&mut card, 4),
+            "90 00",
+            "{profile} after a reset"
+        );
+    }
+}
