@@ -290,6 +290,23 @@ fn main() {
 
     // Whole jobs: flags (bit 0: two key versions, bit 1: encoded earlier), card kind, no
     // changes, then credential choices; no reply bytes, so every reply is honest.
+    // The DESFire card: an application and a backup file made without keys, then EV2First
+    // (answered AF) and a wrong second step; GetVersion in three frames, wrapped.
+    write(
+        "desfire_card",
+        "create-select-file-auth",
+        &[0x09, 0xFF, 0xFE, 0xFD, 0xFC, 33, 0xAF],
+    );
+    write(
+        "desfire_card",
+        "get-version",
+        &[0x08, 0x01, 0x60, 0x01, 0xAF, 0x01, 0xAF],
+    );
+    write(
+        "desfire_card",
+        "torn-create",
+        &[0x05, 0x00, 0xFF, 0xFF, 0xFE, 0xFD],
+    );
     write("whole_job", "blank-1k", &[0x00, 0x00, 0x00, 0, 3, 0, 3]);
     write(
         "whole_job",

@@ -21,6 +21,7 @@
 //! | `config` | the bridge's configuration file and site key files |
 //! | `store_record` | the bridge store's rows |
 //! | `sim_http` | the cloud simulator's HTTP request bodies |
+//! | `desfire_card` | the virtual `DESFire` card's command frames |
 //! | `sim_ws` | the cloud simulator's bridge websocket messages |
 //! | `whole_job` | encode, re-encode and scan against a fuzzer-controlled card |
 //! | `desfire_job` | the `DESFire` encode, re-encode and scan against a fuzzer-controlled `DESFire` |
@@ -42,6 +43,7 @@ mod record;
 mod session;
 mod sim;
 mod status;
+mod virtual_desfire;
 
 pub use bridge::{cloud_message, config, store_record};
 pub use desfire::desfire_job;
@@ -53,13 +55,14 @@ pub use record::classic_record;
 pub use session::pn532_session;
 pub use sim::{sim_http, sim_ws};
 pub use status::status_apdu;
+pub use virtual_desfire::desfire_card;
 
 /// A target: its name (the directory of its corpus under `fuzz/corpus/` and the name of its
 /// binary in `fuzz/fuzz_targets/`) and its body.
 pub type Target = (&'static str, fn(&[u8]));
 
 /// Every target.
-pub const TARGETS: [Target; 15] = [
+pub const TARGETS: [Target; 16] = [
     ("status_apdu", status_apdu),
     ("card_identify", card_identify),
     ("mad", mad),
@@ -72,6 +75,7 @@ pub const TARGETS: [Target; 15] = [
     ("config", config),
     ("store_record", store_record),
     ("sim_http", sim_http),
+    ("desfire_card", desfire_card),
     ("sim_ws", sim_ws),
     ("whole_job", whole_job),
     ("desfire_job", desfire_job),

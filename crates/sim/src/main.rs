@@ -119,7 +119,7 @@ struct CardModelArgs {
     #[arg(long, value_parser = parse_uid)]
     uid: Option<HexBytes>,
     /// Memory image to load (.mfd layout: 320/1024/4096 bytes; 64 for ultralight; JSON for
-    /// DESFire, docs/reference/desfire-image.md).
+    /// DESFire, docs/reference/desfire-card.md §8).
     #[arg(long)]
     load: Option<PathBuf>,
     /// Where to save the memory image when the card is removed and at exit.
@@ -129,7 +129,7 @@ struct CardModelArgs {
     #[arg(long)]
     apdu_log: Option<PathBuf>,
     /// Leave the field during the write after N accepted writes (DESFire: every command that
-    /// changes EEPROM counts, see docs/reference/desfire-image.md).
+    /// changes EEPROM counts, see docs/reference/desfire-card.md §7).
     #[arg(long, value_name = "N")]
     tear_after_writes: Option<u32>,
     /// What lands of the torn write: lost, half (first 8 of 16 bytes) or landed.

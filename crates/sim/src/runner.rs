@@ -78,12 +78,12 @@ pub struct CardOptions {
     pub tear_after_writes: Option<u32>,
     /// What lands of the torn write.
     pub tear_mode: TearMode,
+    /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
+    pub random_uid: bool,
     /// A worn-out card: data writes store a flipped bit.
     pub worn: bool,
     /// The reader family in front of the card (vpcd only).
     pub reader_profile: ReaderProfile,
-    /// A DESFire with the random-UID option (see [`VirtualCard::set_random_uid`]).
-    pub random_uid: bool,
     /// vpcd address, `HOST:PORT`.
     pub vpcd: String,
     /// How long to retry the first connection.
@@ -102,9 +102,9 @@ impl CardOptions {
             apdu_log: None,
             tear_after_writes: None,
             tear_mode: TearMode::default(),
+            random_uid: false,
             worn: false,
             reader_profile: ReaderProfile::DEFAULT,
-            random_uid: false,
             vpcd: vpcd::DEFAULT_ADDR.to_owned(),
             connect_timeout: Duration::from_secs(5),
         }
@@ -132,12 +132,12 @@ pub fn build_card(options: &CardOptions) -> Result<VirtualCard, SimError> {
     if options.save.is_some() && !options.card_type.has_image() {
         return Err(SimError::NoImage(options.card_type.name()));
     }
-    card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
-    card.set_worn(options.worn);
-    card.set_reader_profile(options.reader_profile);
     if options.random_uid {
         card.set_random_uid(true)?;
     }
+    card.set_tear_after_writes(options.tear_after_writes, options.tear_mode);
+    card.set_worn(options.worn);
+    card.set_reader_profile(options.reader_profile);
     Ok(card)
 }
 
@@ -322,8 +322,10 @@ pub fn run_card(
         );
         link.shutdown();
         removed_at = Some(std::time::Instant::now());
-        announce(out, "removed");
+        // Saved before it is announced: a harness that waits for `removed` and then reads
+        // the image finds it complete.
         save(&card)?;
+        announce(out, "removed");
         match end {
             Ok(ServeEnd::PeerClosed) => thread::sleep(POLL),
             Ok(ServeEnd::Torn) => want_present = false,

@@ -396,7 +396,7 @@ impl VirtualCard {
     }
 
     /// The memory image: raw for Classic and Ultralight, JSON for DESFire
-    /// (docs/reference/desfire-image.md).
+    /// (docs/reference/desfire-card.md §8).
     pub fn image(&self) -> Vec<u8> {
         match &self.chip {
             Chip::Classic(c) => c.image(),
@@ -414,38 +414,6 @@ impl VirtualCard {
     /// The reader profile.
     pub const fn reader_profile(&self) -> &ReaderProfile {
         &self.profile
-    }
-
-    /// The DESFire card, for DESFire types (to inspect applications and files).
-    pub fn desfire(&self) -> Option<&Desfire> {
-        match &self.chip {
-            Chip::Desfire(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// The DESFire card, mutable (to set a card up in tests).
-    pub fn desfire_mut(&mut self) -> Option<&mut Desfire> {
-        match &mut self.chip {
-            Chip::Desfire(d) => Some(d),
-            _ => None,
-        }
-    }
-
-    /// The card's own log: the last exchanges through [`Self::transmit`], oldest first.
-    pub fn apdu_log(&self) -> &[Exchange] {
-        &self.log
-    }
-
-    /// Exchanges through [`Self::transmit`] since creation or the last clear.
-    pub const fn apdu_count(&self) -> u64 {
-        self.exchanges
-    }
-
-    /// Empties the log and its count.
-    pub fn clear_apdu_log(&mut self) {
-        self.log.clear();
-        self.exchanges = 0;
     }
 
     /// The card type.
@@ -486,6 +454,38 @@ impl VirtualCard {
             Chip::Classic(c) => Some(c),
             _ => None,
         }
+    }
+
+    /// The DESFire card, for DESFire types (to inspect applications and files).
+    pub fn desfire(&self) -> Option<&Desfire> {
+        match &self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The DESFire card, mutable (to set a card up in tests).
+    pub fn desfire_mut(&mut self) -> Option<&mut Desfire> {
+        match &mut self.chip {
+            Chip::Desfire(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// The card's own log: the last exchanges through [`Self::transmit`], oldest first.
+    pub fn apdu_log(&self) -> &[Exchange] {
+        &self.log
+    }
+
+    /// Exchanges through [`Self::transmit`] since creation or the last clear.
+    pub const fn apdu_count(&self) -> u64 {
+        self.exchanges
+    }
+
+    /// Empties the log and its count.
+    pub fn clear_apdu_log(&mut self) {
+        self.log.clear();
+        self.exchanges = 0;
     }
 
     fn forget_session(&mut self) {

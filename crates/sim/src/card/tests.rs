@@ -294,6 +294,32 @@ fn desfire_behaviour() {
 }
 
 #[test]
+fn desfire_through_the_reader_logs_and_tears() {
+    let mut d = VirtualCard::new(CardType::DesfireEv2, Some(&h("04 A1 A2 A3 A4 A5 A6"))).unwrap();
+    assert_eq!(tx(&mut d, "FF CA 00 00 00"), "04 A1 A2 A3 A4 A5 A6 90 00");
+    assert_eq!(tx(&mut d, "90 60 00 00 00"), "04 01 01 12 00 1A 05 91 AF");
+    assert_eq!(tx(&mut d, "90 AF 00 00 00"), "04 01 01 02 01 1A 05 91 AF");
+    assert_eq!(d.apdu_count(), 3);
+    assert_eq!(d.apdu_log()[1].command, h("90 60 00 00 00"));
+    // CreateApplication is the first write: torn, the card leaves and stays out.
+    d.set_tear_after_writes(Some(0), TearMode::Landed);
+    assert_eq!(tx(&mut d, "90 CA 00 00 05 01 00 00 0F 82 00"), "63 00");
+    assert!(d.is_torn());
+    assert_eq!(d.apdu_log().last().unwrap().response, None);
+    assert_eq!(tx(&mut d, "90 60 00 00 00"), "63 00");
+    d.insert();
+    let card = d.desfire().unwrap();
+    assert_eq!(
+        card.applications().len(),
+        1,
+        "landed: the application is there"
+    );
+    assert!(card.application(0x01).is_some());
+    d.clear_apdu_log();
+    assert_eq!(d.apdu_count(), 0);
+}
+
+#[test]
 fn image_round_trip_and_wrong_size() {
     for (t, len) in [
         (CardType::Mini, 320),

@@ -1,11 +1,11 @@
-//! Keys, key settings and applications (docs/reference/desfire.md §2.2, §2.4).
+//! Keys, key settings and applications (docs/reference/desfire-card.md §4).
 
 use std::collections::BTreeMap;
 
 use super::crypto::Cipher;
 use super::files::DataFile;
 
-/// The cipher family of a key set (KS2 bits 7-6 at CreateApplication).
+/// The cipher family of a key set (KS2 bits 7-6 at `CreateApplication`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// DES or 2K3DES (16 bytes).
@@ -17,7 +17,7 @@ pub enum KeyType {
 }
 
 impl KeyType {
-    /// From KS2 (or the PICC ChangeKey KeyNo) bits 7-6; `None` for 11.
+    /// From KS2 (or the PICC `ChangeKey` `KeyNo`) bits 7-6; `None` for 11.
     pub const fn from_bits(b: u8) -> Option<Self> {
         match b & 0xC0 {
             0x00 => Some(Self::Des),
@@ -114,7 +114,7 @@ impl Key {
     }
 }
 
-/// A DES key's version: bit 0 of each of its first 8 bytes, most significant first (§2.4).
+/// A DES key's version: bit 0 of each of its first 8 bytes, most significant first (§4).
 pub fn des_version(key: &[u8]) -> u8 {
     key.iter().take(8).fold(0u8, |v, b| (v << 1) | (b & 0x01))
 }
@@ -139,7 +139,7 @@ pub struct Application {
 }
 
 impl Application {
-    /// GetKeySettings' second byte: the key count with the type bits.
+    /// `GetKeySettings`' second byte: the key count with the type bits.
     pub fn ks2(&self) -> u8 {
         u8::try_from(self.keys.len()).unwrap_or(14) | self.key_type.bits()
     }
@@ -157,7 +157,7 @@ pub struct PiccMaster {
 }
 
 impl Default for PiccMaster {
-    /// Factory state: all-zero DES key, version 0, KS1 0F (§2.2).
+    /// Factory state: all-zero DES key, version 0, KS1 0F (docs/reference/desfire-card.md §4).
     fn default() -> Self {
         Self {
             key_settings: 0x0F,

@@ -1,5 +1,5 @@
-//! The authentication handshakes, card side (docs/reference/desfire.md §3): legacy 0A,
-//! ISO 1A, AES AA, EV2First 71 and EV2NonFirst 77. Step one answers `E(K, RndB)` with `AF`;
+//! The authentication handshakes, card side (docs/reference/desfire-card.md §5): legacy 0A,
+//! ISO 1A, AES AA, `EV2First` 71 and `EV2NonFirst` 77. Step one answers `E(K, RndB)` with `AF`;
 //! the `AF` frame with the PCD's cryptogram finishes it. Any failure ends with `AE` and no
 //! session.
 
@@ -28,11 +28,11 @@ pub(super) struct Challenge {
     /// Whether the key is single DES (equal halves).
     single_des: bool,
     rnd_b: Vec<u8>,
-    /// The cryptogram sent, E(K, RndB) (its last block chains the EV1 IV).
+    /// The cryptogram sent, E(K, `RndB`) (its last block chains the EV1 IV).
     sent: Vec<u8>,
-    /// EV2NonFirst keeps the TI and command counter.
+    /// `EV2NonFirst` keeps the TI and command counter.
     kept: Option<([u8; 4], u16)>,
-    /// PCDcap2 of EV2First, echoed in the answer.
+    /// `PCDcap2` of `EV2First`, echoed in the answer.
     pcd_cap: [u8; 6],
 }
 
@@ -243,7 +243,7 @@ impl Desfire {
     }
 }
 
-/// XOR helper re-exported for ChangeKey.
+/// XOR helper re-exported for `ChangeKey`.
 pub(super) fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut out = a.to_vec();
     xor_into(&mut out, b);

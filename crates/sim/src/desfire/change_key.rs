@@ -1,4 +1,4 @@
-//! ChangeKey's cryptograms, one per secure-messaging scheme (docs/reference/desfire.md §2.4):
+//! `ChangeKey`'s cryptograms, one per secure-messaging scheme (docs/reference/desfire-card.md §4):
 //! what the card decodes into the new key and its AES version byte.
 
 use super::auth::xor;
@@ -6,10 +6,10 @@ use super::crypto::{Cipher, crc16, crc32};
 use super::session::{Protect, Session};
 use super::{Desfire, Status};
 
-/// What decoding a ChangeKey cryptogram needs to know.
+/// What decoding a `ChangeKey` cryptogram needs to know.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Cryptogram<'a> {
-    /// The KeyNo byte as sent (with the PICC type bits).
+    /// The `KeyNo` byte as sent (with the PICC type bits).
     pub key_byte: u8,
     /// Length of the new key.
     pub len: usize,
@@ -17,7 +17,7 @@ pub(super) struct Cryptogram<'a> {
     pub aes: bool,
     /// Whether the key changed is the authenticated one.
     pub same: bool,
-    /// The key's current bytes (XORed into the cryptogram of another key).
+    /// The key's current bytes (`XORed` into the cryptogram of another key).
     pub old: &'a [u8],
 }
 

@@ -1,4 +1,4 @@
-//! The command set (docs/reference/desfire.md §2): each handler checks the key settings or
+//! The command set (docs/reference/desfire-card.md §3): each handler checks the key settings or
 //! access rights, opens the command through the session's secure messaging, acts, and seals
 //! its answer.
 
@@ -9,7 +9,7 @@ use super::session::{Protect, Session};
 use super::{Desfire, MAX_APPLICATIONS, Out, Pending, Split, Status};
 use crate::card::TearMode;
 
-/// KS1 bits (§2.2).
+/// KS1 bits (docs/reference/desfire-card.md §4).
 mod ks {
     pub(super) const MASTER_CHANGEABLE: u8 = 0x01;
     pub(super) const FREE_LISTING: u8 = 0x02;
@@ -59,6 +59,7 @@ impl Desfire {
             0xA7 => self.end_transaction(ins, data, false),
             0x51 if self.generation.has_aes() => self.get_card_uid(ins, data),
             0x6E if self.generation.has_aes() => self.free_memory(ins, data),
+            0x5C if self.generation.has_aes() => self.set_configuration(ins, data),
             _ => Err(Status::IllegalCommand),
         }
     }
@@ -230,18 +231,25 @@ impl Desfire {
             return Err(Status::LengthError);
         };
         let aid = [a, b, c];
-        if self.selected.is_some() {
-            return Err(Status::PermissionDenied);
-        }
         if !self.apps.contains_key(&aid) {
             return Err(Status::ApplicationNotFound);
         }
-        self.master_or(ks::FREE_CREATE)?;
+        // At PICC level with the PICC master key (or free create/delete); inside the
+        // application itself with its master key, which leaves the card at PICC level.
+        match self.selected {
+            None => self.master_or(ks::FREE_CREATE)?,
+            Some(selected) if selected == aid && self.authed(0) => {}
+            Some(_) => return Err(Status::PermissionDenied),
+        }
         if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
             return Err(Status::CommandAborted);
         }
         self.apps.remove(&aid);
-        Ok(self.seal(&[], Protect::Mac))
+        let out = self.seal(&[], Protect::Mac);
+        if self.selected.take().is_some() {
+            self.session = Session::None;
+        }
+        Ok(out)
     }
 
     fn format_picc(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
@@ -254,6 +262,9 @@ impl Desfire {
         }
         if !self.authed(0) {
             return Err(Status::AuthenticationError);
+        }
+        if self.format_disabled {
+            return Err(Status::PermissionDenied);
         }
         if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
             return Err(Status::CommandAborted);
@@ -326,8 +337,8 @@ impl Desfire {
         Ok(self.seal(&[version], Protect::Mac))
     }
 
-    /// ChangeKey (§2.4): checks the right to change the key, decodes the cryptogram of the
-    /// session's scheme, then stores the key.
+    /// `ChangeKey` (docs/reference/desfire-card.md §4): checks the right to change the key,
+    /// decodes the cryptogram of the session's scheme, then stores the key.
     fn change_key(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         let (&key_byte, _) = data.split_first().ok_or(Status::LengthError)?;
         let auth = self.session.key_no().ok_or(Status::AuthenticationError)?;
@@ -349,7 +360,7 @@ impl Desfire {
             }
             (key_no, app.key_type)
         };
-        // The right to change it (§2.2).
+        // The right to change it (§4).
         let ks1 = self.key_settings();
         let allowed = if key_no == 0 {
             auth == 0 && ks1 & ks::MASTER_CHANGEABLE != 0
@@ -569,7 +580,7 @@ impl Desfire {
         Ok(self.seal(&bytes, data_protect(mode, 0, Some(len))))
     }
 
-    /// WriteData (3D, or 8D with ISO chaining). The data may arrive over `AF` frames: the
+    /// `WriteData` (3D, or 8D with ISO chaining). The data may arrive over `AF` frames: the
     /// length the header announces decides when it is complete.
     pub(super) fn write_data(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
         let file_no = *data.first().ok_or(Status::LengthError)?;
@@ -692,6 +703,39 @@ impl Desfire {
         }
         let free = u32::try_from(self.free_bytes()).unwrap_or(0).to_le_bytes();
         Ok(self.seal(&free[..3], Protect::Mac))
+    }
+
+    /// `SetConfiguration` (EV1+), PICC level, PICC master key: option 00 sets the PICC
+    /// configuration byte (bit 0 `FormatPICC` disabled, bit 1 random UID; irreversible on a
+    /// real card). Other options (default key, ATS) are not modelled (`9E`).
+    fn set_configuration(&mut self, ins: u8, data: &[u8]) -> Result<Out, Status> {
+        if data.first() != Some(&0x00) {
+            return Err(Status::ParameterError);
+        }
+        if self.selected.is_some() || !self.authed(0) {
+            return Err(Status::AuthenticationError);
+        }
+        let plain = self.open(
+            ins,
+            data,
+            Protect::Full {
+                header: 1,
+                plain_len: Some(1),
+            },
+        )?;
+        let byte = plain.get(1).copied().unwrap_or(0);
+        if self.write_gate().is_some_and(|m| m != TearMode::Landed) {
+            return Err(Status::CommandAborted);
+        }
+        self.format_disabled |= byte & 0x01 != 0;
+        self.random_uid |= byte & 0x02 != 0;
+        Ok(self.seal(
+            &[],
+            Protect::Full {
+                header: 1,
+                plain_len: None,
+            },
+        ))
     }
 }
 

@@ -1,21 +1,21 @@
-//! The card's cryptographic primitives, over RustCrypto's block ciphers (`aes`, `des`) and
-//! modes (`cbc`), and the `crc` crate (docs/reference/desfire.md §3-§4, §9).
+//! The card's cryptographic primitives, over `RustCrypto`'s block ciphers (`aes`, `des`) and
+//! modes (`cbc`), and the `crc` crate (docs/reference/desfire-card.md §4-§6).
 //!
 //! A [`Cipher`] is one key of a DESFire key type: DES and 2K3DES (16 bytes; DES is 2K3DES with
 //! equal halves, which TDEA-EDE2 computes as single DES), 3K3DES (24 bytes) and AES-128
 //! (16 bytes). Everything here is pure: no state, no randomness.
 
 use aes::Aes128;
-use aes::cipher::consts::{U8, U16};
 use aes::cipher::generic_array::GenericArray;
 use aes::cipher::{
     BlockCipher, BlockDecrypt, BlockDecryptMut, BlockEncrypt, BlockEncryptMut, InnerIvInit, KeyInit,
 };
+use cmac::digest::crypto_common::InnerInit;
+use cmac::{Cmac, CmacCore, Mac};
 use crc::{CRC_16_ISO_IEC_14443_3_A, CRC_32_JAMCRC, Crc};
-use dbl::Dbl;
 use des::{TdesEde2, TdesEde3};
 
-/// CRC32 as DESFire computes it: reflected EDB88320, preset FFFFFFFF, no final XOR (§9.1).
+/// CRC32 as DESFire computes it: reflected EDB88320, preset FFFFFFFF, no final XOR (§4).
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_JAMCRC);
 /// CRC16 of ISO 14443-3 type A (preset 6363), used by the legacy (D40) secure messaging.
 const CRC16: Crc<u16> = Crc::<u16>::new(&CRC_16_ISO_IEC_14443_3_A);
@@ -144,7 +144,7 @@ impl Cipher {
     }
 
     /// The inverse of the legacy (D40) "send" chaining, in which the PCD *deciphers* each block
-    /// after XOR with the previous output (§3.1 item 5): the card enciphers each block and XORs
+    /// after XOR with the previous output (§5, §6): the card enciphers each block and XORs
     /// the previous received block, the IV starting at zero.
     pub fn legacy_unwrap(&self, data: &[u8]) -> Option<Vec<u8>> {
         let bs = self.block_size();
@@ -164,42 +164,37 @@ impl Cipher {
     }
 
     /// CMAC (NIST SP 800-38B) whose CBC chain starts from `iv` instead of zero, as EV1 secure
-    /// messaging computes it (§4.1); the full last block is returned (it becomes the next IV).
+    /// messaging computes it (§6); the full last block is returned (it becomes the next IV).
+    /// Computed by the `cmac` crate as the CMAC of `D(iv) ‖ message`, whose first block
+    /// enciphers to `iv`; the message is never empty here (it holds at least INS or status),
+    /// and an empty one gets `None`.
     pub fn cmac_with_iv(&self, iv: &[u8], message: &[u8]) -> Option<Vec<u8>> {
-        let bs = self.block_size();
-        let (k1, k2) = self.cmac_subkeys();
-        let mut m = message.to_vec();
-        let complete = !m.is_empty() && m.len().is_multiple_of(bs);
-        if !complete {
-            m.push(0x80);
-            while !m.len().is_multiple_of(bs) {
-                m.push(0);
-            }
+        if message.is_empty() || iv.len() != self.block_size() {
+            return None;
         }
-        let last = m.len().checked_sub(bs)?;
-        xor_into(m.get_mut(last..)?, if complete { &k1 } else { &k2 });
-        let out = self.cbc_encrypt(iv, &m)?;
-        out.get(last..).map(<[u8]>::to_vec)
+        let mut first = iv.to_vec();
+        self.decrypt_block(&mut first);
+        Some(self.cmac(&[first.as_slice(), message].concat()))
     }
 
-    /// Plain CMAC (zero IV).
+    /// Plain CMAC (zero IV), by the `cmac` crate.
     pub fn cmac(&self, message: &[u8]) -> Vec<u8> {
-        self.cmac_with_iv(&vec![0; self.block_size()], message)
-            .unwrap_or_default()
-    }
-
-    /// CMAC subkeys K1, K2 (doubling in GF(2^b) via the `dbl` crate).
-    fn cmac_subkeys(&self) -> (Vec<u8>, Vec<u8>) {
-        let mut l = vec![0u8; self.block_size()];
-        self.encrypt_block(&mut l);
-        if l.len() == 8 {
-            let k1 = GenericArray::<u8, U8>::clone_from_slice(&l).dbl();
-            let k2 = k1.dbl();
-            (k1.to_vec(), k2.to_vec())
-        } else {
-            let k1 = GenericArray::<u8, U16>::clone_from_slice(&l).dbl();
-            let k2 = k1.dbl();
-            (k1.to_vec(), k2.to_vec())
+        match self {
+            Self::Tdes2(c) => {
+                let mut mac = Cmac::<TdesEde2>::from_core(CmacCore::inner_init((**c).clone()));
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Self::Tdes3(c) => {
+                let mut mac = Cmac::<TdesEde3>::from_core(CmacCore::inner_init((**c).clone()));
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
+            Self::Aes(c) => {
+                let mut mac = Cmac::<Aes128>::from_core(CmacCore::inner_init((**c).clone()));
+                mac.update(message);
+                mac.finalize().into_bytes().to_vec()
+            }
         }
     }
 }
@@ -241,7 +236,7 @@ pub fn xor_into(a: &mut [u8], b: &[u8]) {
     }
 }
 
-/// The bytes rotated left by one (RndB' from RndB).
+/// The bytes rotated left by one (`RndB`' from `RndB`).
 pub fn rotate_left(data: &[u8]) -> Vec<u8> {
     let mut out = data.to_vec();
     if !out.is_empty() {
@@ -270,7 +265,7 @@ pub fn iso_unpad(data: &[u8]) -> Option<&[u8]> {
     (data.get(end) == Some(&0x80) && data.len() - end <= 16).then(|| data.get(..end))?
 }
 
-/// The EV2 truncated MAC: the odd-indexed bytes of the CMAC (§4.2, §9.3).
+/// The EV2 truncated MAC: the odd-indexed bytes of the CMAC (§6).
 pub fn truncate_ev2(cmac: &[u8]) -> Vec<u8> {
     cmac.iter().skip(1).step_by(2).copied().collect()
 }
@@ -297,9 +292,6 @@ mod tests {
     #[test]
     fn nist_cmac_vectors() {
         let c = Cipher::aes(&h("2B7E1516 28AED2A6 ABF71588 09CF4F3C")).unwrap();
-        let (k1, k2) = c.cmac_subkeys();
-        assert_eq!(k1, h("FBEED618 35713366 7C85E08F 7236A8DE"));
-        assert_eq!(k2, h("F7DDAC30 6AE266CC F90BC11E E46D513B"));
         let m = h(
             "6BC1BEE2 2E409F96 E93D7E11 7393172A AE2D8A57 1E03AC9C 9EB76FAC 45AF8E51 30C81C46 \
              A35CE411 E5FBC119 1A0A52EF F69F2445 DF4F9B17 AD2B417B E66C3710",
@@ -308,6 +300,9 @@ mod tests {
         assert_eq!(c.cmac(&m[..16]), h("070A16B4 6B4D4144 F79BDD9D D04A287C"));
         assert_eq!(c.cmac(&m[..40]), h("DFA66747 DE9AE630 30CA3261 1497C827"));
         assert_eq!(c.cmac(&m), h("51F0BEBF 7E3B9D92 FC497417 79363CFE"));
+        // From a zero IV the chained CMAC is the plain one (the EV1 trace checks other IVs).
+        assert_eq!(c.cmac_with_iv(&[0; 16], &m[..40]), Some(c.cmac(&m[..40])));
+        assert_eq!(c.cmac_with_iv(&[0; 16], &[]), None);
     }
 
     #[test]

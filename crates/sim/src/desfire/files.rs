@@ -1,12 +1,12 @@
 //! Data files of an application: standard and backup files, their communication mode and
-//! access rights (docs/reference/desfire.md §2.3).
+//! access rights (docs/reference/desfire-card.md §7).
 
 /// How a file's data travels inside an authenticated session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CommMode {
     /// Plain (byte 00 or 02).
     Plain,
-    /// MACed (01).
+    /// `MACed` (01).
     Mac,
     /// Fully enciphered (03).
     Full,
@@ -66,12 +66,12 @@ impl AccessRights {
 pub enum FileKind {
     /// Standard data file (type 00): writes land at once.
     Standard,
-    /// Backup data file (type 01): writes land at CommitTransaction.
+    /// Backup data file (type 01): writes land at `CommitTransaction`.
     Backup,
 }
 
 impl FileKind {
-    /// The type byte of GetFileSettings.
+    /// The type byte of `GetFileSettings`.
     pub const fn code(self) -> u8 {
         match self {
             Self::Standard => 0x00,
@@ -121,7 +121,7 @@ impl DataFile {
         CommMode::from_byte(self.comm)
     }
 
-    /// GetFileSettings: `Type Comm AR(2) Size(3)`.
+    /// `GetFileSettings`: `Type Comm AR(2) Size(3)`.
     pub fn settings(&self) -> Vec<u8> {
         let size = u32::try_from(self.data.len())
             .unwrap_or(u32::MAX)

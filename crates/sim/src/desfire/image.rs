@@ -1,5 +1,5 @@
 //! The card image of `--load` / `--save`: JSON, every byte string in hex
-//! (docs/reference/desfire-image.md). Keys are in the image in clear: it is a test card.
+//! (docs/reference/desfire-card.md §8). Keys are in the image in clear: it is a test card.
 //!
 //! Uncommitted backup writes are not part of the image (a card saved on removal has lost them,
 //! as a real card in the field loses them).
@@ -29,6 +29,8 @@ struct Image {
     uid: String,
     #[serde(default)]
     random_uid: bool,
+    #[serde(default)]
+    format_disabled: bool,
     picc: Picc,
     #[serde(default)]
     applications: Vec<App>,
@@ -93,6 +95,7 @@ impl Desfire {
             generation: generation_name(self.generation),
             uid: hex(&self.uid),
             random_uid: self.random_uid,
+            format_disabled: self.format_disabled,
             picc: Picc {
                 key_settings: self.picc.key_settings,
                 key_type: self.picc.key_type.name().to_owned(),
@@ -168,6 +171,7 @@ impl Desfire {
         .ok_or("picc key: wrong length for its type")?;
         let mut card = Self::new(generation, uid);
         card.random_uid = image.random_uid;
+        card.format_disabled = image.format_disabled;
         card.picc = PiccMaster {
             key_settings: image.picc.key_settings,
             key_type: picc_type,

@@ -1,30 +1,28 @@
 //! A virtual MIFARE DESFire card (EV0, EV1, EV2, EV3), written from
-//! docs/reference/desfire.md (the team's copy: /work/shared/reference/desfire.md) and
-//! independent of the bridge's protocol crate: the card side of the same facts.
+//! the facts of docs/reference/desfire-card.md and independent of the bridge's protocol crate:
+//! the card side of the same facts, so that the two can disagree and the tests see it.
 //!
-//! - [`version`]: the generations and their GetVersion bytes.
+//! - [`version`]: the generations and their `GetVersion` bytes.
 //! - [`status`]: native status codes.
-//! - [`crypto`]: ciphers, CMAC, CRCs over RustCrypto and the `crc` crate.
+//! - [`crypto`]: ciphers, CMAC, CRCs over `RustCrypto` and the `crc` crate.
 //! - [`session`]: authenticated sessions and their secure messaging (D40, EV1, EV2).
 //! - [`applications`] and [`files`]: what the card stores.
 //! - `auth`, `commands`: the handshakes and the command set.
-//! - [`image`]: the `--load` / `--save` JSON image (docs/reference/desfire-image.md).
+//! - [`image`]: the `--load` / `--save` JSON image (docs/reference/desfire-card.md §8).
 //!
 //! [`Desfire::process`] takes one command frame, wrapped (`90 INS 00 00 [Lc data] 00`,
 //! answered `data 91 SW`) or native (`INS data`, answered `SW data`), and never panics. Long
-//! answers are chained with `AF` at [`MAX_FRAME_DATA`] bytes a frame (GetVersion as 7/7/14),
-//! and long WriteData commands may come in `AF` frames. A command frame may carry at most
+//! answers are chained with `AF` at [`MAX_FRAME_DATA`] bytes a frame (`GetVersion` as 7/7/14),
+//! and long `WriteData` commands may come in `AF` frames. A command frame may carry at most
 //! [`MAX_FRAME_DATA`] data bytes, as the EV1 buffer allows (ISO-chained `8D` is exempt).
 //!
 //! What counts as a write for `--tear-after-writes`: every command that changes EEPROM and is
-//! accepted up to that point: CreateApplication, DeleteApplication, FormatPICC,
-//! ChangeKeySettings, ChangeKey, CreateStdDataFile, CreateBackupDataFile, DeleteFile,
-//! WriteData and CommitTransaction. When the tear fires the card leaves during that command
-//! and answers nothing: a standard file keeps what the tear mode lets land of the write;
-//! everything else is atomic (new only with `landed`); uncommitted backup writes are lost.
-
-// Command names are NXP's (GetVersion, ChangeKey ...): words here, not code.
-#![allow(clippy::doc_markdown)]
+//! accepted up to that point: `CreateApplication`, `DeleteApplication`, `FormatPICC`,
+//! `ChangeKeySettings`, `ChangeKey`, `CreateStdDataFile`, `CreateBackupDataFile`, `DeleteFile`,
+//! `WriteData`, `CommitTransaction` and `SetConfiguration`. When the tear fires the card
+//! leaves during that command and answers nothing: a standard file keeps what the tear mode
+//! lets land of the write; everything else is atomic (new only with `landed`); uncommitted
+//! backup writes are lost.
 
 pub mod applications;
 mod auth;
@@ -61,7 +59,7 @@ enum Pending {
     Answer(VecDeque<Vec<u8>>),
     /// The second step of an authentication.
     Auth(Box<auth::Challenge>),
-    /// A WriteData whose data has not all arrived: INS and what came so far.
+    /// A `WriteData` whose data has not all arrived: INS and what came so far.
     Write { ins: u8, data: Vec<u8> },
 }
 
@@ -70,7 +68,7 @@ enum Pending {
 enum Split {
     /// At [`MAX_FRAME_DATA`] bytes.
     Size,
-    /// GetVersion: 7, 7 and the rest.
+    /// `GetVersion`: 7, 7 and the rest.
     Version,
 }
 
@@ -114,6 +112,8 @@ pub struct Desfire {
     generation: Generation,
     uid: [u8; 7],
     random_uid: bool,
+    /// `SetConfiguration`'s "`FormatPICC` disabled".
+    format_disabled: bool,
     picc: PiccMaster,
     apps: BTreeMap<[u8; 3], Application>,
     /// The selected application; `None` at PICC level (AID 000000).
@@ -133,6 +133,7 @@ impl Desfire {
             generation,
             uid,
             random_uid: false,
+            format_disabled: false,
             picc: PiccMaster::default(),
             apps: BTreeMap::new(),
             selected: None,
@@ -149,12 +150,12 @@ impl Desfire {
         self.generation
     }
 
-    /// The card's fixed 7-byte UID (what GetCardUID answers).
+    /// The card's fixed 7-byte UID (what `GetCardUID` answers).
     pub const fn uid(&self) -> [u8; 7] {
         self.uid
     }
 
-    /// Whether the card shows a random 4-byte UID at anticollision (SetConfiguration's
+    /// Whether the card shows a random 4-byte UID at anticollision (`SetConfiguration`'s
     /// random-UID option, as `mifare-desfire-ev1-configure-random-uid` sets it).
     pub const fn random_uid(&self) -> bool {
         self.random_uid
@@ -206,7 +207,7 @@ impl Desfire {
         !matches!(self.session, Session::None)
     }
 
-    /// Makes the next random numbers (RndB, TI, ...) these bytes, then back to the
+    /// Makes the next random numbers (`RndB`, TI, ...) these bytes, then back to the
     /// generator: for replaying published traces.
     pub fn script_random(&mut self, bytes: &[u8]) {
         self.scripted.extend(bytes);

@@ -1,19 +1,17 @@
 //! Authenticated sessions and their secure messaging, seen from the card
-//! (docs/reference/desfire.md §3-§4).
+//! (docs/reference/desfire-card.md §5-§6).
 //!
 //! - [`Session::D40`]: after the legacy 0A authentication: CRC16, 4-byte DES MAC, each
-//!   cryptogram from a zero IV; the PCD "deciphers" what it sends (§3.1 item 5).
-//! - [`Session::Ev1`]: after AuthenticateISO (1A) or AuthenticateAES (AA): one IV running
-//!   through every CMAC and cryptogram, CRC32, 8-byte CMAC prefix (§4.1).
+//!   cryptogram from a zero IV; the PCD "deciphers" what it sends.
+//! - [`Session::Ev1`]: after `AuthenticateISO` (1A) or `AuthenticateAES` (AA): one IV running
+//!   through every CMAC and cryptogram, CRC32, 8-byte CMAC prefix.
 //! - [`Session::Ev2`]: after AuthenticateEV2First/NonFirst: TI, command counter, derived
-//!   session keys and IVs, truncated MAC (§4.2).
+//!   session keys and IVs, truncated MAC.
 //!
 //! [`Session::open_command`] takes a command as received and returns its plain data, or the
 //! status that ends the session; [`Session::seal_answer`] protects a successful answer.
 
-use super::crypto::{
-    self, Cipher, crc16, crc32, iso_pad, iso_unpad, truncate_ev2, xor_into, zero_pad,
-};
+use super::crypto::{Cipher, crc16, crc32, iso_pad, iso_unpad, truncate_ev2, xor_into, zero_pad};
 use super::status::Status;
 
 /// How a command or answer is protected inside a session.
@@ -22,9 +20,9 @@ pub enum Protect {
     /// EV2: nothing; EV1: a CMAC is computed (IV advances) but not sent, and the answer gets
     /// one; D40: nothing.
     Plain,
-    /// A command of MAC mode: EV2 sends MACt; EV1 computes the CMAC without sending it.
+    /// A command of MAC mode: EV2 sends `MACt`; EV1 computes the CMAC without sending it.
     Mac,
-    /// File data in MAC mode: every scheme sends a MAC (EV2 MACt, EV1 CMAC(8), D40 MAC(4)).
+    /// File data in MAC mode: every scheme sends a MAC (EV2 `MACt`, EV1 CMAC(8), D40 MAC(4)).
     MacData,
     /// Full mode: the data after `header` bytes is enciphered; `plain_len`, when known, is
     /// the length of the plaintext (it locates the CRC).
@@ -60,9 +58,9 @@ pub enum Session {
     },
     /// EV2 (71 / 77).
     Ev2 {
-        /// KSesAuthENC.
+        /// `KSesAuthENC`.
         enc: Cipher,
-        /// KSesAuthMAC.
+        /// `KSesAuthMAC`.
         mac: Cipher,
         /// Transaction identifier.
         ti: [u8; 4],
@@ -320,17 +318,9 @@ impl Session {
             }
         }
     }
-
-    /// EV2: counts a command whose answer carries nothing (ChangeKey of the authenticated
-    /// key ends the session anyway; kept for symmetry).
-    pub fn count(&mut self) {
-        if let Self::Ev2 { ctr, .. } = self {
-            *ctr = ctr.saturating_add(1);
-        }
-    }
 }
 
-/// EV2 session keys from RndA, RndB and the key (§3.2 item 6-7): (ENC, MAC).
+/// EV2 session keys from `RndA`, `RndB` and the key (§5): (ENC, MAC).
 pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     let (a, b) = (rnd_a, rnd_b);
     let mut sv = vec![0xA5, 0x5A, 0x00, 0x01, 0x00, 0x80];
@@ -349,7 +339,7 @@ pub fn ev2_session_keys(key: &Cipher, rnd_a: &[u8], rnd_b: &[u8]) -> Option<(Vec
     Some((enc, mac))
 }
 
-/// EV1 session key from RndA, RndB (§3.1 item 4) for the key type's length: AES 16, 3K3DES
+/// EV1 session key from `RndA`, `RndB` (§5) for the key type's length: AES 16, 3K3DES
 /// 24, 2K3DES 16 (DES: 8 bytes, doubled by the caller's cipher).
 pub fn ev1_session_key(kind: SessionKeyKind, a: &[u8], b: &[u8]) -> Option<Vec<u8>> {
     let parts: &[(bool, std::ops::Range<usize>)] = match kind {
@@ -384,9 +374,6 @@ pub enum SessionKeyKind {
     /// AES-128.
     Aes,
 }
-
-/// Re-exported for the tests of the handshake.
-pub use crypto::rotate_left;
 
 #[cfg(test)]
 mod tests {

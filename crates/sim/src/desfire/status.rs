@@ -1,5 +1,5 @@
 //! The card's native status codes: the second status byte of a wrapped answer (`91 xx`) or
-//! the first byte of a native one (docs/reference/desfire.md §1).
+//! the first byte of a native one (docs/reference/desfire-card.md §1).
 
 /// A DESFire status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

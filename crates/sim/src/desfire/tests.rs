@@ -1,4 +1,4 @@
-//! The card's own tests: the published traces of docs/reference/desfire.md §6 replayed
+//! The card's own tests: the published traces of docs/reference/desfire-card.md §9 replayed
 //! against the card, then the command set, access rights, transactions and tears.
 
 use super::applications::{Application, Key, KeyType};
@@ -113,8 +113,8 @@ fn an12196_t14_ev2_first_key0() {
     assert_eq!(mac.cmac(b"x"), expect_mac.cmac(b"x"));
 }
 
-/// T19 (EV2First with key 3), T21 (full-mode WriteData), T23 (NonFirst with key 0), T25
-/// (ChangeKey of another key) and T26 (ChangeKey of the authenticated key), in one session.
+/// T19 (`EV2First` with key 3), T21 (full-mode `WriteData`), T23 (`NonFirst` with key 0), T25
+/// (`ChangeKey` of another key) and T26 (`ChangeKey` of the authenticated key), in one session.
 #[test]
 fn an12196_t19_to_t26_one_session() {
     let mut card = card_with_app(Generation::Ev2, KeyType::Aes, 5, 0x0F);
@@ -228,8 +228,9 @@ fn an12196_t28_get_card_uid_full_mode() {
     );
 }
 
-#[test]
-fn an12343_mac_mode_write_and_read() {
+/// AN12343's MAC-mode example: a MAC-mode file 0 (key 0 for everything) and the session
+/// (MAC key, TI, counter 0) the example runs in.
+fn an12343_card() -> Desfire {
     let mut card = card_with_app(Generation::Ev3, KeyType::Aes, 1, 0x0F);
     add_file(&mut card, 0, FileKind::Standard, 0x01, [0x00, 0x00], 64);
     card.session = ev2_session(
@@ -239,6 +240,12 @@ fn an12343_mac_mode_write_and_read() {
         0,
         0,
     );
+    card
+}
+
+#[test]
+fn an12343_mac_mode_write_and_read() {
+    let mut card = an12343_card();
     let data = "22".repeat(25);
     assert_eq!(
         tx(
@@ -281,15 +288,7 @@ fn an12343_t40_change_key_0() {
 
 #[test]
 fn ev2_wrong_mac_is_an_integrity_error_and_ends_the_session() {
-    let mut card = card_with_app(Generation::Ev3, KeyType::Aes, 1, 0x0F);
-    add_file(&mut card, 0, FileKind::Standard, 0x01, [0x00, 0x00], 64);
-    card.session = ev2_session(
-        "00000000 00000000 00000000 00000000",
-        "9366FA19 5EB566F5 BD2BAD40 20B83002",
-        "E2D3AF69",
-        0,
-        0,
-    );
+    let mut card = an12343_card();
     let data = "22".repeat(25);
     assert_eq!(
         tx(
@@ -486,7 +485,7 @@ fn legacy_auth(card: &mut Desfire, key_no: u8, key: &[u8]) -> u8 {
     sw
 }
 
-/// EV2First; returns the session (ENC, MAC, TI) or the status.
+/// `EV2First`; returns the session (ENC, MAC, TI) or the status.
 fn ev2_first(card: &mut Desfire, key_no: u8, key: &[u8]) -> Result<(Cipher, Cipher, Vec<u8>), u8> {
     let k = Cipher::aes(key).unwrap();
     let (ek, sw) = cmd(card, 0x71, &[key_no, 0]);
@@ -512,7 +511,7 @@ fn ev2_first(card: &mut Desfire, key_no: u8, key: &[u8]) -> Result<(Cipher, Ciph
     ))
 }
 
-/// EV2 MACt over `head ‖ ctr ‖ TI ‖ data`.
+/// EV2 `MACt` over `head ‖ ctr ‖ TI ‖ data`.
 fn mact(mac: &Cipher, head: u8, ctr: u16, ti: &[u8], data: &[u8]) -> Vec<u8> {
     let input = [&[head][..], &ctr.to_le_bytes(), ti, data].concat();
     super::crypto::truncate_ev2(&mac.cmac(&input))
@@ -558,7 +557,7 @@ fn ev0_has_no_aes_and_no_ev2() {
 }
 
 /// What `mifare-desfire-format` does to a factory card: legacy auth with the zero DES key,
-/// ChangeKeySettings 0F (enciphered, CRC16), FormatPICC.
+/// `ChangeKeySettings` 0F (enciphered, CRC16), `FormatPICC`.
 #[test]
 fn factory_card_takes_legacy_auth_change_key_settings_and_format() {
     let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
@@ -764,4 +763,135 @@ mod fuzz {
             }
         }
     }
+}
+
+/// `AuthenticateISO` (1A) with a 2K3DES and a 3K3DES key, then a `CMACed` answer in the EV1
+/// session (8-byte blocks, 3DES CMAC) and a wrong key.
+#[test]
+fn iso_authentication_with_2k3des_and_3k3des() {
+    for (key_type, key) in [
+        (KeyType::Des, h("00112233445566778899AABBCCDDEEFF")),
+        (
+            KeyType::Tdes3,
+            h("00112233445566778899AABBCCDDEEFF0123456789ABCDEF"),
+        ),
+    ] {
+        let mut card = card_with_app(Generation::Ev1, key_type, 1, 0x0F);
+        card.apps.get_mut(&AID).unwrap().keys[0] = Key::new(key_type, &key, 0).unwrap();
+        let k = Key::new(key_type, &key, 0)
+            .unwrap()
+            .cipher(key_type)
+            .unwrap();
+        let (ek, sw) = cmd(&mut card, 0x1A, &[0]);
+        assert_eq!(sw, 0xAF);
+        let n = ek.len();
+        assert_eq!(n, if key_type == KeyType::Des { 8 } else { 16 });
+        let rnd_b = k.cbc_decrypt(&[0; 8], &ek).unwrap();
+        let rnd_a: Vec<u8> = (0..n).map(|i| u8::try_from(i).unwrap() * 7).collect();
+        let sent = k
+            .cbc_encrypt(&ek[n - 8..], &[rnd_a.clone(), rotate_left(&rnd_b)].concat())
+            .unwrap();
+        let (answer, sw) = cmd(&mut card, 0xAF, &sent);
+        assert_eq!(sw, 0x00, "{key_type:?}");
+        assert_eq!(
+            k.cbc_decrypt(&sent[sent.len() - 8..], &answer).unwrap(),
+            rotate_left(&rnd_a)
+        );
+        let kind = if key_type == KeyType::Des {
+            super::session::SessionKeyKind::Tdes2
+        } else {
+            super::session::SessionKeyKind::Tdes3
+        };
+        let session_key = super::session::ev1_session_key(kind, &rnd_a, &rnd_b).unwrap();
+        let s = if key_type == KeyType::Des {
+            Cipher::des(&session_key).unwrap()
+        } else {
+            Cipher::tdes3(&session_key).unwrap()
+        };
+        // GetKeyVersion: the IV runs through the command's CMAC into the answer's.
+        let iv = s.cmac_with_iv(&[0; 8], &[0x64, 0x00]).unwrap();
+        let (answer, sw) = cmd(&mut card, 0x64, &[0]);
+        assert_eq!(sw, 0x00);
+        // The version of a DES-family key is in its parity bits: 0x55 for this key.
+        let mac = s.cmac_with_iv(&iv, &[0x55, 0x00]).unwrap();
+        assert_eq!(answer, [&[0x55][..], &mac[..8]].concat(), "{key_type:?}");
+        // A wrong key fails and leaves no session.
+        card.apps.get_mut(&AID).unwrap().keys[0] = Key::zero(key_type);
+        let (ek, _) = cmd(&mut card, 0x1A, &[0]);
+        let wrong = k.cbc_encrypt(&ek[n - 8..], &vec![0x42; 2 * n]).unwrap();
+        assert_eq!(cmd(&mut card, 0xAF, &wrong).1, 0xAE);
+        assert!(!card.is_authenticated());
+    }
+}
+
+#[test]
+fn set_configuration_random_uid_and_format_lock() {
+    let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(cmd(&mut card, 0x5C, &[0, 0, 0, 0, 0, 0, 0, 0, 0]).1, 0xAE);
+    assert_eq!(legacy_auth(&mut card, 0, &[0; 8]), 0x00);
+    let Session::D40 { cipher, .. } = card.session.clone() else {
+        panic!("no D40 session");
+    };
+    let mut block = vec![0x03];
+    block.extend_from_slice(&super::crypto::crc16(&[0x03]));
+    block.resize(8, 0);
+    cipher.decrypt_block(&mut block);
+    assert_eq!(
+        cmd(&mut card, 0x5C, &[&[0x00][..], &block].concat()).1,
+        0x00
+    );
+    assert!(card.random_uid());
+    assert_eq!(cmd(&mut card, 0xFC, &[]).1, 0x9D, "FormatPICC disabled");
+}
+
+#[test]
+fn delete_application_from_inside_with_its_master_key() {
+    let mut card = card_with_app(Generation::Ev2, KeyType::Aes, 1, 0x09);
+    // Inside the application without its master key: refused.
+    assert_eq!(cmd(&mut card, 0xDA, &AID).1, 0x9D);
+    ev2_first(&mut card, 0, &[0; 16]).unwrap();
+    let Session::Ev2 { mac, ti, .. } = card.session.clone() else {
+        panic!("no EV2 session");
+    };
+    let m = mact(&mac, 0xDA, 0, &ti, &AID);
+    let (answer, sw) = cmd(&mut card, 0xDA, &[AID.to_vec(), m].concat());
+    assert_eq!((answer, sw), (mact(&mac, 0x00, 1, &ti, &[]), 0x00));
+    assert!(card.apps.is_empty());
+    assert!(!card.is_authenticated());
+    // Back at PICC level: GetApplicationIDs (free listing) answers an empty list.
+    assert_eq!(cmd(&mut card, 0x6A, &[]), (vec![], 0x00));
+}
+
+/// The legacy (D40) `ChangeKey` of the PICC key to AES, as libfreefare 0.4.0 builds it: the new
+/// key, its version byte, CRC16 over both, zero padding, sent through the PCD's deciphering
+/// chain.
+#[test]
+fn legacy_change_of_the_picc_key_to_aes_keeps_its_version() {
+    let mut card = Desfire::new(Generation::Ev1, [4, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(legacy_auth(&mut card, 0, &[0; 8]), 0x00);
+    let Session::D40 { cipher, .. } = card.session.clone() else {
+        panic!("no D40 session");
+    };
+    let new = [0x42u8; 16];
+    let mut plain = new.to_vec();
+    plain.push(0x07);
+    let crc = super::crypto::crc16(&plain);
+    plain.extend_from_slice(&crc);
+    plain.resize(24, 0);
+    let mut prev = [0u8; 8];
+    let mut sent = vec![0x80];
+    for block in plain.chunks(8) {
+        let mut x = block.to_vec();
+        super::crypto::xor_into(&mut x, &prev);
+        cipher.decrypt_block(&mut x);
+        prev.copy_from_slice(&x);
+        sent.extend_from_slice(&x);
+    }
+    assert_eq!(cmd(&mut card, 0xC4, &sent), (vec![], 0x00));
+    assert_eq!(card.picc.key_type, KeyType::Aes);
+    assert_eq!(
+        (card.picc.key.bytes.clone(), card.picc.key.version),
+        (new.to_vec(), 7)
+    );
+    assert!(!card.is_authenticated(), "the authenticated key changed");
 }

@@ -1,4 +1,4 @@
-//! Card generations and what GetVersion answers for each (docs/reference/desfire.md §2.1, §7).
+//! Card generations and what `GetVersion` answers for each (docs/reference/desfire-card.md §2).
 
 use std::fmt;
 
@@ -16,18 +16,18 @@ pub enum Generation {
 }
 
 impl Generation {
-    /// Whether AES keys and AuthenticateAES / AuthenticateISO exist (EV1 and later).
+    /// Whether AES keys and `AuthenticateAES` / `AuthenticateISO` exist (EV1 and later).
     pub const fn has_aes(self) -> bool {
         !matches!(self, Self::Ev0)
     }
 
-    /// Whether AuthenticateEV2First / NonFirst exist.
+    /// Whether `AuthenticateEV2First` / `NonFirst` exist.
     pub const fn has_ev2(self) -> bool {
         matches!(self, Self::Ev2 | Self::Ev3)
     }
 
     /// HW and SW version bytes (7 each): vendor, type, subtype, major, minor, storage,
-    /// protocol; from the dumps of §7 (EV0: MF3ICD40 4K, software 0.6).
+    /// protocol; from the dumps of §2 (EV0: MF3ICD40 4K, software 0.6).
     pub const fn hw_sw(self) -> ([u8; 7], [u8; 7]) {
         match self {
             Self::Ev0 => (
@@ -49,7 +49,7 @@ impl Generation {
         }
     }
 
-    /// Batch number (5 bytes) and production week/year (BCD) of the dumps in §7.
+    /// Batch number (5 bytes) and production week/year (BCD) of the dumps in §2.
     pub const fn batch_week_year(self) -> ([u8; 5], u8, u8) {
         match self {
             Self::Ev0 => ([0xB0, 0x52, 0x10, 0x41, 0x10], 0x20, 0x08),
@@ -66,7 +66,7 @@ impl Generation {
         1usize << (storage >> 1)
     }
 
-    /// The 28 bytes of GetVersion for a card whose GetVersion UID is `uid` (7 bytes; zeros on
+    /// The 28 bytes of `GetVersion` for a card whose `GetVersion` UID is `uid` (7 bytes; zeros on
     /// random-UID cards).
     pub fn version_bytes(self, uid: [u8; 7]) -> Vec<u8> {
         let (hw, sw) = self.hw_sw();

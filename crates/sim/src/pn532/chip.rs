@@ -1,6 +1,6 @@
 //! The PN532 (firmware 1.6) as a host sees it over HSU, with one card - MIFARE Classic or
 //! MIFARE DESFire - that can be in its field or not (PN532 user manual §7;
-//! docs/reference/pn532.md; for DESFire docs/reference/desfire.md §7).
+//! docs/reference/pn532.md; for DESFire docs/reference/desfire-card.md §2).
 //!
 //! Only what a reader of MIFARE Classic cards uses is modelled, as the datasheet describes it,
 //! and what libnfc's `pn532_uart` driver and nfcpy send at start-up: `GetFirmwareVersion`,
